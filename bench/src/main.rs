@@ -1,0 +1,2 @@
+//! `portolan-bench` (being written).
+fn main() {}

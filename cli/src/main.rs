@@ -1,0 +1,2 @@
+//! The `portolan` CLI (being written).
+fn main() {}

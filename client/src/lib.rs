@@ -1,0 +1,1 @@
+//! The Portolan client library (being written).

@@ -1,0 +1,1 @@
+//! Writing a registry back out: IANA CSV, services(5) and JSON (being written).

@@ -1,0 +1,45 @@
+//! The IANA Service Name and Transport Protocol Port Number Registry as data:
+//! the domain model, parsers for every format the registry ships in, and the
+//! concurrent index that answers lookups while reloads are applied.
+//!
+//! This crate knows nothing of networking: it depends on neither tokio nor
+//! tonic nor prost, so the server, the client's offline and replica modes and
+//! the CLI all share one implementation.
+//!
+//! # Layout
+//! * [`model`]: [`Record`] (one registry row, nothing lost) and its value
+//!   types: [`PortRange`], [`Protocol`], [`RecordState`], [`PortClass`],
+//!   [`RegistryDate`], [`Person`], [`RecordKey`].
+//! * [`registry`]: [`Registry`], an immutable, ordered set of records plus
+//!   where they came from ([`SourceInfo`]).
+//! * [`parse`]: format detection and one parser per format (IANA CSV, IANA
+//!   XML, IANA plain text, `/etc/services`, nmap-services, each optionally
+//!   gzip-compressed), returning the registry plus line-numbered
+//!   diagnostics, or one error naming the line.
+//! * [`diff`]: [`Diff`], the difference between two registries by
+//!   [`RecordKey`]; the same value the server publishes to watchers and
+//!   client caches apply.
+//! * [`query`]: filters, search ranking and canonical ordering.
+//! * [`index`]: [`Index`], the live dashmap-based index: point lookups,
+//!   scans over an immutable [`Snapshot`], and reloads applied as diffs with
+//!   guard rails.
+//! * [`export`]: writing a registry as IANA CSV, `/etc/services` or JSON.
+//! * [`embedded`]: the default registry compiled into the binary.
+
+pub mod diff;
+pub mod embedded;
+pub mod export;
+pub mod index;
+pub mod model;
+pub mod parse;
+pub mod query;
+pub mod registry;
+
+pub use diff::Diff;
+// pub use index::{ApplyError, Change, Index, LookupResult, ReloadGuard, Snapshot};
+pub use model::{
+    PortClass, PortRange, Person, Protocol, Record, RecordKey, RecordState, RegistryDate,
+};
+pub use parse::{Diagnostic, Format, ParseError, Parsed, parse};
+pub use query::{Filter, SearchQuery};
+pub use registry::{Registry, SourceInfo};

@@ -1,0 +1,105 @@
+//! [`Registry`]: an immutable, ordered set of records as one source gave
+//! them, plus what is known about that source.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+
+use crate::model::{Record, RecordKey, RecordState};
+use crate::parse::Format;
+
+/// Where a registry came from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourceInfo {
+    /// File path, or `embedded`.
+    pub path: String,
+    /// The format the bytes were parsed as.
+    pub format: Option<Format>,
+    /// Whether the bytes were gzip-compressed.
+    pub gzip: bool,
+    /// SHA-256 of the bytes as read (before decompression), lowercase hex.
+    pub content_hash: String,
+    /// The registry's own "last updated" date, where the file states one.
+    pub updated: Option<String>,
+    /// How many diagnostics the parser reported.
+    pub diagnostic_count: usize,
+}
+
+impl SourceInfo {
+    /// The format label shown to users: `iana-csv`, `iana-xml+gzip`, ...
+    pub fn format_label(&self) -> String {
+        let base = self.format.map_or("unknown", |f| f.as_str());
+        if self.gzip {
+            format!("{base}+gzip")
+        } else {
+            base.to_string()
+        }
+    }
+}
+
+/// An ordered set of records (source order) plus their source.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    /// Records in source order.
+    pub records: Vec<Record>,
+    /// Where they came from.
+    pub source: SourceInfo,
+}
+
+impl Registry {
+    /// Builds a registry from records in source order.
+    pub fn new(records: Vec<Record>, source: SourceInfo) -> Self {
+        Self { records, source }
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether there are no records.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The [`RecordKey`] of every record, in source order (see
+    /// [`RecordKey`] for how ordinals are counted).
+    pub fn keys(&self) -> Vec<RecordKey> {
+        let mut seen: HashMap<(Option<&str>, Option<crate::PortRange>, Option<&crate::Protocol>), u32> =
+            HashMap::with_capacity(self.records.len());
+        self.records
+            .iter()
+            .map(|r| {
+                let slot = seen
+                    .entry((r.name.as_deref(), r.ports, r.protocol.as_ref()))
+                    .or_insert(0);
+                let ordinal = *slot;
+                *slot += 1;
+                RecordKey {
+                    name: r.name.clone(),
+                    ports: r.ports,
+                    protocol: r.protocol.clone(),
+                    ordinal,
+                }
+            })
+            .collect()
+    }
+
+    /// Record counts by state.
+    pub fn counts_by_state(&self) -> BTreeMap<RecordState, usize> {
+        let mut out = BTreeMap::new();
+        for r in &self.records {
+            *out.entry(r.state).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Record counts by protocol name (`none` for rows without one).
+    pub fn counts_by_protocol(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for r in &self.records {
+            let key = r.protocol.as_ref().map_or("none", |p| p.as_str()).to_string();
+            *out.entry(key).or_insert(0) += 1;
+        }
+        out
+    }
+}

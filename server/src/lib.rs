@@ -1,0 +1,1 @@
+//! The Portolan server (being written).

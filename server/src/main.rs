@@ -1,0 +1,2 @@
+//! `portolan-server` (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Conversions (being written).
