@@ -1,1 +1,541 @@
-//! The live index (being written).
+//! [`Index`]: the live, concurrent index that answers lookups while reloads
+//! are applied.
+//!
+//! # Structure
+//! * `by_port`: a [`DashMap`] from every port to the records covering it
+//!   (ranges are expanded, so 6010 finds x11 6000-6063), all protocols
+//!   together, in canonical order ([`query::canonical_cmp`]).
+//! * `by_name`: a [`DashMap`] from each lowercase name and alias to its
+//!   records, in canonical order.
+//! * `snapshot`: the current [`Snapshot`], an immutable record set of one
+//!   version, for scans (list, search), info and diffs.
+//! * `version`: the current version number.
+//!
+//! # Reload semantics (the invariants)
+//! 1. A reload parses and validates the new registry completely off to the
+//!    side (the caller does that; [`Index::apply`] receives a finished
+//!    [`Registry`]) and passes the [`ReloadGuard`].
+//! 2. It computes the [`Diff`] against the current snapshot. An empty diff
+//!    changes nothing and does not move the version.
+//! 3. It applies the diff to the maps: **upserts before removals**, so a key
+//!    present in both versions is never missing from a map, not even for a
+//!    moment.
+//! 4. It then publishes the new snapshot and only then moves `version`
+//!    (release ordering). A point lookup reads `version` (acquire) *before*
+//!    the map, so the version it reports is never newer than its data.
+//! 5. Scans read one [`Snapshot`], so a listing always matches exactly one
+//!    version.
+//! 6. Writers are serialised by a mutex; readers never take it.
+//!
+//! Unchanged records keep their `Arc` across reloads, so a map entry whose
+//! records did not change is recognised by pointer and left alone.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use rustc_hash::FxBuildHasher;
+
+use crate::diff::{Diff, KeyedRecord};
+use crate::model::{Protocol, Record, RecordKey, RecordState};
+use crate::query::{self, Filter, MatchRank, SearchQuery};
+use crate::registry::{Registry, SourceInfo};
+
+type RecordList = Arc<[Arc<Record>]>;
+
+/// Guard rails applied to every reload.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReloadGuard {
+    /// Reject a new registry whose record count is lower than the current
+    /// one by more than this fraction (0.5 = refuse to lose more than half).
+    /// 1.0 disables the check.
+    pub max_shrink: f64,
+}
+
+impl Default for ReloadGuard {
+    fn default() -> Self {
+        Self { max_shrink: 0.5 }
+    }
+}
+
+impl ReloadGuard {
+    /// A guard that accepts any non-empty registry.
+    pub fn permissive() -> Self {
+        Self { max_shrink: 1.0 }
+    }
+
+    /// Checks a record count change.
+    pub fn check(&self, current: usize, new: usize) -> Result<(), ApplyError> {
+        if new == 0 {
+            return Err(ApplyError::Empty);
+        }
+        let floor = (current as f64) * (1.0 - self.max_shrink.clamp(0.0, 1.0));
+        if (new as f64) < floor {
+            return Err(ApplyError::Shrink {
+                current,
+                new,
+                max_shrink: self.max_shrink,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why a new registry was not applied. The current registry keeps serving.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The new registry has no records.
+    #[error("refusing an empty registry")]
+    Empty,
+    /// The new registry shrinks by more than the guard allows.
+    #[error(
+        "refusing a registry of {new} records: it would drop {dropped} of the current {current} \
+         (more than the allowed {pct:.0}%)",
+        dropped = current - new,
+        pct = max_shrink * 100.0
+    )]
+    Shrink {
+        /// Current record count.
+        current: usize,
+        /// New record count.
+        new: usize,
+        /// The guard's limit.
+        max_shrink: f64,
+    },
+}
+
+/// The answer to a point lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookupResult {
+    /// The version read before the data (never newer than the data).
+    pub version: u64,
+    /// Matching records in canonical order; empty when none.
+    pub records: Vec<Arc<Record>>,
+}
+
+/// An applied change: what a reload did.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The version before.
+    pub from_version: u64,
+    /// The version after.
+    pub to_version: u64,
+    /// What changed.
+    pub diff: Diff,
+    /// The registry after the change.
+    pub snapshot: Arc<Snapshot>,
+}
+
+/// An immutable record set of one version, for scans.
+#[derive(Debug)]
+pub struct Snapshot {
+    version: u64,
+    source: SourceInfo,
+    loaded_at: SystemTime,
+    /// Records with their keys, in source order.
+    keyed: Vec<KeyedRecord>,
+    /// Indices into `keyed` in scan order ([`query::scan_cmp`]).
+    scan_order: Vec<u32>,
+    /// Lowercase name and description per record (same indices as
+    /// `keyed`), so searches do not lowercase 14,500 strings per call.
+    search_text: Vec<(Box<str>, Box<str>)>,
+}
+
+impl Snapshot {
+    fn build(version: u64, source: SourceInfo, keyed: Vec<KeyedRecord>) -> Self {
+        let mut scan_order: Vec<u32> = (0..keyed.len() as u32).collect();
+        scan_order.sort_by(|&a, &b| {
+            query::scan_cmp(
+                (&keyed[a as usize].1, a as usize),
+                (&keyed[b as usize].1, b as usize),
+            )
+        });
+        let search_text = keyed
+            .iter()
+            .map(|(_, r)| {
+                (
+                    r.name
+                        .as_deref()
+                        .unwrap_or("")
+                        .to_lowercase()
+                        .into_boxed_str(),
+                    r.description.to_lowercase().into_boxed_str(),
+                )
+            })
+            .collect();
+        Self {
+            version,
+            source,
+            loaded_at: SystemTime::now(),
+            keyed,
+            scan_order,
+            search_text,
+        }
+    }
+
+    /// The version of this record set.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Where the records came from.
+    pub fn source(&self) -> &SourceInfo {
+        &self.source
+    }
+
+    /// When this record set was installed.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.keyed.len()
+    }
+
+    /// Whether there are no records.
+    pub fn is_empty(&self) -> bool {
+        self.keyed.is_empty()
+    }
+
+    /// Records with their keys, in source order.
+    pub fn keyed(&self) -> &[KeyedRecord] {
+        &self.keyed
+    }
+
+    /// Records in scan order — (port, protocol, name), records without a
+    /// port last — that pass `filter`.
+    pub fn list<'a>(&'a self, filter: &'a Filter) -> impl Iterator<Item = &'a KeyedRecord> + 'a {
+        self.scan_order
+            .iter()
+            .map(|&i| &self.keyed[i as usize])
+            .filter(move |(_, r)| filter.matches(r))
+    }
+
+    /// Ranked search: exact name, then name prefix, then name substring,
+    /// then description; ties in scan order. At most `query.limit` results.
+    pub fn search(&self, query: &SearchQuery) -> Vec<(MatchRank, &KeyedRecord)> {
+        let needle = query.text.trim().to_lowercase();
+        let mut hits: Vec<(MatchRank, u32)> = Vec::new();
+        for (pos, &i) in self.scan_order.iter().enumerate() {
+            let (name, desc) = &self.search_text[i as usize];
+            let Some(rank) = query::rank(name, desc, &needle) else {
+                continue;
+            };
+            if !query.filter.matches(&self.keyed[i as usize].1) {
+                continue;
+            }
+            hits.push((rank, pos as u32));
+        }
+        hits.sort_unstable();
+        hits.truncate(query.limit);
+        hits.into_iter()
+            .map(|(rank, pos)| (rank, &self.keyed[self.scan_order[pos as usize] as usize]))
+            .collect()
+    }
+
+    /// Record counts by state.
+    pub fn counts_by_state(&self) -> BTreeMap<RecordState, usize> {
+        let mut out = BTreeMap::new();
+        for (_, r) in &self.keyed {
+            *out.entry(r.state).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Record counts by protocol name (`none` for rows without one).
+    pub fn counts_by_protocol(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for (_, r) in &self.keyed {
+            let key = r.protocol.as_ref().map_or("none", |p| p.as_str());
+            *out.entry(key.to_string()).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// A copy of the record set as a [`Registry`] (source order), e.g. for
+    /// export.
+    pub fn to_registry(&self) -> Registry {
+        Registry::new(
+            self.keyed.iter().map(|(_, r)| Record::clone(r)).collect(),
+            self.source.clone(),
+        )
+    }
+}
+
+/// The live index. Cheap to share behind an `Arc`; every method takes
+/// `&self`.
+#[derive(Debug)]
+pub struct Index {
+    by_port: DashMap<u16, RecordList, FxBuildHasher>,
+    by_name: DashMap<Box<str>, RecordList, FxBuildHasher>,
+    snapshot: ArcSwap<Snapshot>,
+    version: AtomicU64,
+    /// Serialises writers (reloads); readers never take it.
+    writer: Mutex<()>,
+}
+
+impl Index {
+    /// An index serving `registry` at version 1.
+    pub fn new(registry: Registry) -> Self {
+        let keyed = keyed_records(registry.records);
+        Self::from_keyed(keyed, registry.source, 1)
+    }
+
+    /// An index serving already-keyed records at `version` (used by
+    /// replicas that mirror a server's versions).
+    pub fn from_keyed(keyed: Vec<KeyedRecord>, source: SourceInfo, version: u64) -> Self {
+        let snapshot = Snapshot::build(version, source, keyed);
+        let (ports, names) = build_maps(&snapshot.keyed);
+        let mut by_port = DashMap::with_capacity_and_hasher(ports.len(), FxBuildHasher);
+        by_port.extend(ports);
+        let mut by_name = DashMap::with_capacity_and_hasher(names.len(), FxBuildHasher);
+        by_name.extend(names);
+        Self {
+            by_port,
+            by_name,
+            snapshot: ArcSwap::from_pointee(snapshot),
+            version: AtomicU64::new(version),
+            writer: Mutex::new(()),
+        }
+    }
+
+    /// The current version.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The current immutable record set.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Every record covering `port` (exact ports and ranges), matching
+    /// `protocol` (`None` = any; records without a protocol match every
+    /// protocol), in canonical order.
+    pub fn lookup_port(&self, port: u16, protocol: Option<&Protocol>) -> LookupResult {
+        let version = self.version();
+        let records = match self.by_port.get(&port) {
+            Some(list) => filter_protocol(&list, protocol),
+            None => Vec::new(),
+        };
+        LookupResult { version, records }
+    }
+
+    /// Every record whose name or alias equals `name` case-insensitively,
+    /// matching `protocol`, in canonical order.
+    pub fn lookup_name(&self, name: &str, protocol: Option<&Protocol>) -> LookupResult {
+        let version = self.version();
+        let lowered;
+        let key = if name.chars().any(char::is_uppercase) {
+            lowered = name.to_lowercase();
+            lowered.as_str()
+        } else {
+            name
+        };
+        let records = match self.by_name.get(key) {
+            Some(list) => filter_protocol(&list, protocol),
+            None => Vec::new(),
+        };
+        LookupResult { version, records }
+    }
+
+    /// Replaces the registry with `registry` (parsed and validated by the
+    /// caller), applying the difference as a diff; see the module docs for
+    /// the invariants. Returns `Ok(None)` when nothing changed (the source
+    /// information is still updated, the version is not).
+    pub fn apply(
+        &self,
+        registry: Registry,
+        guard: &ReloadGuard,
+    ) -> Result<Option<Change>, ApplyError> {
+        let keyed = keyed_records(registry.records);
+        self.install(keyed, registry.source, None, Some(guard))
+    }
+
+    /// Replaces the registry with already-keyed records and sets the version
+    /// to `version` (replicas mirroring a server snapshot). No shrink guard.
+    pub fn replace_keyed(
+        &self,
+        keyed: Vec<KeyedRecord>,
+        source: SourceInfo,
+        version: u64,
+    ) -> Result<Option<Change>, ApplyError> {
+        self.install(keyed, source, Some(version), None)
+    }
+
+    /// Applies a delta received from elsewhere (a server's watch stream):
+    /// `upserts` replace records with the same key or are appended,
+    /// `removed` keys are dropped, and the version becomes `version`.
+    pub fn apply_delta(
+        &self,
+        upserts: Vec<KeyedRecord>,
+        removed: &[RecordKey],
+        version: u64,
+    ) -> Result<Option<Change>, ApplyError> {
+        let current = self.snapshot();
+        let removed: std::collections::HashSet<&RecordKey> = removed.iter().collect();
+        let mut replacements: HashMap<RecordKey, Arc<Record>> = upserts.into_iter().collect();
+        let mut keyed: Vec<KeyedRecord> = Vec::with_capacity(current.len() + replacements.len());
+        for (key, record) in &current.keyed {
+            if removed.contains(key) {
+                continue;
+            }
+            match replacements.remove(key) {
+                Some(new) => keyed.push((key.clone(), new)),
+                None => keyed.push((key.clone(), Arc::clone(record))),
+            }
+        }
+        let mut appended: Vec<KeyedRecord> = replacements.into_iter().collect();
+        appended.sort_by(|a, b| a.0.cmp(&b.0));
+        keyed.extend(appended);
+        self.install(keyed, current.source.clone(), Some(version), None)
+    }
+
+    fn install(
+        &self,
+        keyed: Vec<KeyedRecord>,
+        source: SourceInfo,
+        version: Option<u64>,
+        guard: Option<&ReloadGuard>,
+    ) -> Result<Option<Change>, ApplyError> {
+        // A poisoned lock only means another writer panicked; the maps are
+        // still consistent (each step leaves them valid), so carry on.
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.snapshot.load_full();
+        if let Some(guard) = guard {
+            guard.check(current.len(), keyed.len())?;
+        } else if keyed.is_empty() {
+            return Err(ApplyError::Empty);
+        }
+        // Reuse the current Arc for every unchanged record.
+        let old_by_key: HashMap<&RecordKey, &Arc<Record>> =
+            current.keyed.iter().map(|(k, r)| (k, r)).collect();
+        let keyed: Vec<KeyedRecord> = keyed
+            .into_iter()
+            .map(|(k, r)| match old_by_key.get(&k) {
+                Some(old) if ***old == *r => {
+                    let old = Arc::clone(old);
+                    (k, old)
+                }
+                _ => (k, r),
+            })
+            .collect();
+        drop(old_by_key);
+        let diff = Diff::between(&current.keyed, &keyed);
+        let to_version = version.unwrap_or(current.version + 1);
+        // Nothing changed (and no explicit version to mirror): keep the
+        // version; only refresh what is known about the source.
+        if diff.is_empty() && (version.is_none() || to_version == current.version) {
+            if source != current.source {
+                let mut same = Snapshot::build(current.version, source, keyed);
+                same.loaded_at = current.loaded_at;
+                self.snapshot.store(Arc::new(same));
+            }
+            return Ok(None);
+        }
+        let snapshot = Arc::new(Snapshot::build(to_version, source, keyed));
+        let (ports, names) = build_maps(&snapshot.keyed);
+        upsert_then_remove(&self.by_port, ports);
+        upsert_then_remove(&self.by_name, names);
+        self.snapshot.store(Arc::clone(&snapshot));
+        self.version.store(to_version, Ordering::Release);
+        Ok(Some(Change {
+            from_version: current.version,
+            to_version,
+            diff,
+            snapshot,
+        }))
+    }
+}
+
+/// Keys records in source order (see [`RecordKey`] for ordinals).
+pub fn keyed_records(records: Vec<Record>) -> Vec<KeyedRecord> {
+    let registry = Registry::new(records, SourceInfo::default());
+    let keys = registry.keys();
+    keys.into_iter()
+        .zip(registry.records)
+        .map(|(k, r)| (k, Arc::new(r)))
+        .collect()
+}
+
+fn filter_protocol(list: &[Arc<Record>], protocol: Option<&Protocol>) -> Vec<Arc<Record>> {
+    list.iter()
+        .filter(|r| Protocol::matches(r.protocol.as_ref(), protocol))
+        .cloned()
+        .collect()
+}
+
+type PortMap = HashMap<u16, RecordList, FxBuildHasher>;
+type NameMap = HashMap<Box<str>, RecordList, FxBuildHasher>;
+
+/// Builds the port and name maps for a record set, lists in canonical order.
+fn build_maps(keyed: &[KeyedRecord]) -> (PortMap, NameMap) {
+    let mut ports: HashMap<u16, Vec<u32>, FxBuildHasher> = HashMap::default();
+    let mut names: HashMap<Box<str>, Vec<u32>, FxBuildHasher> = HashMap::default();
+    for (pos, (_, record)) in keyed.iter().enumerate() {
+        let pos = pos as u32;
+        if let Some(range) = record.ports {
+            for port in range.start..=range.end {
+                ports.entry(port).or_default().push(pos);
+            }
+        }
+        for name in record.name.iter().chain(record.aliases.iter()) {
+            let list = names
+                .entry(name.to_lowercase().into_boxed_str())
+                .or_default();
+            if list.last() != Some(&pos) {
+                list.push(pos);
+            }
+        }
+    }
+    let finish = |mut positions: Vec<u32>| -> RecordList {
+        positions.sort_by(|&a, &b| {
+            query::canonical_cmp(
+                (&keyed[a as usize].1, a as usize),
+                (&keyed[b as usize].1, b as usize),
+            )
+        });
+        positions
+            .into_iter()
+            .map(|p| Arc::clone(&keyed[p as usize].1))
+            .collect()
+    };
+    let ports = ports.into_iter().map(|(k, v)| (k, finish(v))).collect();
+    let names = names.into_iter().map(|(k, v)| (k, finish(v))).collect();
+    (ports, names)
+}
+
+fn same_list(a: &[Arc<Record>], b: &[Arc<Record>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
+}
+
+/// Brings `map` to `target`: first every insert or replacement, then every
+/// removal, so a key present in both is never missing.
+fn upsert_then_remove<K>(
+    map: &DashMap<K, RecordList, FxBuildHasher>,
+    target: HashMap<K, RecordList, FxBuildHasher>,
+) where
+    K: std::hash::Hash + Eq + Clone,
+{
+    for (key, list) in &target {
+        // The read guard is dropped at the end of this statement, before the
+        // insert takes the shard's write lock.
+        let unchanged = map.get(key).is_some_and(|cur| same_list(&cur, list));
+        if !unchanged {
+            map.insert(key.clone(), Arc::clone(list));
+        }
+    }
+    let stale: Vec<K> = map
+        .iter()
+        .filter(|entry| !target.contains_key(entry.key()))
+        .map(|entry| entry.key().clone())
+        .collect();
+    for key in stale {
+        map.remove(&key);
+    }
+}

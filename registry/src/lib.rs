@@ -36,9 +36,9 @@ pub mod query;
 pub mod registry;
 
 pub use diff::Diff;
-// pub use index::{ApplyError, Change, Index, LookupResult, ReloadGuard, Snapshot};
+pub use index::{ApplyError, Change, Index, LookupResult, ReloadGuard, Snapshot};
 pub use model::{
-    PortClass, PortRange, Person, Protocol, Record, RecordKey, RecordState, RegistryDate,
+    Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate,
 };
 pub use parse::{Diagnostic, Format, ParseError, Parsed, parse};
 pub use query::{Filter, SearchQuery};
