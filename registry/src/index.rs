@@ -539,3 +539,350 @@ fn upsert_then_remove<K>(
         map.remove(&key);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PortRange;
+
+    fn record(name: Option<&str>, ports: Option<(u16, u16)>, protocol: Option<Protocol>) -> Record {
+        let description = name.map_or_else(|| "Unassigned".to_string(), |n| format!("{n} service"));
+        let state = RecordState::derive(name, &description, None);
+        Record {
+            name: name.map(str::to_string),
+            ports: ports.and_then(|(a, b)| PortRange::new(a, b)),
+            protocol,
+            description,
+            state,
+            ..Record::default()
+        }
+    }
+
+    fn edition_a() -> Registry {
+        Registry::new(
+            vec![
+                record(Some("http"), Some((80, 80)), Some(Protocol::Tcp)),
+                record(Some("http"), Some((80, 80)), Some(Protocol::Udp)),
+                record(Some("www"), Some((80, 80)), Some(Protocol::Tcp)),
+                record(Some("x11"), Some((6000, 6063)), Some(Protocol::Tcp)),
+                record(None, Some((4, 4)), Some(Protocol::Tcp)),
+                record(Some("rdp"), None, None),
+                record(Some("rdp"), None, None),
+                record(Some("gone"), Some((99, 99)), Some(Protocol::Tcp)),
+            ],
+            SourceInfo {
+                path: "a".into(),
+                ..SourceInfo::default()
+            },
+        )
+    }
+
+    fn edition_b() -> Registry {
+        let mut registry = edition_a();
+        registry.records.pop(); // "gone" removed
+        registry.records[3].description = "X Window System".into(); // x11 changed
+        registry
+            .records
+            .push(record(Some("https"), Some((443, 443)), Some(Protocol::Tcp)));
+        registry.source.path = "b".into();
+        registry
+    }
+
+    fn names(result: &LookupResult) -> Vec<String> {
+        result
+            .records
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r.name.as_deref().unwrap_or("-"),
+                    r.protocol.as_ref().map_or("any", |p| p.as_str())
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn port_lookup_covers_ranges_and_orders_canonically() {
+        let index = Index::new(edition_a());
+        assert_eq!(
+            names(&index.lookup_port(80, Some(&Protocol::Tcp))),
+            ["http/tcp", "www/tcp"]
+        );
+        assert_eq!(
+            names(&index.lookup_port(80, None)),
+            ["http/tcp", "http/udp", "www/tcp"]
+        );
+        for port in [6000, 6010, 6063] {
+            assert_eq!(
+                names(&index.lookup_port(port, Some(&Protocol::Tcp))),
+                ["x11/tcp"]
+            );
+        }
+        assert!(index.lookup_port(6064, None).records.is_empty());
+        assert!(
+            index
+                .lookup_port(6010, Some(&Protocol::Udp))
+                .records
+                .is_empty()
+        );
+        let unassigned = index.lookup_port(4, Some(&Protocol::Tcp));
+        assert_eq!(unassigned.records.len(), 1);
+        assert_eq!(unassigned.records[0].state, RecordState::Unassigned);
+        assert_eq!(unassigned.version, 1);
+    }
+
+    #[test]
+    fn name_lookup_is_case_insensitive_and_finds_portless_rows() {
+        let index = Index::new(edition_a());
+        assert_eq!(
+            names(&index.lookup_name("HTTP", None)),
+            ["http/tcp", "http/udp"]
+        );
+        assert_eq!(
+            names(&index.lookup_name("http", Some(&Protocol::Udp))),
+            ["http/udp"]
+        );
+        assert_eq!(
+            names(&index.lookup_name("rdp", Some(&Protocol::Sctp))),
+            ["rdp/any", "rdp/any"]
+        );
+        assert!(index.lookup_name("nope", None).records.is_empty());
+    }
+
+    #[test]
+    fn apply_computes_the_diff_and_moves_the_version_once() {
+        let index = Index::new(edition_a());
+        let change = index
+            .apply(edition_b(), &ReloadGuard::default())
+            .expect("applies")
+            .expect("something changed");
+        assert_eq!((change.from_version, change.to_version), (1, 2));
+        assert_eq!(index.version(), 2);
+        let added: Vec<_> = change
+            .diff
+            .added
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect();
+        let changed: Vec<_> = change
+            .diff
+            .changed
+            .iter()
+            .map(|(k, _, _)| k.to_string())
+            .collect();
+        let removed: Vec<_> = change
+            .diff
+            .removed
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect();
+        assert_eq!(added, ["https 443/tcp"]);
+        assert_eq!(changed, ["x11 6000-6063/tcp"]);
+        assert_eq!(removed, ["gone 99/tcp"]);
+        assert!(index.lookup_port(99, None).records.is_empty());
+        assert!(index.lookup_name("gone", None).records.is_empty());
+        assert_eq!(names(&index.lookup_name("https", None)), ["https/tcp"]);
+        assert_eq!(
+            index.lookup_port(6001, None).records[0].description,
+            "X Window System"
+        );
+        assert_eq!(index.snapshot().version(), 2);
+        assert_eq!(index.snapshot().source().path, "b");
+
+        // Re-applying the same content changes nothing.
+        assert!(
+            index
+                .apply(edition_b(), &ReloadGuard::default())
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(index.version(), 2);
+    }
+
+    #[test]
+    fn the_guard_refuses_empty_and_shrinking_registries() {
+        let index = Index::new(edition_a());
+        let mut tiny = edition_a();
+        tiny.records.truncate(3);
+        let err = index.apply(tiny, &ReloadGuard::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ApplyError::Shrink {
+                    current: 8,
+                    new: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("drop 5 of the current 8"), "{err}");
+        let err = index
+            .apply(Registry::default(), &ReloadGuard::permissive())
+            .unwrap_err();
+        assert_eq!(err, ApplyError::Empty);
+        assert_eq!(
+            index.version(),
+            1,
+            "a refused reload leaves the version alone"
+        );
+        assert_eq!(index.snapshot().len(), 8);
+    }
+
+    #[test]
+    fn list_is_in_port_protocol_name_order_with_portless_last() {
+        let index = Index::new(edition_b());
+        let snapshot = index.snapshot();
+        let listed: Vec<String> = snapshot
+            .list(&Filter::default())
+            .map(|(k, _)| k.to_string())
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "- 4/tcp",
+                "http 80/tcp",
+                "www 80/tcp",
+                "http 80/udp",
+                "https 443/tcp",
+                "x11 6000-6063/tcp",
+                "rdp -/any",
+                "rdp -/any #1",
+            ]
+        );
+        let filter = Filter {
+            port_min: Some(100),
+            port_max: Some(6000),
+            ..Filter::default()
+        };
+        let listed: Vec<String> = snapshot.list(&filter).map(|(k, _)| k.to_string()).collect();
+        assert_eq!(listed, ["https 443/tcp", "x11 6000-6063/tcp"]);
+    }
+
+    #[test]
+    fn search_ranks_exact_then_prefix_then_substring_then_description() {
+        let mut registry = edition_b();
+        registry.records.push(record(
+            Some("shttp"),
+            Some((1000, 1000)),
+            Some(Protocol::Tcp),
+        ));
+        let index = Index::new(registry);
+        let snapshot = index.snapshot();
+        let hits: Vec<(MatchRank, String)> = snapshot
+            .search(&SearchQuery::new("HTTP"))
+            .into_iter()
+            .map(|(rank, (k, _))| (rank, k.to_string()))
+            .collect();
+        assert_eq!(hits[0], (MatchRank::ExactName, "http 80/tcp".to_string()));
+        assert_eq!(hits[1], (MatchRank::ExactName, "http 80/udp".to_string()));
+        assert_eq!(
+            hits[2],
+            (MatchRank::NamePrefix, "https 443/tcp".to_string())
+        );
+        assert_eq!(
+            hits[3],
+            (MatchRank::NameSubstring, "shttp 1000/tcp".to_string())
+        );
+        let mut limited = SearchQuery::new("http");
+        limited.limit = 2;
+        assert_eq!(snapshot.search(&limited).len(), 2);
+    }
+
+    #[test]
+    fn apply_delta_mirrors_a_remote_change() {
+        let server = Index::new(edition_a());
+        let replica =
+            Index::from_keyed(server.snapshot().keyed().to_vec(), SourceInfo::default(), 1);
+        let change = server
+            .apply(edition_b(), &ReloadGuard::default())
+            .unwrap()
+            .unwrap();
+        let upserts: Vec<KeyedRecord> = change
+            .diff
+            .upserts()
+            .map(|(k, r)| (k.clone(), Arc::clone(r)))
+            .collect();
+        let removed: Vec<RecordKey> = change.diff.removed.iter().map(|(k, _)| k.clone()).collect();
+        replica.apply_delta(upserts, &removed, 2).unwrap();
+        assert_eq!(replica.version(), 2);
+        let mut a: Vec<String> = server
+            .snapshot()
+            .keyed()
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect();
+        let mut b: Vec<String> = replica
+            .snapshot()
+            .keyed()
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+        assert_eq!(
+            replica.lookup_port(6010, None).records[0].description,
+            "X Window System"
+        );
+    }
+
+    /// Readers hammer lookups and scans while a writer alternates between two
+    /// editions: a key present in both editions is never missing, the
+    /// reported version never goes backwards for a reader, and every scan
+    /// equals exactly one edition.
+    #[test]
+    fn concurrent_readers_never_see_a_shared_key_missing() {
+        let index = Arc::new(Index::new(edition_a()));
+        let listing = |registry: Registry| -> Vec<String> {
+            let snapshot = Index::new(registry).snapshot();
+            snapshot
+                .list(&Filter::default())
+                .map(|(k, _)| k.to_string())
+                .collect()
+        };
+        let (list_a, list_b) = (listing(edition_a()), listing(edition_b()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let index = Arc::clone(&index);
+                let stop = Arc::clone(&stop);
+                let (list_a, list_b) = (list_a.clone(), list_b.clone());
+                std::thread::spawn(move || {
+                    let mut last_version = 0;
+                    let mut reads = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let http = index.lookup_port(80, Some(&Protocol::Tcp));
+                        assert_eq!(names(&http), ["http/tcp", "www/tcp"]);
+                        assert!(http.version >= last_version, "version went backwards");
+                        last_version = http.version;
+                        assert_eq!(index.lookup_port(6010, None).records.len(), 1);
+                        assert_eq!(index.lookup_name("rdp", None).records.len(), 2);
+                        let snapshot = index.snapshot();
+                        let listed: Vec<String> = snapshot
+                            .list(&Filter::default())
+                            .map(|(k, _)| k.to_string())
+                            .collect();
+                        assert!(
+                            listed == list_a || listed == list_b,
+                            "a scan mixed editions"
+                        );
+                        reads += 1;
+                    }
+                    reads
+                })
+            })
+            .collect();
+        for i in 0..400 {
+            let next = if i % 2 == 0 { edition_b() } else { edition_a() };
+            let change = index.apply(next, &ReloadGuard::default()).unwrap();
+            assert!(change.is_some());
+        }
+        stop.store(true, Ordering::Relaxed);
+        for reader in readers {
+            assert!(reader.join().expect("reader panicked") > 0);
+        }
+        assert_eq!(index.version(), 401);
+    }
+}
