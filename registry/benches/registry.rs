@@ -1,1 +1,62 @@
-fn main() {}
+//! Criterion benchmarks of the registry core on the real 2026 IANA files:
+//! parsing (CSV, XML), building the index, point lookups (exact port and a
+//! port inside a range) and name lookups.
+//!
+//! Run: `cargo bench -p portolan-registry --bench registry`. The files come
+//! from the shared data folder (see `portolan-test-support`); without it the
+//! parse benchmarks fall back to the embedded excerpt.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use portolan_registry::{Format, Index, Protocol, embedded, parse};
+
+fn read(relative: &str) -> Option<Vec<u8>> {
+    let dir = portolan_test_support::shared_data()?;
+    std::fs::read(dir.join(relative)).ok()
+}
+
+fn benches(c: &mut Criterion) {
+    let csv = read("iana/service-names-port-numbers.csv")
+        .unwrap_or_else(|| embedded::SOURCE.as_bytes().to_vec());
+    let xml = read("iana/service-names-port-numbers-2026-04-24.xml");
+
+    c.bench_function("parse_csv_full", |b| {
+        b.iter(|| parse(black_box(&csv), None).expect("parses"))
+    });
+    if let Some(xml) = &xml {
+        c.bench_function("parse_xml_full", |b| {
+            b.iter(|| parse(black_box(xml), Some(Format::IanaXml)).expect("parses"))
+        });
+    }
+    let registry = parse(&csv, None).expect("parses").registry;
+    c.bench_function("index_build_full", |b| {
+        b.iter(|| Index::new(black_box(registry.clone())))
+    });
+    c.bench_function("parse_and_index_csv_full", |b| {
+        b.iter(|| Index::new(parse(black_box(&csv), None).expect("parses").registry))
+    });
+
+    let index = Index::new(registry);
+    c.bench_function("lookup_port_exact_443_tcp", |b| {
+        b.iter(|| index.lookup_port(black_box(443), Some(&Protocol::Tcp)))
+    });
+    c.bench_function("lookup_port_in_range_6010_tcp", |b| {
+        b.iter(|| index.lookup_port(black_box(6010), Some(&Protocol::Tcp)))
+    });
+    c.bench_function("lookup_port_any_protocol_80", |b| {
+        b.iter(|| index.lookup_port(black_box(80), None))
+    });
+    c.bench_function("lookup_name_https", |b| {
+        b.iter(|| index.lookup_name(black_box("https"), None))
+    });
+    c.bench_function("lookup_name_mixed_case_HTTP_tcp", |b| {
+        b.iter(|| index.lookup_name(black_box("HTTP"), Some(&Protocol::Tcp)))
+    });
+    c.bench_function("lookup_port_miss_65000", |b| {
+        b.iter(|| index.lookup_port(black_box(65000), None))
+    });
+}
+
+criterion_group!(registry, benches);
+criterion_main!(registry);
