@@ -1,0 +1,418 @@
+"""Python interop: the real portolan-server binary, called from grpcio.
+
+Stubs are generated from proto/ with grpc_tools.protoc into a temporary
+directory at test time (nothing generated is committed). The server binary
+comes from PORTOLAN_SERVER_BIN (set by .ci/python-interop.sh after
+`cargo build -p portolan-server`); the registry is the real IANA CSV from the
+shared data folder (PORTOLAN_SHARED_DATA, else ../shared/data next to the
+checkout). When either is missing the tests are skipped with a notice,
+except under CI=true, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+IN_CI = os.environ.get("CI", "").lower() == "true"
+CSV_RELATIVE = "iana/service-names-port-numbers.csv"
+IANA_RECORDS = 14_512
+SERVICE = "portolan.v1.PortRegistry"
+# Upper bound for any single wait in this file; no fixed sleeps.
+READY_DEADLINE_S = 60.0
+RPC_TIMEOUT_S = 30.0
+
+
+def _missing(what: str) -> None:
+    """Skips (with a notice) outside CI, fails under CI=true."""
+    if IN_CI:
+        pytest.fail(f"CI=true but {what}", pytrace=False)
+    print(f"notice: {what}; skipping the Python interop tests", file=sys.stderr)
+    pytest.skip(what)
+
+
+def _shared_csv() -> Path:
+    base = os.environ.get("PORTOLAN_SHARED_DATA")
+    folder = Path(base) if base else REPO.parent / "shared" / "data"
+    csv = folder / CSV_RELATIVE
+    if not csv.is_file():
+        _missing(f"the shared IANA CSV is missing: {csv} (set PORTOLAN_SHARED_DATA)")
+    return csv
+
+
+def _server_bin() -> Path:
+    value = os.environ.get("PORTOLAN_SERVER_BIN")
+    if not value:
+        _missing("PORTOLAN_SERVER_BIN is not set (run tests/python via .ci/python-interop.sh)")
+    path = Path(value)
+    if not path.is_file():
+        _missing(f"PORTOLAN_SERVER_BIN={path} is not a file")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pb():
+    """Generates Python stubs for portolan.v1 and imports them."""
+    from grpc_tools import protoc
+
+    out = Path(tempfile.mkdtemp(prefix="portolan-py-stubs-"))
+    well_known = Path(protoc.__file__).parent / "_proto"
+    proto_root = REPO / "proto"
+    args = [
+        "grpc_tools.protoc",
+        f"-I{proto_root}",
+        f"-I{well_known}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
+        str(proto_root / "portolan" / "v1" / "registry.proto"),
+    ]
+    rc = protoc.main(args)
+    assert rc == 0, f"grpc_tools.protoc failed ({rc}): {' '.join(args)}"
+    sys.path.insert(0, str(out))
+    try:
+        messages = importlib.import_module("portolan.v1.registry_pb2")
+        services = importlib.import_module("portolan.v1.registry_pb2_grpc")
+    finally:
+        sys.path.remove(str(out))
+
+    class Stubs:
+        m = messages
+        g = services
+
+    return Stubs
+
+
+class RunningServer:
+    def __init__(self, proc: subprocess.Popen, address: str):
+        self.proc = proc
+        self.address = address
+        self.output: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def log(self) -> str:
+        return "".join(self.output[-200:])
+
+
+@pytest.fixture(scope="session")
+def server():
+    binary = _server_bin()
+    csv = _shared_csv()
+    port = _free_port()
+    metrics_port = _free_port()
+    address = f"127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [
+            str(binary),
+            "--listen",
+            address,
+            "--data",
+            str(csv),
+            "--metrics-listen",
+            f"127.0.0.1:{metrics_port}",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PORTOLAN_LOG_FORMAT": "text", "RUST_LOG": "info"},
+    )
+    running = RunningServer(proc, address)
+    try:
+        _wait_serving(running)
+        yield running
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_serving(running: RunningServer) -> None:
+    """Polls grpc.health.v1 Check("") until SERVING, with a deadline."""
+    deadline = time.monotonic() + READY_DEADLINE_S
+    last = "no answer yet"
+    with grpc.insecure_channel(running.address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            code = running.proc.poll()
+            if code is not None:
+                raise AssertionError(
+                    f"portolan-server exited with {code} before serving:\n{running.log()}"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"portolan-server not SERVING within {READY_DEADLINE_S}s "
+                    f"(last: {last}):\n{running.log()}"
+                )
+            try:
+                # wait_for_ready: the call itself waits (bounded) for the
+                # listener to come up, so this loop needs no sleep.
+                reply = stub.Check(
+                    health_pb2.HealthCheckRequest(service=""),
+                    timeout=min(1.0, remaining),
+                    wait_for_ready=True,
+                )
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.RpcError as err:
+                last = f"{err.code().name}: {err.details()}"
+                if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    continue
+            # Answered but not SERVING yet (still loading): poll again shortly.
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def channel(server):
+    with grpc.insecure_channel(
+        server.address,
+        options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+    ) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="session")
+def stub(pb, channel):
+    return pb.g.PortRegistryStub(channel)
+
+
+# --------------------------------------------------------------------------
+# PortRegistry
+
+
+def test_lookup_port_443_tcp_is_https(pb, stub):
+    reply = stub.LookupPort(
+        pb.m.LookupPortRequest(port=443, protocol=pb.m.PROTOCOL_TCP), timeout=RPC_TIMEOUT_S
+    )
+    assert reply.version >= 1
+    assert reply.records, "443/tcp has records"
+    first = reply.records[0]
+    assert first.name == "https"
+    assert first.port == 443 and first.port_end == 443
+    assert first.protocol == pb.m.PROTOCOL_TCP
+    assert first.protocol_text == "tcp"
+    assert first.state == pb.m.RECORD_STATE_ASSIGNED
+    assert first.port_class == pb.m.PORT_CLASS_SYSTEM
+    assert "RFC9110" in list(first.references)
+
+
+def test_lookup_port_out_of_range_is_invalid_argument(pb, stub):
+    with pytest.raises(grpc.RpcError) as info:
+        stub.LookupPort(pb.m.LookupPortRequest(port=70000), timeout=RPC_TIMEOUT_S)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+    assert "port" in (info.value.details() or "").lower()
+
+
+def test_lookup_port_unassigned_or_missing(pb, stub):
+    # Port 0 is "Reserved" in the registry: found, with state RESERVED.
+    reply = stub.LookupPort(pb.m.LookupPortRequest(port=0), timeout=RPC_TIMEOUT_S)
+    assert reply.records
+    assert all(r.state == pb.m.RECORD_STATE_RESERVED for r in reply.records)
+
+
+def test_lookup_name_is_case_insensitive(pb, stub):
+    reply = stub.LookupName(pb.m.LookupNameRequest(name="HTTPS"), timeout=RPC_TIMEOUT_S)
+    ports = {(r.port, r.protocol_text) for r in reply.records}
+    assert (443, "tcp") in ports and (443, "udp") in ports
+    assert all(r.name.lower() == "https" for r in reply.records)
+
+
+def test_lookup_name_unknown_is_not_found(pb, stub):
+    with pytest.raises(grpc.RpcError) as info:
+        stub.LookupName(
+            pb.m.LookupNameRequest(name="no-such-service-portolan"), timeout=RPC_TIMEOUT_S
+        )
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_batch_lookup_answers_every_item(pb, stub):
+    requests = [
+        pb.m.BatchLookupRequest(id="by-port", port=443, protocol=pb.m.PROTOCOL_TCP),
+        pb.m.BatchLookupRequest(id="by-name", name="ssh"),
+        pb.m.BatchLookupRequest(id="bad-port", port=70000),
+        pb.m.BatchLookupRequest(id="missing", name="no-such-service-portolan"),
+    ]
+    replies = {r.id: r for r in stub.BatchLookup(iter(requests), timeout=RPC_TIMEOUT_S)}
+    assert set(replies) == {"by-port", "by-name", "bad-port", "missing"}
+    assert replies["by-port"].records[0].name == "https"
+    assert not replies["by-port"].HasField("error")
+    assert {r.port for r in replies["by-name"].records} == {22}
+    assert replies["bad-port"].HasField("error")
+    assert replies["bad-port"].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert not replies["bad-port"].records
+    assert replies["missing"].error.code == grpc.StatusCode.NOT_FOUND.value[0]
+
+
+def test_search_ranks_exact_name_first(pb, stub):
+    results = list(
+        stub.Search(pb.m.SearchRequest(query="https", limit=10), timeout=RPC_TIMEOUT_S)
+    )
+    assert 0 < len(results) <= 10
+    assert results[0].name.lower() == "https"
+
+
+def test_list_records_streams_the_whole_registry(pb, stub):
+    count = 0
+    last_port = -1
+    portless_seen = False
+    for record in stub.ListRecords(pb.m.ListRecordsRequest(), timeout=RPC_TIMEOUT_S):
+        count += 1
+        if record.HasField("port"):
+            assert not portless_seen, "records without a port come last"
+            assert record.port >= last_port, "ListRecords is in port order"
+            last_port = record.port
+        else:
+            portless_seen = True
+    assert count == IANA_RECORDS
+
+
+def test_list_records_filtered(pb, stub):
+    records = list(
+        stub.ListRecords(
+            pb.m.ListRecordsRequest(protocol=pb.m.PROTOCOL_TCP, port_min=440, port_max=445),
+            timeout=RPC_TIMEOUT_S,
+        )
+    )
+    assert records
+    assert all(r.port <= 445 and r.port_end >= 440 for r in records)
+    assert any(r.name == "https" for r in records)
+
+
+def test_watch_first_event_is_a_snapshot(pb, stub):
+    call = stub.Watch(
+        pb.m.WatchRequest(known_version=0, mode=pb.m.WATCH_MODE_INVALIDATE),
+        timeout=RPC_TIMEOUT_S,
+    )
+    try:
+        first = next(call)
+    finally:
+        call.cancel()
+    assert first.WhichOneof("event") == "snapshot"
+    assert first.from_version == 0
+    assert first.version >= 1
+    assert first.snapshot.total_records == IANA_RECORDS
+    assert first.snapshot.last
+    assert not first.snapshot.records  # INVALIDATE mode carries no records
+
+
+def test_watch_with_current_version_gets_a_heartbeat(pb, stub):
+    info = stub.GetRegistryInfo(pb.m.GetRegistryInfoRequest(), timeout=RPC_TIMEOUT_S)
+    call = stub.Watch(pb.m.WatchRequest(known_version=info.version), timeout=RPC_TIMEOUT_S)
+    try:
+        first = next(call)
+    finally:
+        call.cancel()
+    assert first.WhichOneof("event") == "heartbeat"
+    assert first.version == info.version == first.from_version
+
+
+def test_get_registry_info(pb, stub):
+    info = stub.GetRegistryInfo(pb.m.GetRegistryInfoRequest(), timeout=RPC_TIMEOUT_S)
+    assert info.version >= 1
+    assert info.record_count == IANA_RECORDS
+    assert info.source_format == "iana-csv"
+    assert info.source_path.endswith("service-names-port-numbers.csv")
+    assert len(info.content_hash) == 64
+    assert sum(info.records_by_state.values()) == IANA_RECORDS
+    assert info.records_by_protocol["tcp"] > 1000
+    assert info.last_reload_outcome == pb.m.RELOAD_OUTCOME_INITIAL
+    assert info.loaded_at.seconds > 0
+
+
+# --------------------------------------------------------------------------
+# Standard services
+
+
+@pytest.mark.parametrize("service", ["", SERVICE, "readiness", "liveness"])
+def test_health_serving(channel, service):
+    stub = health_pb2_grpc.HealthStub(channel)
+    reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=RPC_TIMEOUT_S)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_health_unknown_service_is_not_found(channel):
+    stub = health_pb2_grpc.HealthStub(channel)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=RPC_TIMEOUT_S)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def _list_services(channel, method: str) -> set[str]:
+    call = channel.stream_stream(
+        method,
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    responses = list(
+        call(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=RPC_TIMEOUT_S)
+    )
+    assert len(responses) == 1
+    return {s.name for s in responses[0].list_services_response.service}
+
+
+def test_reflection_v1alpha_lists_port_registry(channel):
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    responses = list(
+        stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+            timeout=RPC_TIMEOUT_S,
+        )
+    )
+    names = {s.name for s in responses[0].list_services_response.service}
+    assert SERVICE in names
+    assert "grpc.health.v1.Health" in names
+
+
+def test_reflection_v1_lists_port_registry(channel):
+    # grpcio-reflection ships only the v1alpha stubs; v1 is the same messages
+    # under another package name, so call the v1 method path with them.
+    names = _list_services(channel, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+    assert SERVICE in names
+
+
+def test_reflection_describes_the_service(channel):
+    database = ProtoReflectionDescriptorDatabase(channel)
+    file_proto = database.FindFileContainingSymbol(SERVICE)
+    assert file_proto.package == "portolan.v1"
+    methods = {m.name for s in file_proto.service for m in s.method}
+    assert {
+        "LookupPort",
+        "LookupName",
+        "BatchLookup",
+        "Search",
+        "ListRecords",
+        "Watch",
+        "GetRegistryInfo",
+    } <= methods
