@@ -1,0 +1,853 @@
+//! [`CachedClient`]: an exact, bounded, concurrent cache in front of a
+//! [`Client`].
+//!
+//! # Design
+//! * **Storage**: one [`DashMap`] per (lookup kind, protocol slot): ports
+//!   keyed by `u16`, names by their lowercase `Box<str>` (looked up by
+//!   `&str`, so a hit for an already-lowercase name allocates nothing).
+//!   Values hold an `Arc` of the answer; a hit clones that `Arc`.
+//! * **Negative caching**: NOT_FOUND answers are cached too, with their own
+//!   (shorter) TTL.
+//! * **Single flight**: concurrent misses for one key share one RPC through
+//!   a map of in-flight [`futures::future::Shared`] futures.
+//! * **Exact invalidation**: a background task holds a `Watch` stream in
+//!   INVALIDATE mode. A changed key with name `N` and port range `R` drops
+//!   the name entries of `N` (lowercase) and the port entries of every port
+//!   of `R`, for every protocol. A snapshot event drops everything.
+//! * **The placeholder race** (Redis client-side caching): a reply whose
+//!   version is older than the last version seen on the watch stream is
+//!   returned but not cached; a NOT_FOUND reply (which has no version) is
+//!   not cached when any invalidation arrived while it was in flight. The
+//!   check is repeated after inserting, so an invalidation racing the
+//!   insert removes the entry or is seen by the check.
+//! * **Staleness**: until the watch stream is connected and caught up, and
+//!   whenever it breaks (an error, or no event for `heartbeat_timeout`),
+//!   the cache is *not live*: hits are revalidated with an RPC. The task
+//!   reconnects with backoff, sending its `known_version`, so the server
+//!   answers with a delta (exact invalidation) or a snapshot (drop all).
+//! * **Stale-if-error**: when an RPC fails because the server is
+//!   unreachable, an entry (expired or unconfirmed) is still served, marked
+//!   [`Cached::stale`], for up to `max_staleness` past the moment it
+//!   stopped being known-valid.
+//! * **Bound and eviction** (documented policy, approximate LRU): every
+//!   entry records the value of a coarse access clock (advanced by each
+//!   insertion) when it is read. When the cache exceeds `max_entries`, one
+//!   pass removes the least recently used eighth of the entries (amortised
+//!   O(1) per insertion).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use futures::StreamExt as _;
+use futures::future::{BoxFuture, FutureExt as _, Shared};
+use portolan_registry::{Protocol, RecordKey};
+use rustc_hash::FxBuildHasher;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::types::{SharedLookup, WatchEvent, WatchEventKind, WatchMode};
+use crate::{Client, Error, RetryPolicy};
+
+/// Settings of a [`CachedClient`].
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use portolan_client::CacheConfig;
+///
+/// let config = CacheConfig { max_entries: 1_000, ttl: Duration::from_secs(60), ..CacheConfig::default() };
+/// assert!(config.negative_ttl <= config.ttl);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    /// Upper bound on cached entries (positive and negative together).
+    pub max_entries: usize,
+    /// How long a positive answer is served without asking again (a safety
+    /// net: the watch stream invalidates changed entries at once).
+    pub ttl: Duration,
+    /// How long a NOT_FOUND answer is served.
+    pub negative_ttl: Duration,
+    /// How long past its validity an entry may still be served (marked
+    /// stale) while the server is unreachable.
+    pub max_staleness: Duration,
+    /// The watch stream is treated as broken when no event arrives for this
+    /// long (the server sends a heartbeat every 10 s; three missed).
+    pub heartbeat_timeout: Duration,
+    /// Backoff between watch reconnection attempts (`max_attempts` unused).
+    pub reconnect: RetryPolicy,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            ttl: Duration::from_secs(300),
+            negative_ttl: Duration::from_secs(60),
+            max_staleness: Duration::from_secs(3600),
+            heartbeat_timeout: Duration::from_secs(30),
+            reconnect: RetryPolicy {
+                max_attempts: u32::MAX,
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(10),
+            },
+        }
+    }
+}
+
+/// An answer from a [`CachedClient`].
+///
+/// # Example
+/// ```
+/// use portolan_client::Cached;
+///
+/// let c = Cached { value: 42, stale: false, version: 7 };
+/// assert_eq!(c.map(|v| v + 1).value, 43);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cached<T> {
+    /// The answer.
+    pub value: T,
+    /// True when served from the cache while the server was unreachable and
+    /// the entry could not be confirmed (stale-if-error).
+    pub stale: bool,
+    /// The registry version the answer was read from.
+    pub version: u64,
+}
+
+impl<T> Cached<T> {
+    /// Maps the value, keeping the flags.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Cached<U> {
+        Cached {
+            value: f(self.value),
+            stale: self.stale,
+            version: self.version,
+        }
+    }
+}
+
+/// Counters of a [`CachedClient`] ([`CachedClient::stats`]).
+///
+/// # Example
+/// ```
+/// use portolan_client::CacheStats;
+///
+/// let s = CacheStats::default();
+/// assert_eq!(s.hits + s.misses, 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Answers served from the cache (positive and negative, fresh).
+    pub hits: u64,
+    /// Of `hits`, the NOT_FOUND answers.
+    pub negative_hits: u64,
+    /// Answers served stale because the server was unreachable.
+    pub stale_hits: u64,
+    /// Lookups that needed an RPC (joined in-flight ones included).
+    pub misses: u64,
+    /// RPCs actually made (after single-flight coalescing).
+    pub rpcs: u64,
+    /// Entries removed by the eviction policy.
+    pub evictions: u64,
+    /// Entries removed by watch invalidations (snapshots included).
+    pub invalidations: u64,
+    /// Entries currently held.
+    pub entries: u64,
+    /// The last version applied from the watch stream (0 before the first).
+    pub version: u64,
+    /// Whether the watch stream is connected and caught up.
+    pub live: bool,
+    /// How many times the watch stream was (re)connected.
+    pub watch_connects: u64,
+}
+
+const SLOTS: usize = 5;
+
+fn slot(protocol: Option<&Protocol>) -> Result<usize, Error> {
+    Ok(match protocol {
+        None => 0,
+        Some(Protocol::Tcp) => 1,
+        Some(Protocol::Udp) => 2,
+        Some(Protocol::Sctp) => 3,
+        Some(Protocol::Dccp) => 4,
+        Some(Protocol::Other(name)) => {
+            return Err(Error::InvalidArgument {
+                message: format!(
+                    "protocol: {name:?} cannot be queried (only tcp, udp, sctp, dccp)"
+                ),
+            });
+        }
+    })
+}
+
+fn slot_protocol(slot: usize) -> Option<Protocol> {
+    match slot {
+        1 => Some(Protocol::Tcp),
+        2 => Some(Protocol::Udp),
+        3 => Some(Protocol::Sctp),
+        4 => Some(Protocol::Dccp),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Value {
+    Found(SharedLookup),
+    NotFound(Arc<str>),
+}
+
+#[derive(Debug)]
+struct Entry {
+    value: Value,
+    version: u64,
+    fetched_at: Instant,
+    expires_at: Instant,
+    last_access: AtomicU64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum FlightKey {
+    Port(u16, usize),
+    Name(Box<str>, usize),
+}
+
+type Flight = Shared<BoxFuture<'static, Result<Cached<SharedLookup>, Error>>>;
+type PortMap = DashMap<u16, Entry, FxBuildHasher>;
+type NameMap = DashMap<Box<str>, Entry, FxBuildHasher>;
+
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    negative_hits: AtomicU64,
+    stale_hits: AtomicU64,
+    misses: AtomicU64,
+    rpcs: AtomicU64,
+    evictions: AtomicU64,
+    invalidations: AtomicU64,
+    watch_connects: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Client,
+    config: CacheConfig,
+    ports: [PortMap; SLOTS],
+    names: [NameMap; SLOTS],
+    len: AtomicUsize,
+    inflight: DashMap<FlightKey, Flight, FxBuildHasher>,
+    /// Highest version seen on the watch stream (set before invalidating).
+    watch_version: AtomicU64,
+    /// Bumped before every batch of invalidations.
+    generation: AtomicU64,
+    /// Watch connected and caught up.
+    live: AtomicBool,
+    /// When the cache last stopped being live (entries fetched before it
+    /// are unconfirmed from then on).
+    unconfirmed_since: Mutex<Option<Instant>>,
+    /// Coarse access clock for eviction.
+    clock: AtomicU64,
+    evicting: Mutex<()>,
+    counters: Counters,
+}
+
+/// A [`Client`] with an exact local cache for `lookup_port` and
+/// `lookup_name` (see the [module docs](self) for the policy). Cheap to
+/// clone; the background watch task stops when the last clone is dropped.
+///
+/// # Example
+/// ```no_run
+/// use portolan_client::{CacheConfig, CachedClient, Client};
+/// use portolan_registry::Protocol;
+///
+/// # async fn f() -> Result<(), portolan_client::Error> {
+/// let client = Client::connect("http://127.0.0.1:50051").await?;
+/// let cache = CachedClient::new(client, CacheConfig::default());
+/// let answer = cache.lookup_port(443, Some(&Protocol::Tcp)).await?; // RPC
+/// let again = cache.lookup_port(443, Some(&Protocol::Tcp)).await?;  // local
+/// assert!(!again.stale);
+/// println!("{:?} at version {}", answer.value.records[0].name, answer.version);
+/// println!("{:?}", cache.stats());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CachedClient {
+    inner: Arc<Inner>,
+    _task: Arc<DropGuard>,
+}
+
+impl CachedClient {
+    /// Wraps `client` and starts the invalidation task. Must be called in a
+    /// tokio runtime.
+    pub fn new(client: Client, config: CacheConfig) -> Self {
+        let inner = Arc::new(Inner {
+            client,
+            config,
+            ports: std::array::from_fn(|_| DashMap::with_hasher(FxBuildHasher)),
+            names: std::array::from_fn(|_| DashMap::with_hasher(FxBuildHasher)),
+            len: AtomicUsize::new(0),
+            inflight: DashMap::with_hasher(FxBuildHasher),
+            watch_version: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            live: AtomicBool::new(false),
+            unconfirmed_since: Mutex::new(Some(Instant::now())),
+            clock: AtomicU64::new(0),
+            evicting: Mutex::new(()),
+            counters: Counters::default(),
+        });
+        let token = CancellationToken::new();
+        tokio::spawn(watch_task(Arc::clone(&inner), token.clone()));
+        Self {
+            inner,
+            _task: Arc::new(token.drop_guard()),
+        }
+    }
+
+    /// The wrapped client (for uncached calls).
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// Whether the watch stream is connected and caught up (hits are served
+    /// locally only then).
+    pub fn is_live(&self) -> bool {
+        self.inner.live.load(Ordering::Acquire)
+    }
+
+    /// Waits until the cache is live, at most `timeout`; returns whether it
+    /// is.
+    pub async fn wait_live(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.is_live() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.inner.counters;
+        CacheStats {
+            hits: c.hits.load(Ordering::Relaxed),
+            negative_hits: c.negative_hits.load(Ordering::Relaxed),
+            stale_hits: c.stale_hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            rpcs: c.rpcs.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+            invalidations: c.invalidations.load(Ordering::Relaxed),
+            entries: self.inner.len.load(Ordering::Relaxed) as u64,
+            version: self.inner.watch_version.load(Ordering::Acquire),
+            live: self.is_live(),
+            watch_connects: c.watch_connects.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Drops every entry.
+    pub fn clear(&self) {
+        self.inner.clear();
+    }
+
+    /// Every record covering `port` for `protocol` (`None` = any); served
+    /// locally when cached and live. [`Error::NotFound`] when none (cached
+    /// too).
+    pub async fn lookup_port(
+        &self,
+        port: u16,
+        protocol: Option<&Protocol>,
+    ) -> Result<Cached<SharedLookup>, Error> {
+        let slot = slot(protocol)?;
+        if let Some(hit) = self
+            .inner
+            .fresh(self.inner.ports[slot].get(&port).as_deref())
+        {
+            return hit;
+        }
+        self.inner.counters.misses.fetch_add(1, Ordering::Relaxed);
+        self.fetch(FlightKey::Port(port, slot)).await
+    }
+
+    /// Every record named `name` (case-insensitive) for `protocol`; served
+    /// locally when cached and live. [`Error::NotFound`] when none.
+    pub async fn lookup_name(
+        &self,
+        name: &str,
+        protocol: Option<&Protocol>,
+    ) -> Result<Cached<SharedLookup>, Error> {
+        let slot = slot(protocol)?;
+        let mut buf = [0u8; 64];
+        let key = lowercase(name, &mut buf);
+        if let Some(hit) = self
+            .inner
+            .fresh(self.inner.names[slot].get(key.as_ref()).as_deref())
+        {
+            return hit;
+        }
+        self.inner.counters.misses.fetch_add(1, Ordering::Relaxed);
+        self.fetch(FlightKey::Name(key.as_ref().into(), slot)).await
+    }
+
+    async fn fetch(&self, key: FlightKey) -> Result<Cached<SharedLookup>, Error> {
+        let flight = match self.inner.inflight.entry(key.clone()) {
+            dashmap::Entry::Occupied(e) => e.get().clone(),
+            dashmap::Entry::Vacant(v) => {
+                let fut =
+                    fetch_and_fill(Arc::downgrade(&self.inner), self.inner.client.clone(), key)
+                        .boxed()
+                        .shared();
+                v.insert(fut.clone());
+                fut
+            }
+        };
+        flight.await
+    }
+}
+
+/// A lowercase view of `name`: borrowed when already lowercase, in `buf`
+/// when short ASCII, allocated otherwise.
+fn lowercase<'a>(name: &'a str, buf: &'a mut [u8; 64]) -> std::borrow::Cow<'a, str> {
+    if !name.bytes().any(|b| b.is_ascii_uppercase()) && name.is_ascii() {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    if name.is_ascii() && name.len() <= buf.len() {
+        let out = &mut buf[..name.len()];
+        out.copy_from_slice(name.as_bytes());
+        out.make_ascii_lowercase();
+        // ASCII lowercased stays valid UTF-8.
+        if let Ok(s) = std::str::from_utf8(out) {
+            return std::borrow::Cow::Borrowed(s);
+        }
+    }
+    std::borrow::Cow::Owned(name.to_lowercase())
+}
+
+impl Inner {
+    /// A fresh answer from `entry`, when the cache is live and the entry
+    /// has not expired.
+    #[inline]
+    fn fresh(&self, entry: Option<&Entry>) -> Option<Result<Cached<SharedLookup>, Error>> {
+        let entry = entry?;
+        if !self.live.load(Ordering::Acquire) || Instant::now() >= entry.expires_at {
+            return None;
+        }
+        let now = self.clock.load(Ordering::Relaxed);
+        if entry.last_access.load(Ordering::Relaxed) != now {
+            entry.last_access.store(now, Ordering::Relaxed);
+        }
+        self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        Some(self.answer(entry, false))
+    }
+
+    fn answer(&self, entry: &Entry, stale: bool) -> Result<Cached<SharedLookup>, Error> {
+        match &entry.value {
+            Value::Found(v) => Ok(Cached {
+                value: Arc::clone(v),
+                stale,
+                version: entry.version,
+            }),
+            Value::NotFound(message) => {
+                if !stale {
+                    self.counters.negative_hits.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(Error::NotFound {
+                    message: message.to_string(),
+                    stale,
+                })
+            }
+        }
+    }
+
+    fn with_entry<R>(&self, key: &FlightKey, f: impl FnOnce(Option<&Entry>) -> R) -> R {
+        match key {
+            FlightKey::Port(p, s) => f(self.ports[*s].get(p).as_deref()),
+            FlightKey::Name(n, s) => f(self.names[*s].get(n.as_ref()).as_deref()),
+        }
+    }
+
+    /// Stale-if-error: the entry for `key` when it is within
+    /// `max_staleness` of the moment it stopped being known-valid.
+    fn stale_answer(&self, key: &FlightKey) -> Option<Result<Cached<SharedLookup>, Error>> {
+        let unconfirmed = *self
+            .unconfirmed_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        self.with_entry(key, |entry| {
+            let entry = entry?;
+            let mut valid_until = entry.expires_at;
+            if let Some(since) = unconfirmed {
+                valid_until = valid_until.min(since.max(entry.fetched_at));
+            }
+            if now.saturating_duration_since(valid_until) > self.config.max_staleness {
+                return None;
+            }
+            self.counters.stale_hits.fetch_add(1, Ordering::Relaxed);
+            Some(self.answer(entry, true))
+        })
+    }
+
+    fn insert(&self, key: &FlightKey, entry: Entry) {
+        let replaced = match key {
+            FlightKey::Port(p, s) => self.ports[*s].insert(*p, entry).is_some(),
+            FlightKey::Name(n, s) => self.names[*s].insert(n.clone(), entry).is_some(),
+        };
+        self.clock.fetch_add(1, Ordering::Relaxed);
+        if !replaced {
+            let len = self.len.fetch_add(1, Ordering::Relaxed) + 1;
+            if len > self.config.max_entries {
+                self.evict();
+            }
+        }
+    }
+
+    /// Removes the entry for `key` when it is the one fetched at `at`.
+    fn remove_if_fetched_at(&self, key: &FlightKey, at: Instant) {
+        let removed = match key {
+            FlightKey::Port(p, s) => self.ports[*s]
+                .remove_if(p, |_, e| e.fetched_at == at)
+                .is_some(),
+            FlightKey::Name(n, s) => self.names[*s]
+                .remove_if(n.as_ref(), |_, e| e.fetched_at == at)
+                .is_some(),
+        };
+        if removed {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Removes the least recently used eighth of the entries.
+    fn evict(&self) {
+        let Ok(_guard) = self.evicting.try_lock() else {
+            return; // another thread is evicting
+        };
+        if self.len.load(Ordering::Relaxed) <= self.config.max_entries {
+            return;
+        }
+        let mut ages: Vec<u64> = Vec::with_capacity(self.len.load(Ordering::Relaxed));
+        for map in &self.ports {
+            ages.extend(map.iter().map(|e| e.last_access.load(Ordering::Relaxed)));
+        }
+        for map in &self.names {
+            ages.extend(map.iter().map(|e| e.last_access.load(Ordering::Relaxed)));
+        }
+        if ages.is_empty() {
+            return;
+        }
+        let excess = ages.len().saturating_sub(self.config.max_entries);
+        let target = (ages.len() / 8).max(excess).max(1).min(ages.len());
+        let (_, &mut threshold, _) = ages.select_nth_unstable(target - 1);
+        let mut removed = 0usize;
+        let mut budget = target;
+        for map in &self.ports {
+            map.retain(|_, e| {
+                let evict = budget > 0 && e.last_access.load(Ordering::Relaxed) <= threshold;
+                if evict {
+                    budget -= 1;
+                    removed += 1;
+                }
+                !evict
+            });
+        }
+        for map in &self.names {
+            map.retain(|_, e| {
+                let evict = budget > 0 && e.last_access.load(Ordering::Relaxed) <= threshold;
+                if evict {
+                    budget -= 1;
+                    removed += 1;
+                }
+                !evict
+            });
+        }
+        self.len.fetch_sub(removed, Ordering::Relaxed);
+        self.counters
+            .evictions
+            .fetch_add(removed as u64, Ordering::Relaxed);
+    }
+
+    fn clear(&self) -> usize {
+        let mut removed = 0usize;
+        for map in &self.ports {
+            map.retain(|_, _| {
+                removed += 1;
+                false
+            });
+        }
+        for map in &self.names {
+            map.retain(|_, _| {
+                removed += 1;
+                false
+            });
+        }
+        self.len.fetch_sub(removed, Ordering::Relaxed);
+        removed
+    }
+
+    /// Drops every entry a changed key answers: its name (all protocols)
+    /// and every port of its range (all protocols).
+    fn invalidate(&self, key: &RecordKey) -> usize {
+        let mut removed = 0usize;
+        if let Some(name) = &key.name {
+            let lower = name.to_lowercase();
+            for map in &self.names {
+                removed += usize::from(map.remove(lower.as_str()).is_some());
+            }
+        }
+        if let Some(range) = key.ports {
+            // A wide range (e.g. an Unassigned block) is cheaper to apply
+            // by scanning what is cached.
+            if range.len() as usize > self.len.load(Ordering::Relaxed).max(64) {
+                for map in &self.ports {
+                    map.retain(|port, _| {
+                        let hit = range.contains(*port);
+                        removed += usize::from(hit);
+                        !hit
+                    });
+                }
+            } else {
+                for port in range.start..=range.end {
+                    for map in &self.ports {
+                        removed += usize::from(map.remove(&port).is_some());
+                    }
+                }
+            }
+        }
+        self.len.fetch_sub(removed, Ordering::Relaxed);
+        removed
+    }
+
+    fn set_live(&self, live: bool) {
+        let was = self.live.swap(live, Ordering::AcqRel);
+        if was != live {
+            let mut since = self
+                .unconfirmed_since
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            *since = if live { None } else { Some(Instant::now()) };
+        }
+    }
+}
+
+/// The single-flight body: one RPC, then the cache update under the race
+/// rules (see the module docs).
+async fn fetch_and_fill(
+    inner: std::sync::Weak<Inner>,
+    client: Client,
+    key: FlightKey,
+) -> Result<Cached<SharedLookup>, Error> {
+    let (version_before, generation_before) = match inner.upgrade() {
+        Some(i) => {
+            i.counters.rpcs.fetch_add(1, Ordering::Relaxed);
+            (
+                i.watch_version.load(Ordering::SeqCst),
+                i.generation.load(Ordering::SeqCst),
+            )
+        }
+        None => (0, 0),
+    };
+    let result = match &key {
+        FlightKey::Port(p, s) => client.lookup_port(*p, slot_protocol(*s).as_ref()).await,
+        FlightKey::Name(n, s) => client.lookup_name(n, slot_protocol(*s).as_ref()).await,
+    };
+    let Some(inner) = inner.upgrade() else {
+        return result.map(|r| Cached {
+            version: r.version,
+            value: Arc::new(r),
+            stale: false,
+        });
+    };
+    let now = Instant::now();
+    let outcome = match result {
+        Ok(lookup) => {
+            let version = lookup.version;
+            let value = Arc::new(lookup);
+            if version >= inner.watch_version.load(Ordering::SeqCst) {
+                inner.insert(
+                    &key,
+                    Entry {
+                        value: Value::Found(Arc::clone(&value)),
+                        version,
+                        fetched_at: now,
+                        expires_at: now + inner.config.ttl,
+                        last_access: AtomicU64::new(inner.clock.load(Ordering::Relaxed)),
+                    },
+                );
+                // Re-check after inserting: a change applied meanwhile
+                // either removed the entry or is visible here.
+                if inner.watch_version.load(Ordering::SeqCst) > version {
+                    inner.remove_if_fetched_at(&key, now);
+                }
+            }
+            Ok(Cached {
+                value,
+                stale: false,
+                version,
+            })
+        }
+        Err(Error::NotFound { message, .. }) => {
+            if inner.generation.load(Ordering::SeqCst) == generation_before {
+                inner.insert(
+                    &key,
+                    Entry {
+                        value: Value::NotFound(message.as_str().into()),
+                        version: version_before,
+                        fetched_at: now,
+                        expires_at: now + inner.config.negative_ttl,
+                        last_access: AtomicU64::new(inner.clock.load(Ordering::Relaxed)),
+                    },
+                );
+                if inner.generation.load(Ordering::SeqCst) != generation_before {
+                    inner.remove_if_fetched_at(&key, now);
+                }
+            }
+            Err(Error::NotFound {
+                message,
+                stale: false,
+            })
+        }
+        Err(e) if e.is_unreachable() => match inner.stale_answer(&key) {
+            Some(answer) => answer,
+            None => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    inner.inflight.remove(&key);
+    outcome
+}
+
+/// Why a watch session ended.
+enum SessionEnd {
+    Cancelled,
+    Broken(String),
+}
+
+async fn watch_task(inner: Arc<Inner>, cancel: CancellationToken) {
+    let mut known_version = 0u64;
+    let mut failures = 0u32;
+    loop {
+        let end = tokio::select! {
+            () = cancel.cancelled() => SessionEnd::Cancelled,
+            end = watch_session(&inner, &mut known_version, &mut failures) => end,
+        };
+        inner.set_live(false);
+        match end {
+            SessionEnd::Cancelled => return,
+            SessionEnd::Broken(why) => {
+                tracing::debug!(%why, known_version, "cache watch stream broken; reconnecting");
+            }
+        }
+        let delay = inner.config.reconnect.backoff(failures);
+        failures = failures.saturating_add(1);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+async fn watch_session(inner: &Inner, known_version: &mut u64, failures: &mut u32) -> SessionEnd {
+    let mut stream = match inner
+        .client
+        .watch(*known_version, WatchMode::Invalidate)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return SessionEnd::Broken(e.to_string()),
+    };
+    inner
+        .counters
+        .watch_connects
+        .fetch_add(1, Ordering::Relaxed);
+    loop {
+        let event = match tokio::time::timeout(inner.config.heartbeat_timeout, stream.next()).await
+        {
+            Err(_) => return SessionEnd::Broken("no event within the heartbeat timeout".into()),
+            Ok(None) => return SessionEnd::Broken("stream ended by the server".into()),
+            Ok(Some(Err(e))) => return SessionEnd::Broken(e.to_string()),
+            Ok(Some(Ok(event))) => event,
+        };
+        if let Err(why) = apply_event(inner, known_version, event) {
+            return SessionEnd::Broken(why);
+        }
+        *failures = 0;
+    }
+}
+
+fn apply_event(inner: &Inner, known_version: &mut u64, event: WatchEvent) -> Result<(), String> {
+    match event.kind {
+        WatchEventKind::Heartbeat => {
+            if event.version != *known_version {
+                return Err(format!(
+                    "heartbeat at version {} while holding {}: resync",
+                    event.version, known_version
+                ));
+            }
+            inner.watch_version.store(event.version, Ordering::SeqCst);
+            inner.set_live(true);
+        }
+        WatchEventKind::Snapshot { last, .. } => {
+            // INVALIDATE mode: forget everything cached before `version`.
+            inner.watch_version.store(event.version, Ordering::SeqCst);
+            inner.generation.fetch_add(1, Ordering::SeqCst);
+            let removed = inner.clear();
+            inner
+                .counters
+                .invalidations
+                .fetch_add(removed as u64, Ordering::Relaxed);
+            if last {
+                *known_version = event.version;
+                inner.set_live(true);
+            }
+        }
+        WatchEventKind::Delta {
+            invalidated, last, ..
+        } => {
+            if event.from_version != *known_version {
+                return Err(format!(
+                    "delta from {} while holding {}: resync",
+                    event.from_version, known_version
+                ));
+            }
+            inner
+                .watch_version
+                .fetch_max(event.version, Ordering::SeqCst);
+            inner.generation.fetch_add(1, Ordering::SeqCst);
+            let removed: usize = invalidated.iter().map(|k| inner.invalidate(k)).sum();
+            inner
+                .counters
+                .invalidations
+                .fetch_add(removed as u64, Ordering::Relaxed);
+            if last {
+                *known_version = event.version;
+                inner.set_live(true);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lowercase_borrows_when_possible() {
+        let mut buf = [0u8; 64];
+        assert!(matches!(
+            lowercase("https", &mut buf),
+            std::borrow::Cow::Borrowed("https")
+        ));
+        let mut buf = [0u8; 64];
+        assert_eq!(lowercase("HTTPS", &mut buf), "https");
+        let mut buf = [0u8; 64];
+        let long = "A".repeat(100);
+        assert_eq!(lowercase(&long, &mut buf), "a".repeat(100));
+    }
+
+    #[test]
+    fn slots_reject_other() {
+        assert!(slot(Some(&Protocol::Other("ddp".into()))).is_err());
+        assert_eq!(slot(Some(&Protocol::Udp)).ok(), Some(2));
+        assert_eq!(slot_protocol(2), Some(Protocol::Udp));
+    }
+}
