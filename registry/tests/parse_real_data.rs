@@ -265,7 +265,10 @@ fn csv_full_states() {
         let removed_note = r
             .notes
             .as_deref()
-            .is_some_and(|n| n.to_ascii_lowercase().contains("removed"));
+            .is_some_and(|n| {
+                let n = n.to_ascii_lowercase();
+                n.contains("removed") || n.contains("de-registered")
+            });
         let want = if removed_note {
             RecordState::Removed
         } else {
@@ -278,13 +281,11 @@ fn csv_full_states() {
             .iter()
             .all(|s| *s == RecordState::Unassigned)
     );
-    assert!(
-        unassigned
-            .iter()
-            .filter(|r| r.state == RecordState::Unassigned)
-            .count()
-            >= 850,
-        "most nameless Unassigned rows stay Unassigned"
+    // Three are removed: 2693/tcp+udp "(Removed 2004-2-6)" and 4501
+    // "De-registered 08 June 2001".
+    assert_eq!(
+        unassigned.iter().filter(|r| r.state == RecordState::Unassigned).count(),
+        882
     );
     // Nameless Reserved rows are Reserved (de-assigned ones too).
     let reserved: Vec<&Record> = reg
@@ -366,4 +367,305 @@ fn bad_garbage_csv_is_rejected_with_a_line() {
     let err = parse::parse(lossy.as_bytes(), None).expect_err("garbage must be rejected");
     assert_eq!(err.line(), Some(3), "{err}");
     assert!(matches!(err, ParseError::BadRow { .. }), "{err}");
+}
+
+#[test]
+fn xml_same_edition_equals_the_csv_record_by_record() {
+    let xml_path = require_shared_file!("iana/service-names-port-numbers-2026-04-24.xml");
+    let Some(csv) = full_csv() else { return };
+    let xml = parse_file(&xml_path, None);
+    let (csv, xml_reg) = (&csv.registry, &xml.registry);
+    assert_eq!(xml_reg.source.format, Some(Format::IanaXml));
+    assert_eq!(xml_reg.source.updated.as_deref(), Some("2026-04-24"));
+    assert_eq!(xml_reg.len(), 14_512);
+    assert_eq!(csv.len(), xml_reg.len());
+    assert!(xml.diagnostics.is_empty(), "every person resolves: {:?}", xml.diagnostics.first());
+
+    let mut differences = Vec::new();
+    let mut other = BTreeMap::<&str, usize>::new();
+    for (i, (c, x)) in csv.records.iter().zip(&xml_reg.records).enumerate() {
+        if (&c.name, c.ports, &c.protocol, ws(&c.description))
+            != (&x.name, x.ports, &x.protocol, ws(&x.description))
+        {
+            differences.push((i, c.clone(), x.clone()));
+        }
+        // The other columns agree too (references and notes after
+        // whitespace normalisation: IANA re-wraps some long texts).
+        let mut check = |what: &'static str, same: bool| {
+            if !same {
+                *other.entry(what).or_default() += 1;
+            }
+        };
+        check("assignees", ids(&c.assignees) == ids(&x.assignees));
+        check("contacts", ids(&c.contacts) == ids(&x.contacts));
+        check("registration", c.registration_date == x.registration_date);
+        check("modification", c.modification_date == x.modification_date);
+        check("service code", c.service_code == x.service_code);
+        check(
+            "unauthorized",
+            c.unauthorized_use.as_deref().map(ws) == x.unauthorized_use.as_deref().map(ws),
+        );
+        check("notes", c.notes.as_deref().map(ws) == x.notes.as_deref().map(ws));
+        check(
+            "references",
+            c.references.iter().map(|r| ws(r)).collect::<Vec<_>>()
+                == x.references.iter().map(|r| ws(r)).collect::<Vec<_>>(),
+        );
+        check("state", c.state == x.state);
+    }
+    // The one documented difference (inline `<xref data="rfc9483"/>`, which
+    // the CSV writes `[RFC9483]`) vanishes: inline xrefs render as the CSV
+    // renders them.
+    assert!(differences.is_empty(), "{} differences, first: {:?}", differences.len(), differences.first());
+    if !other.is_empty() {
+        for (c, x) in csv.records.iter().zip(&xml_reg.records) {
+            if c.references.iter().map(|r| ws(r)).collect::<Vec<_>>()
+                != x.references.iter().map(|r| ws(r)).collect::<Vec<_>>()
+            {
+                eprintln!("{:?}\n{:?}", c.references, x.references);
+            }
+        }
+    }
+    assert!(other.is_empty(), "other columns differ: {other:?}");
+    let brski = find(xml_reg, "brski-reg-cmp", None, Some(Protocol::Tcp));
+    assert!(brski[0].description.ends_with("Profile (LCMPP) [RFC9483]"), "{:?}", brski[0].description);
+
+    // The XML resolves people through its <people> table.
+    let unify = find(xml_reg, "unifyadmin", Some(2696), Some(Protocol::Tcp));
+    assert_eq!(ids(&unify[0].assignees), ["Daegis_Inc"]);
+    assert_eq!(unify[0].assignees[0].organization.as_deref(), Some("Daegis, Inc."));
+    assert_eq!(unify[0].contacts[0].name.as_deref(), Some("Chris Anderson"));
+    assert_eq!(unify[0].contacts[0].uri.as_deref(), Some("mailto:ianaportmaster&daegis.com"));
+    assert_eq!(unify[0].contacts[0].updated.as_deref(), Some("2012-07-31"));
+    let gpp = xml_reg
+        .records
+        .iter()
+        .flat_map(|r| r.assignees.iter().chain(&r.contacts))
+        .find(|p| p.id == "_3GPP")
+        .expect("_3GPP is referenced");
+    assert_eq!(gpp.organization.as_deref(), Some("3GPP"));
+    // <br/><br/> is one line break, as in the CSV.
+    let whoispp = find(xml_reg, "whoispp", Some(63), Some(Protocol::Tcp));
+    assert_eq!(
+        whoispp[0].description,
+        "whois++\nIANA assigned this well-formed service name as a replacement for \"whois++\"."
+    );
+}
+
+#[test]
+fn xml_newest_edition() {
+    let path = require_shared_file!("iana/service-names-port-numbers.xml");
+    let parsed = parse_file(&path, None);
+    let reg = &parsed.registry;
+    assert_eq!(reg.source.updated.as_deref(), Some("2026-08-17"));
+    assert_eq!(reg.len(), 14_533);
+    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics.first());
+    let newest = reg
+        .records
+        .iter()
+        .filter_map(|r| r.registration_date.as_ref())
+        .map(|d| d.text.as_str())
+        .max();
+    assert_eq!(newest, Some("2026-08-17"));
+    for (name, port) in [("agtp", 4480), ("bencher", 6610), ("dilithium3", 30939)] {
+        assert!(!find(reg, name, Some(port), None).is_empty(), "{name} {port}");
+    }
+}
+
+#[test]
+fn xml_truncated_is_rejected_with_the_open_record_line() {
+    let path = require_shared_file!("iana/service-names-port-numbers-2026-04-24.xml");
+    let bytes = read(&path);
+    let text = std::str::from_utf8(&bytes).expect("utf-8");
+    // Cut inside the unifyadmin/tcp record, and inside a tag.
+    let inside = text.find("<description>Unify Admin").expect("present");
+    let record_start = text[..inside].rfind("<record").expect("record");
+    let record_line = text[..record_start].matches('\n').count() + 1;
+    for cut in [inside, inside + 5] {
+        let err = parse::parse(&bytes[..cut], None).expect_err("truncated XML");
+        assert!(matches!(err, ParseError::Truncated { .. }), "{err}");
+        assert_eq!(err.line(), Some(record_line), "{err}");
+    }
+    // Cut in the people table.
+    let people = text.find("<person id=\"Chris_Anderson\"").expect("present");
+    let err = parse::parse(&bytes[..people + 40], None).expect_err("truncated XML");
+    assert!(matches!(err, ParseError::Truncated { .. }), "{err}");
+    assert!(err.line().is_some());
+}
+
+/// Every row of the plain-text excerpt, matched to its CSV row.
+#[test]
+fn text_excerpt_matches_its_csv_rows() {
+    let path = require_shared_file!("iana/registry-excerpt.txt");
+    let parsed = parse_file(&path, None);
+    let text = &parsed.registry;
+    assert_eq!(text.source.format, Some(Format::IanaText));
+    assert_eq!(text.source.updated.as_deref(), Some("2025-08-26"));
+    assert_eq!(text.len(), 101);
+    let Some(csv) = full_csv() else { return };
+    let csv = &csv.registry;
+    for t in &text.records {
+        let candidates: Vec<&Record> = csv
+            .records
+            .iter()
+            .filter(|c| (&c.name, c.ports, &c.protocol) == (&t.name, t.ports, &t.protocol))
+            .collect();
+        assert_eq!(candidates.len(), 1, "{t:?}");
+        let c = candidates[0];
+        assert_eq!(ids(&t.assignees), ids(&c.assignees), "{t:?}");
+        assert_eq!(ids(&t.contacts), ids(&c.contacts), "{t:?}");
+        assert_eq!(t.references, c.references, "{t:?}");
+        assert_eq!(t.description, c.description, "{t:?}");
+        assert_eq!(t.notes, c.notes, "{t:?}");
+        assert_eq!(t.state, c.state, "{t:?}");
+        let csv_dates: Vec<&str> = [&c.registration_date, &c.modification_date]
+            .into_iter()
+            .flatten()
+            .map(|d| d.text.as_str())
+            .collect();
+        for d in [&t.registration_date, &t.modification_date].into_iter().flatten() {
+            assert!(
+                csv_dates.contains(&d.text.as_str())
+                    || c.notes.as_deref().is_some_and(|n| n.contains(&d.text)),
+                "{t:?} date {} not among {csv_dates:?}",
+                d.text
+            );
+        }
+        // Two dates are registration then modification.
+        if t.modification_date.is_some() {
+            assert_eq!(t.registration_date, c.registration_date);
+            assert_eq!(t.modification_date, c.modification_date);
+        }
+    }
+    // Tricky rows.
+    let removed: Vec<&Record> = text.records.iter().filter(|r| r.ports == Some(PortRange::single(2693))).collect();
+    assert_eq!(removed.len(), 2);
+    for r in removed {
+        assert_eq!((r.name.as_deref(), r.description.as_str()), (None, "Unassigned"));
+        assert_eq!(r.notes.as_deref(), Some("(Removed 2004-2-6)"));
+        assert_eq!(r.state, RecordState::Removed);
+    }
+    let njack = find(text, "3com-njack-1", Some(5264), Some(Protocol::Tcp));
+    assert_eq!(njack[0].description, "3Com Network Jack Port 1");
+    let range = text.records.iter().find(|r| r.ports == PortRange::new(4805, 4826)).expect("range row");
+    assert_eq!((range.protocol.clone(), range.state), (None, RecordState::Unassigned));
+    let no_proto = text.records.iter().find(|r| r.ports == Some(PortRange::single(3126))).expect("3126");
+    assert_eq!(no_proto.protocol, None);
+    let geneve = find(text, "geneve", Some(6081), Some(Protocol::Udp));
+    assert_eq!(geneve[0].description, "Generic Network Virtualization Encapsulation (Geneve)");
+    assert_eq!(geneve[0].references, ["RFC8926"]);
+    // People resolved from the contact table.
+    let unify = find(text, "unifyadmin", Some(2696), Some(Protocol::Tcp));
+    assert_eq!(unify[0].contacts[0].name.as_deref(), Some("Chris Anderson"));
+    assert_eq!(unify[0].contacts[0].organization.as_deref(), Some("Daegis, Inc."));
+    assert_eq!(unify[0].assignees[0].uri.as_deref(), Some("mailto:ianaportmaster&daegis.com"));
+    let ccmail = find(text, "ccmail", Some(3264), Some(Protocol::Tcp));
+    assert_eq!(ccmail[0].assignees[0].name, None);
+    assert_eq!(ccmail[0].assignees[0].uri.as_deref(), Some("mailto:brockman&ccmail.com"));
+    // One diagnostic per single (ambiguous) date, plus the notes split off.
+    let single_dates = text
+        .records
+        .iter()
+        .filter(|r| r.registration_date.is_some() && r.modification_date.is_none())
+        .count();
+    let ambiguous = parsed.diagnostics.iter().filter(|d| d.message.contains("ambiguous")).count();
+    assert_eq!(ambiguous, single_dates);
+    assert_eq!(parsed.diagnostics.len(), single_dates + 2);
+}
+
+#[test]
+fn embedded_registry_is_the_excerpt() {
+    let reg = portolan_registry::embedded::registry();
+    assert_eq!(reg.len(), 101);
+    assert_eq!(reg.source.path, "embedded");
+    assert_eq!(reg.source.format, Some(Format::IanaText));
+    assert_eq!(reg.source.updated.as_deref(), Some("2025-08-26"));
+    assert!(reg.records.iter().all(|r| r.ports.is_some_and(|p| (2692..=6268).contains(&p.start))));
+}
+
+#[test]
+fn etc_services_files() {
+    for (file, entries, protocols, with_aliases) in [
+        ("etc/services-debian", 318, &[("tcp", 218), ("udp", 95), ("ddp", 4), ("sctp", 1)][..], Some(66)),
+        ("etc/services-gentoo-baselayout", 1_122, &[("tcp", 569), ("udp", 549), ("ddp", 4)][..], Some(162)),
+        (
+            "etc/services-arch-iana-etc-2017",
+            11_374,
+            &[("tcp", 5_816), ("udp", 5_477), ("sctp", 73), ("dccp", 8)][..],
+            Some(0),
+        ),
+    ] {
+        let Some(path) = portolan_test_support::shared_file(file) else { return };
+        let parsed = parse_file(&path, None);
+        let reg = &parsed.registry;
+        assert_eq!(reg.source.format, Some(Format::Services), "{file}");
+        assert_eq!(reg.len(), entries, "{file}");
+        let expected: BTreeMap<String, usize> =
+            protocols.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        assert_eq!(reg.counts_by_protocol(), expected, "{file}");
+        if let Some(n) = with_aliases {
+            assert_eq!(reg.records.iter().filter(|r| !r.aliases.is_empty()).count(), n, "{file}");
+        }
+        assert!(reg.records.iter().all(|r| r.name.is_some() && r.ports.is_some()));
+    }
+    let Some(path) = portolan_test_support::shared_file("etc/services-debian") else { return };
+    let reg = parse_file(&path, Some(Format::Services)).registry;
+    let subs = find(&reg, "submissions", Some(465), Some(Protocol::Tcp));
+    assert_eq!(subs[0].aliases, ["ssmtp", "smtps", "urd"]);
+    let rtmp = find(&reg, "rtmp", Some(1), Some(Protocol::Other("ddp".into())));
+    assert_eq!(rtmp.len(), 1);
+    assert!(reg.records.iter().any(|r| r.name.as_deref() == Some("fido") && r.ports == Some(PortRange::single(60179))));
+    assert_eq!(reg.records.iter().filter(|r| !r.description.is_empty()).count(), 207);
+}
+
+#[test]
+fn nmap_services_file() {
+    let path = require_shared_file!("nmap/nmap-services");
+    let parsed = parse_file(&path, None);
+    let reg = &parsed.registry;
+    assert_eq!(reg.source.format, Some(Format::NmapServices));
+    assert_eq!(reg.len(), 27_461);
+    let by_proto = reg.counts_by_protocol();
+    assert_eq!(by_proto.get("udp"), Some(&19_022));
+    assert_eq!(by_proto.get("tcp"), Some(&8_387));
+    assert_eq!(by_proto.get("sctp"), Some(&52));
+    assert_eq!(reg.records.iter().filter(|r| r.name.as_deref() == Some("unknown")).count(), 15_316);
+    assert!(reg.records.iter().all(|r| r.open_frequency.is_some()));
+    let http = find(reg, "http", Some(80), Some(Protocol::Tcp));
+    assert_eq!(http[0].open_frequency, Some(0.484143));
+    let max = reg.records.iter().filter_map(|r| r.open_frequency).fold(0.0, f64::max);
+    assert_eq!(max, 0.484143);
+    assert_eq!(reg.records.iter().filter(|r| r.open_frequency == Some(0.0)).count(), 7_585);
+    assert!(!find(reg, "X11", None, None).is_empty() && !find(reg, "x11", None, None).is_empty());
+    // Ranges are expanded: x11 covers 53 ports (tcp and udp).
+    let x11_ports: std::collections::BTreeSet<u16> = find(reg, "x11", None, None)
+        .iter()
+        .filter_map(|r| r.ports.map(|p| p.start))
+        .collect();
+    assert_eq!(x11_ports.len(), 53);
+    let ssh = find(reg, "ssh", Some(22), Some(Protocol::Sctp));
+    assert!(ssh[0].description.contains(" | "), "{:?}", ssh[0].description);
+}
+
+#[test]
+fn every_format_also_parses_gzipped() {
+    for (file, format) in [
+        ("iana/service-names-port-numbers.csv", Format::IanaCsv),
+        ("iana/service-names-port-numbers-2026-04-24.xml", Format::IanaXml),
+        ("iana/registry-excerpt.txt", Format::IanaText),
+        ("etc/services-debian", Format::Services),
+        ("nmap/nmap-services", Format::NmapServices),
+    ] {
+        let Some(path) = portolan_test_support::shared_file(file) else { return };
+        let bytes = read(&path);
+        let plain = parse::parse(&bytes, None).expect(file);
+        for hint in [None, Some(format)] {
+            let gz = parse::parse(&gzip(&bytes), hint).unwrap_or_else(|e| panic!("{file} gzipped: {e}"));
+            assert!(gz.registry.source.gzip, "{file}");
+            assert_eq!(gz.registry.source.format, Some(format), "{file}");
+            assert_eq!(gz.registry.source.format_label(), format!("{format}+gzip"));
+            assert_eq!(gz.registry.records, plain.registry.records, "{file}");
+            assert_ne!(gz.registry.source.content_hash, plain.registry.source.content_hash);
+        }
+    }
 }

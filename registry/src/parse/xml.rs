@@ -12,9 +12,9 @@
 //!   `<xref type="person"/>` children of the record → contacts; a record
 //!   without `<assignee>` lists the same person(s) as assignee and contact
 //!   (this is how the CSV of the same edition reads, row for row);
-//! * other bare `<xref>`s → references: `rfc` as `RFC6335`, `draft` and
-//!   `note` by their `data`, `uri` by its text or else its `data`, `text`
-//!   by its text;
+//! * other bare `<xref>`s → references: the xref's text when it has one
+//!   (`RFC8765, Section 6.1`, `TR-352`), else its `data` (`rfc` uppercased
+//!   to `RFC6335` as the CSV writes it);
 //! * `<sc>` → service code, `<unauthorized>` → unauthorized use;
 //! * the `<people>` table (`<person id>` with `<name>`, `<org>`, `<uri>`,
 //!   `<updated>`) resolves assignees and contacts;
@@ -421,11 +421,11 @@ impl State {
             }
             if let Some((xref, _)) = self.xref.take() {
                 let text = xref.text.trim();
-                let reference = match xref.kind.as_str() {
-                    "rfc" => xref_id("rfc", xref.data.as_deref().unwrap_or(text)),
-                    "text" => text.to_string(),
-                    _ if !text.is_empty() && xref.kind != "draft" => text.to_string(),
-                    _ => xref.data.unwrap_or_else(|| text.to_string()),
+                // The CSV writes an xref's text when it has one
+                // (`RFC8765, Section 6.1`), else its ID.
+                let reference = match (&xref.data, text.is_empty()) {
+                    (Some(data), true) => xref_id(&xref.kind, data),
+                    _ => text.to_string(),
                 };
                 if !reference.is_empty() {
                     record.references.push(reference);
