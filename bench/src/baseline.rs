@@ -1,0 +1,162 @@
+//! The baseline: the same `PortRegistry` service with no registry behind
+//! it. LookupPort and LookupName return one fixed, small record;
+//! BatchLookup answers every item with that record (echoing the item's id);
+//! every other method is UNIMPLEMENTED. It also serves `grpc.health.v1`
+//! (SERVING), so it is started and checked exactly like Portolan.
+//!
+//! Run as `portolan-bench baseline-server --listen 127.0.0.1:0`; it prints
+//! its bound address as the first line on standard output.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use anyhow::{Context, Result};
+use futures::{Stream, StreamExt};
+use portolan::pb::port_registry_server::{PortRegistry, PortRegistryServer};
+use portolan::pb::{
+    BatchLookupRequest, BatchLookupResponse, GetRegistryInfoRequest, ListRecordsRequest,
+    LookupNameRequest, LookupPortRequest, LookupResponse, Protocol, Record, RecordKey,
+    RecordState, RegistryInfo, SearchRequest, WatchEvent, WatchRequest,
+};
+use tonic::{Request, Response, Status, Streaming};
+
+/// The baseline service: a fixed reply, no registry work.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    record: Record,
+}
+
+impl Default for Baseline {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Baseline {
+    /// The service with its fixed record (https, 443/tcp).
+    pub fn new() -> Self {
+        let record = Record {
+            name: Some("https".into()),
+            port: Some(443),
+            port_end: Some(443),
+            protocol: Protocol::Tcp as i32,
+            protocol_text: "tcp".into(),
+            description: "http protocol over TLS/SSL".into(),
+            state: RecordState::Assigned as i32,
+            port_class: portolan::pb::PortClass::System as i32,
+            references: vec!["RFC9110".into()],
+            key: Some(RecordKey {
+                name: Some("https".into()),
+                port: Some(443),
+                port_end: Some(443),
+                protocol: Protocol::Tcp as i32,
+                protocol_text: "tcp".into(),
+                ordinal: 0,
+            }),
+            ..Record::default()
+        };
+        Self { record }
+    }
+
+    fn reply(&self) -> LookupResponse {
+        LookupResponse {
+            records: vec![self.record.clone()],
+            version: 1,
+        }
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl PortRegistry for Baseline {
+    async fn lookup_port(
+        &self,
+        _request: Request<LookupPortRequest>,
+    ) -> Result<Response<LookupResponse>, Status> {
+        Ok(Response::new(self.reply()))
+    }
+
+    async fn lookup_name(
+        &self,
+        _request: Request<LookupNameRequest>,
+    ) -> Result<Response<LookupResponse>, Status> {
+        Ok(Response::new(self.reply()))
+    }
+
+    type BatchLookupStream = BoxStream<BatchLookupResponse>;
+
+    async fn batch_lookup(
+        &self,
+        request: Request<Streaming<BatchLookupRequest>>,
+    ) -> Result<Response<Self::BatchLookupStream>, Status> {
+        let record = self.record.clone();
+        let out = request.into_inner().map(move |item| {
+            item.map(|item| BatchLookupResponse {
+                id: item.id,
+                records: vec![record.clone()],
+                version: 1,
+                error: None,
+            })
+        });
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    type SearchStream = BoxStream<Record>;
+
+    async fn search(
+        &self,
+        _request: Request<SearchRequest>,
+    ) -> Result<Response<Self::SearchStream>, Status> {
+        Err(Status::unimplemented("baseline: Search"))
+    }
+
+    type ListRecordsStream = BoxStream<Record>;
+
+    async fn list_records(
+        &self,
+        _request: Request<ListRecordsRequest>,
+    ) -> Result<Response<Self::ListRecordsStream>, Status> {
+        Err(Status::unimplemented("baseline: ListRecords"))
+    }
+
+    type WatchStream = BoxStream<WatchEvent>;
+
+    async fn watch(
+        &self,
+        _request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        Err(Status::unimplemented("baseline: Watch"))
+    }
+
+    async fn get_registry_info(
+        &self,
+        _request: Request<GetRegistryInfoRequest>,
+    ) -> Result<Response<RegistryInfo>, Status> {
+        Err(Status::unimplemented("baseline: GetRegistryInfo"))
+    }
+}
+
+/// Serves the baseline on `listen` until the process is killed, printing
+/// the bound address on standard output first.
+pub async fn serve(listen: SocketAddr) -> Result<()> {
+    use std::io::Write as _;
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "{addr}")?;
+    stdout.flush()?;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<PortRegistryServer<Baseline>>()
+        .await;
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(PortRegistryServer::new(Baseline::new()))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .await?;
+    Ok(())
+}

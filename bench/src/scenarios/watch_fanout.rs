@@ -1,0 +1,265 @@
+//! `watch-fanout`: opens many Watch streams (1,000 by default, over 20
+//! connections), waits until every one has its first event, then replaces
+//! the data file and times, from the rename, when each stream has received
+//! the complete change event. The target is the *last* stream within 1 s;
+//! the report also gives the first (the server's detection and reload time)
+//! and the spread between first and last (the fan-out itself).
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use portolan::pb::port_registry_client::PortRegistryClient;
+use portolan::pb::{WatchMode, WatchRequest, watch_event};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::reload::{registry_info, spawn_on_copy};
+use super::{WatchArgs, WatchModeArg};
+use crate::report::{Check, Report};
+use crate::servers;
+use crate::util::{Summary, ms};
+
+/// What a watch stream task tells the scenario.
+#[derive(Debug)]
+enum Event {
+    /// The stream's first event arrived.
+    Ready,
+    /// A complete change to `version` arrived at `at`.
+    Change { stream: usize, version: u64, at: Instant },
+    /// The stream ended or failed.
+    Ended { stream: usize, why: String },
+}
+
+/// One reload's fan-out timings, in milliseconds from the rename.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Iteration {
+    /// The version the change brought.
+    pub version: u64,
+    /// Streams that received it.
+    pub received: usize,
+    /// First stream.
+    pub first_ms: f64,
+    /// Median stream.
+    pub p50_ms: f64,
+    /// 99th percentile stream.
+    pub p99_ms: f64,
+    /// Last stream.
+    pub last_ms: f64,
+    /// Last minus first.
+    pub spread_ms: f64,
+}
+
+/// Runs the scenario.
+pub async fn run(a: WatchArgs) -> Result<Report> {
+    let (server, live, editions) = spawn_on_copy(&a.server, &a.alt_data, "watch-fanout").await?;
+    let v0 = registry_info(&server).await?.version;
+    let mode = match a.mode {
+        WatchModeArg::Invalidate => WatchMode::Invalidate,
+        WatchModeArg::Full => WatchMode::Full,
+    };
+    let streams = a.streams.max(1);
+    let mut channels = Vec::new();
+    for _ in 0..a.watch_connections.max(1) {
+        channels.push(servers::connect(server.addr).await?);
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    let mut tasks = Vec::with_capacity(streams);
+    for stream in 0..streams {
+        let channel = channels[stream % channels.len()].clone();
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = PortRegistryClient::new(channel);
+            let request = WatchRequest {
+                known_version: v0,
+                mode: mode as i32,
+            };
+            let mut s = match client.watch(request).await {
+                Ok(r) => r.into_inner(),
+                Err(e) => {
+                    let _ = tx.send(Event::Ended {
+                        stream,
+                        why: format!("{:?}: {}", e.code(), e.message()),
+                    });
+                    return;
+                }
+            };
+            let mut ready = false;
+            let mut held = v0;
+            loop {
+                match s.message().await {
+                    Ok(Some(ev)) => {
+                        if !ready {
+                            ready = true;
+                            let _ = tx.send(Event::Ready);
+                        }
+                        let complete = match &ev.event {
+                            Some(watch_event::Event::Delta(d)) => d.last,
+                            Some(watch_event::Event::Snapshot(s)) => s.last,
+                            _ => false,
+                        };
+                        if complete && ev.version > held {
+                            held = ev.version;
+                            let _ = tx.send(Event::Change {
+                                stream,
+                                version: ev.version,
+                                at: Instant::now(),
+                            });
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = tx.send(Event::Ended {
+                            stream,
+                            why: "stream ended".into(),
+                        });
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Event::Ended {
+                            stream,
+                            why: format!("{:?}: {}", e.code(), e.message()),
+                        });
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    drop(tx);
+
+    let mut failures = Vec::new();
+    // Wait until every stream is open and has had its first event.
+    let mut ready = 0usize;
+    let open_deadline = Instant::now() + Duration::from_secs(60);
+    let open_start = Instant::now();
+    while ready < streams {
+        let left = open_deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(Event::Ready)) => ready += 1,
+            Ok(Some(Event::Ended { stream, why })) => {
+                failures.push(format!("stream {stream} ended before the reload: {why}"))
+            }
+            Ok(Some(Event::Change { .. })) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let open_ms = ms(open_start.elapsed());
+    if ready < streams {
+        for t in &tasks {
+            t.abort();
+        }
+        bail!(
+            "only {ready} of {streams} watch streams opened within 60 s: {}",
+            failures.join("; ")
+        );
+    }
+
+    let mut iterations = Vec::new();
+    let mut held = v0;
+    let mut next = 1usize;
+    for _ in 0..a.iterations.max(1) {
+        let mut first_at: Vec<Option<Instant>> = vec![None; streams];
+        let t0 = Instant::now();
+        servers::replace_atomically(&live, &editions[next])?;
+        next = 1 - next;
+        let deadline = t0 + a.deadline;
+        let mut received = 0usize;
+        let mut version = held;
+        while received < streams {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, rx.recv()).await {
+                Ok(Some(Event::Change {
+                    stream,
+                    version: v,
+                    at,
+                })) if v > held => {
+                    if first_at[stream].is_none() {
+                        first_at[stream] = Some(at);
+                        received += 1;
+                        version = version.max(v);
+                    }
+                }
+                Ok(Some(Event::Ended { stream, why })) => {
+                    failures.push(format!("stream {stream} ended: {why}"))
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let times: Vec<f64> = first_at
+            .iter()
+            .flatten()
+            .map(|at| ms(at.saturating_duration_since(t0)))
+            .collect();
+        let s = Summary::of(&times);
+        let p99 = crate::util::quantile(&times, 0.99).unwrap_or(0.0);
+        if received < streams {
+            failures.push(format!(
+                "only {received} of {streams} streams received the change to version > {held} \
+                 within {:?}",
+                a.deadline
+            ));
+        }
+        iterations.push(Iteration {
+            version,
+            received,
+            first_ms: s.min,
+            p50_ms: s.p50,
+            p99_ms: p99,
+            last_ms: s.max,
+            spread_ms: s.max - s.min,
+        });
+        held = version;
+        // Let the server settle (debounce, heartbeats) before the next one.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    for t in &tasks {
+        t.abort();
+    }
+
+    let worst_last = iterations.iter().map(|i| i.last_ms).fold(0.0, f64::max);
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "{streams} {:?} streams over {} connections (all open in {open_ms:.0} ms); times from the \
+         rename to each stream's complete change event:",
+        a.mode,
+        channels.len()
+    );
+    for (n, i) in iterations.iter().enumerate() {
+        let _ = writeln!(
+            text,
+            "  reload {}: v{} received by {}/{streams}: first {:.1} ms, p50 {:.1} ms, p99 {:.1} ms, \
+             last {:.1} ms (spread {:.1} ms)",
+            n + 1,
+            i.version,
+            i.received,
+            i.first_ms,
+            i.p50_ms,
+            i.p99_ms,
+            i.last_ms,
+            i.spread_ms
+        );
+    }
+    let mut report = Report::new(
+        "watch-fanout",
+        text,
+        json!({
+            "streams": streams,
+            "connections": channels.len(),
+            "mode": format!("{:?}", a.mode),
+            "open_ms": open_ms,
+            "iterations": &iterations,
+            "worst_last_ms": worst_last,
+        }),
+    );
+    report.checks.push(Check::new(
+        "last of the watch streams receives the change (from the file rename)",
+        "<= 1000 ms",
+        format!("{worst_last:.1} ms (worst of {} reloads)", iterations.len()),
+        worst_last <= 1000.0 && failures.is_empty(),
+    ));
+    report.failures = failures;
+    drop(server);
+    Ok(report)
+}
