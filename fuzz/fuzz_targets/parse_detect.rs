@@ -1,0 +1,35 @@
+//! Feeds arbitrary bytes to `portolan_registry::parse::parse`, the entry
+//! point the server uses: gzip sniffing, UTF-8 check, format detection (or a
+//! forced format) and the chosen parser. It must return without panicking.
+//!
+//! The first byte is a selector, so one target reaches every path:
+//! * bits 0-2: 0 = detect the format, 1-5 = force `Format::ALL[n - 1]`,
+//!   6-7 = detect;
+//! * bit 3: gzip-compress the rest before parsing, so the fuzzer explores the
+//!   parsers behind a *valid* gzip layer too (raw bytes starting with the
+//!   gzip magic still exercise the decoder's error paths).
+#![no_main]
+
+use std::io::Write as _;
+
+use libfuzzer_sys::fuzz_target;
+use portolan_registry::parse::{Format, parse};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, rest)) = data.split_first() else {
+        let _ = parse(data, None);
+        return;
+    };
+    let format = match usize::from(selector & 0b111) {
+        n @ 1..=5 => Some(Format::ALL[n - 1]),
+        _ => None,
+    };
+    if selector & 0b1000 != 0 {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(rest).expect("writing to a Vec cannot fail");
+        let gz = encoder.finish().expect("writing to a Vec cannot fail");
+        let _ = parse(&gz, format);
+    } else {
+        let _ = parse(rest, format);
+    }
+});
