@@ -1,1 +1,251 @@
-//! The Portolan server (being written).
+//! The Portolan gRPC server: serves the IANA Service Name and Transport
+//! Protocol Port Number Registry as `portolan.v1.PortRegistry`, with
+//! `grpc.health.v1` health, gRPC reflection (v1 and v1alpha), Prometheus
+//! metrics, hot reload of its data file and graceful shutdown.
+//!
+//! The binary (`main.rs`) only parses flags, sets up logging, binds the
+//! listener and calls [`run`] with a SIGTERM/SIGINT future; tests call
+//! [`run`] (or [`run_with_listeners`]) with a listener bound to
+//! `127.0.0.1:0` and a future of their own.
+//!
+//! # Layout
+//! * [`config`]: flags ([`Args`]) and their validation into a [`Config`]
+//!   (including loading the data file) before any socket is bound.
+//! * [`service`]: the `PortRegistry` handlers.
+//! * [`validate`]: every request check, in one place.
+//! * [`status`]: every error, and its mapping to `tonic::Status`.
+//! * [`state`]: the shared registry state (index, change history, broadcast
+//!   to watchers, reload outcome).
+//! * [`watch`]: the Watch stream protocol.
+//! * [`reload`]: watching, debouncing, polling and applying the data file.
+//! * [`metrics`]: Prometheus series, the gRPC metrics tower layer and the
+//!   `/metrics` endpoint.
+//! * [`panic`]: the layer turning a handler panic into `INTERNAL`.
+//! * [`health`]: the health service and the names it reports.
+//!
+//! # Lifecycle
+//! 1. Health is NOT_SERVING; the server starts accepting.
+//! 2. The index is built from the configured registry; health turns
+//!    SERVING; the reloader starts (when serving a file).
+//! 3. When the shutdown future completes: health turns NOT_SERVING, the
+//!    accept loop stops, server streams (Watch, lists, batches) are ended by
+//!    the server, in-flight unary calls finish; the drain is bounded by
+//!    `--shutdown-grace`, after which [`run`] returns anyway.
+
+pub mod config;
+pub mod health;
+pub mod metrics;
+pub mod panic;
+pub mod reload;
+pub mod service;
+pub mod state;
+pub mod status;
+pub mod validate;
+pub mod watch;
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use portolan::pb::port_registry_server::PortRegistryServer;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+pub use config::{Args, Config, ConfigError, LogFormat};
+
+use crate::metrics::{GrpcMetricsLayer, Metrics};
+use crate::panic::CatchPanicLayer;
+use crate::service::{PortRegistryService, Shared};
+use crate::state::RegistryState;
+use crate::watch::WatchSettings;
+
+/// Largest request message accepted, in bytes. Every request of the
+/// contract is far smaller; larger ones are refused by tonic with
+/// OUT_OF_RANGE/RESOURCE_EXHAUSTED before any handler runs.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Calls in flight on one connection before further ones wait.
+const CONCURRENCY_PER_CONNECTION: usize = 256;
+
+/// Calls in flight over all connections before further ones wait.
+const GLOBAL_CONCURRENCY: usize = 4096;
+
+/// Time limit for a handler to produce its response (streams: their first
+/// message headers, not the whole stream).
+const HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// HTTP/2 keepalive ping interval and timeout.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs the server on `listener` until `shutdown` completes, then drains
+/// (bounded by `--shutdown-grace`). Binds `--metrics-listen` when given.
+///
+/// # Errors
+/// When the metrics address cannot be bound or the gRPC server fails.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let metrics_listener = match config.args.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot bind --metrics-listen {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    run_with_listeners(config, listener, metrics_listener, shutdown).await
+}
+
+/// [`run`] with the metrics listener bound by the caller (tests bind
+/// `127.0.0.1:0` and read its address); `--metrics-listen` is ignored.
+///
+/// # Errors
+/// When the gRPC server fails.
+pub async fn run_with_listeners(
+    config: Config,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let Config { args, initial, tls } = config;
+    let reload_settings = Config {
+        args: args.clone(),
+        initial: portolan_registry::Registry::default(),
+        tls: None,
+    }
+    .reload_settings();
+    let stop = CancellationToken::new();
+    let metrics = Arc::new(Metrics::new());
+    let health = health::Health::start().await;
+
+    if let Some(metrics_listener) = metrics_listener {
+        if let Ok(addr) = metrics_listener.local_addr() {
+            tracing::info!(%addr, "serving metrics on /metrics");
+        }
+        tokio::spawn(metrics::serve(
+            metrics_listener,
+            Arc::clone(&metrics),
+            stop.clone(),
+        ));
+    }
+
+    let shared = Arc::new(Shared {
+        registry: OnceLock::new(),
+        metrics: Arc::clone(&metrics),
+        watch_slots: Arc::new(Semaphore::new(args.max_watch_streams)),
+        max_watch_streams: args.max_watch_streams,
+        watch: WatchSettings {
+            heartbeat_interval: args.heartbeat_interval,
+            max_stream_lifetime: args.max_stream_lifetime,
+        },
+        shutdown: stop.clone(),
+    });
+    let registry_service = PortRegistryServer::new(PortRegistryService::new(Arc::clone(&shared)))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip);
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(portolan::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(portolan::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_connection_age(args.max_stream_lifetime)
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .timeout(HANDLER_TIMEOUT);
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let layers = tower::ServiceBuilder::new()
+        .layer(GrpcMetricsLayer::new(Arc::clone(&metrics)))
+        .layer(CatchPanicLayer)
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            GLOBAL_CONCURRENCY,
+        ))
+        .into_inner();
+    let router = builder
+        .layer(layers)
+        .add_service(health.service())
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(registry_service);
+
+    let local_addr = listener.local_addr()?;
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
+    let server_stop = stop.clone();
+    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
+        server_stop.cancelled().await;
+    }));
+    tracing::info!(addr = %local_addr, "listening");
+
+    // Build the index off the async threads, then report SERVING.
+    let state = tokio::task::spawn_blocking(move || {
+        Arc::new(RegistryState::new(initial, state::DEFAULT_HISTORY))
+    })
+    .await?;
+    let snapshot = state.snapshot();
+    metrics.registry_loaded(&snapshot);
+    tracing::info!(
+        version = snapshot.version(),
+        records = snapshot.len(),
+        source = %snapshot.source().path,
+        format = %snapshot.source().format_label(),
+        "registry loaded"
+    );
+    drop(snapshot);
+    // `set` fails only if already set, which nothing else does.
+    let _ = shared.registry.set(Arc::clone(&state));
+    let reloader = reload_settings.map(|settings| {
+        reload::spawn(
+            Arc::clone(&state),
+            settings,
+            Arc::clone(&metrics),
+            stop.child_token(),
+        )
+    });
+    health.set_serving(true).await;
+
+    tokio::pin!(shutdown);
+    let early_exit = tokio::select! {
+        () = &mut shutdown => None,
+        result = &mut server => Some(result),
+    };
+    if let Some(result) = early_exit {
+        stop.cancel();
+        result??;
+        anyhow::bail!("the gRPC server stopped unexpectedly");
+    }
+
+    tracing::info!(grace = ?args.shutdown_grace, "shutting down");
+    health.set_serving(false).await;
+    stop.cancel();
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
+    match tokio::time::timeout(args.shutdown_grace, &mut server).await {
+        Ok(result) => {
+            result??;
+            tracing::info!("drained; bye");
+        }
+        Err(_) => {
+            server.abort();
+            tracing::warn!(grace = ?args.shutdown_grace, "drain did not finish within the grace period; closing anyway");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,343 @@
+//! Command-line configuration ([`Args`], every flag with a `PORTOLAN_*`
+//! environment fallback) and its validation into a [`Config`] before any
+//! socket is bound: flag combinations, TLS files, and the data file itself
+//! (read and parsed, so a bad file stops the server at startup).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use portolan_registry::{Format, Registry, ReloadGuard};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+use crate::reload::{self, ReloadSettings};
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    Format::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = Format::ALL.iter().map(Format::as_str).collect();
+        format!(
+            "unknown format {text:?} (expected one of {})",
+            names.join(", ")
+        )
+    })
+}
+
+/// The Portolan gRPC server: serves the IANA Service Name and Transport
+/// Protocol Port Number Registry and hot-reloads its data file.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "portolan-server", version, about, long_about = None)]
+pub struct Args {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "PORTOLAN_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Registry data file (IANA CSV/XML/text, services(5), nmap-services,
+    /// optionally gzip-compressed); the embedded registry when absent.
+    #[arg(long, env = "PORTOLAN_DATA", value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Data file format (iana-csv, iana-xml, iana-text, services,
+    /// nmap-services); detected when absent.
+    #[arg(long, env = "PORTOLAN_FORMAT", value_parser = parse_format)]
+    pub format: Option<Format>,
+    /// Address to serve Prometheus metrics on (plain HTTP, `/metrics`).
+    #[arg(long, env = "PORTOLAN_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Quiet time after the last file event before reloading.
+    #[arg(long, env = "PORTOLAN_RELOAD_DEBOUNCE", default_value = "250ms", value_parser = parse_duration)]
+    pub reload_debounce: Duration,
+    /// Interval of the content-hash poll that backs up file events.
+    #[arg(long, env = "PORTOLAN_POLL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// Refuse a reload that drops more than this fraction of the records
+    /// (0-1; 1 disables the check).
+    #[arg(long, env = "PORTOLAN_MAX_SHRINK", default_value_t = 0.5)]
+    pub max_shrink: f64,
+    /// Most Watch streams open at once (RESOURCE_EXHAUSTED beyond).
+    #[arg(long, env = "PORTOLAN_MAX_WATCH_STREAMS", default_value_t = 1024)]
+    pub max_watch_streams: usize,
+    /// Longest life of one Watch stream (minus up to 10% jitter); also the
+    /// HTTP/2 maximum connection age.
+    #[arg(long, env = "PORTOLAN_MAX_STREAM_LIFETIME", default_value = "30m", value_parser = parse_duration)]
+    pub max_stream_lifetime: Duration,
+    /// Interval between Watch heartbeats.
+    #[arg(long, env = "PORTOLAN_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// How long shutdown waits for open calls before exiting anyway.
+    #[arg(long, env = "PORTOLAN_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Server certificate chain (PEM); enables TLS with --tls-key.
+    #[arg(
+        long,
+        env = "PORTOLAN_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(
+        long,
+        env = "PORTOLAN_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) for client certificates; makes mTLS mandatory.
+    #[arg(
+        long,
+        env = "PORTOLAN_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "PORTOLAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Args {
+    /// Every flag at its default (the embedded registry on 127.0.0.1:50051),
+    /// ignoring the environment; a starting point for tests and embedders.
+    pub fn defaults() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data: None,
+            format: None,
+            metrics_listen: None,
+            reload_debounce: Duration::from_millis(250),
+            poll_interval: Duration::from_secs(30),
+            max_shrink: 0.5,
+            max_watch_streams: 1024,
+            max_stream_lifetime: Duration::from_secs(30 * 60),
+            heartbeat_interval: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(20),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// A configuration problem found before binding any socket (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A flag's value or a combination of flags is not acceptable.
+    #[error("--{flag}: {reason}")]
+    Invalid {
+        /// The flag, without dashes.
+        flag: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A TLS file could not be read or used.
+    #[error("--{flag} {path}: {reason}")]
+    Tls {
+        /// The flag, without dashes.
+        flag: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The data file could not be loaded.
+    #[error("--data: {0}")]
+    Data(#[from] reload::LoadError),
+}
+
+fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        flag,
+        reason: reason.into(),
+    }
+}
+
+/// A validated configuration with the initial registry loaded.
+#[derive(Debug)]
+pub struct Config {
+    /// The flags as given.
+    pub args: Args,
+    /// The registry to serve first.
+    pub initial: Registry,
+    /// TLS settings, when TLS is on.
+    pub tls: Option<ServerTlsConfig>,
+}
+
+fn read_tls_file(flag: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|e| ConfigError::Tls {
+        flag,
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    if !String::from_utf8_lossy(&bytes).contains("-----BEGIN ") {
+        return Err(ConfigError::Tls {
+            flag,
+            path: path.display().to_string(),
+            reason: "not a PEM file".into(),
+        });
+    }
+    Ok(bytes)
+}
+
+impl Config {
+    /// Validates `args` and loads the data file (blocking I/O).
+    pub fn load(args: Args) -> Result<Self, ConfigError> {
+        if !(0.0..=1.0).contains(&args.max_shrink) {
+            return Err(invalid(
+                "max-shrink",
+                format!("{} is not between 0 and 1", args.max_shrink),
+            ));
+        }
+        if args.max_watch_streams == 0 {
+            return Err(invalid("max-watch-streams", "must be at least 1"));
+        }
+        for (flag, value) in [
+            ("poll-interval", args.poll_interval),
+            ("heartbeat-interval", args.heartbeat_interval),
+            ("max-stream-lifetime", args.max_stream_lifetime),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(flag, "must be longer than zero"));
+            }
+        }
+        if args.format.is_some() && args.data.is_none() {
+            return Err(invalid(
+                "format",
+                "needs --data (the embedded registry has a fixed format)",
+            ));
+        }
+        if args.metrics_listen.is_some()
+            && args.metrics_listen == Some(args.listen)
+            && args.listen.port() != 0
+        {
+            return Err(invalid("metrics-listen", "must differ from --listen"));
+        }
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                let identity = Identity::from_pem(
+                    read_tls_file("tls-cert", cert)?,
+                    read_tls_file("tls-key", key)?,
+                );
+                let mut tls = ServerTlsConfig::new().identity(identity);
+                if let Some(ca) = &args.tls_client_ca {
+                    tls = tls
+                        .client_ca_root(Certificate::from_pem(read_tls_file("tls-client-ca", ca)?))
+                        .client_auth_optional(false);
+                }
+                // Let rustls check the certificate and key now, not at bind.
+                tonic::transport::Server::builder()
+                    .tls_config(tls.clone())
+                    .map_err(|e| ConfigError::Tls {
+                        flag: "tls-cert",
+                        path: cert.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                Some(tls)
+            }
+            (None, None) if args.tls_client_ca.is_some() => {
+                return Err(invalid("tls-client-ca", "needs --tls-cert and --tls-key"));
+            }
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("tls-cert", "needs --tls-key")),
+            (None, Some(_)) => return Err(invalid("tls-key", "needs --tls-cert")),
+        };
+        let initial = match &args.data {
+            Some(path) => reload::read_registry(path, args.format)?,
+            None => portolan_registry::embedded::registry(),
+        };
+        Ok(Self { args, initial, tls })
+    }
+
+    /// Reload settings, when the registry comes from a file.
+    pub fn reload_settings(&self) -> Option<ReloadSettings> {
+        self.args.data.as_ref().map(|path| ReloadSettings {
+            path: path.clone(),
+            format: self.args.format,
+            debounce: self.args.reload_debounce,
+            poll_interval: self.args.poll_interval,
+            guard: ReloadGuard {
+                max_shrink: self.args.max_shrink,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_parser() {
+        let parsed = Args::try_parse_from(["portolan-server"]).unwrap();
+        let defaults = Args::defaults();
+        assert_eq!(parsed.listen, defaults.listen);
+        assert_eq!(parsed.reload_debounce, defaults.reload_debounce);
+        assert_eq!(parsed.max_stream_lifetime, defaults.max_stream_lifetime);
+        assert_eq!(parsed.max_watch_streams, defaults.max_watch_streams);
+    }
+
+    #[test]
+    fn durations_use_humantime() {
+        let args =
+            Args::try_parse_from(["portolan-server", "--heartbeat-interval", "1m 30s"]).unwrap();
+        assert_eq!(args.heartbeat_interval, Duration::from_secs(90));
+        assert!(Args::try_parse_from(["portolan-server", "--poll-interval", "soon"]).is_err());
+    }
+
+    #[test]
+    fn bad_combinations_are_refused() {
+        let mut args = Args::defaults();
+        args.max_shrink = 1.5;
+        assert!(matches!(
+            Config::load(args),
+            Err(ConfigError::Invalid {
+                flag: "max-shrink",
+                ..
+            })
+        ));
+        let mut args = Args::defaults();
+        args.format = Some(Format::IanaCsv);
+        assert!(matches!(
+            Config::load(args),
+            Err(ConfigError::Invalid { flag: "format", .. })
+        ));
+        assert!(
+            Args::try_parse_from(["portolan-server", "--tls-cert", "c.pem"]).is_err(),
+            "a certificate without a key"
+        );
+        let mut args = Args::defaults();
+        args.tls_cert = Some("/nonexistent/cert.pem".into());
+        args.tls_key = Some("/nonexistent/key.pem".into());
+        let err = Config::load(args).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--tls-cert /nonexistent/cert.pem"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_data_file_is_a_config_error() {
+        let mut args = Args::defaults();
+        args.data = Some("/nonexistent/registry.csv".into());
+        let err = Config::load(args).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--data: cannot read /nonexistent/registry.csv"),
+            "{err}"
+        );
+    }
+}

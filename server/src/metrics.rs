@@ -1,0 +1,628 @@
+//! Prometheus metrics: the go-grpc-prometheus series, recorded by a tower
+//! layer ([`GrpcMetricsLayer`]) around every gRPC call, the registry's own
+//! series, and the plain-HTTP `/metrics` endpoint ([`serve`]).
+//!
+//! gRPC series (labels `grpc_type`, `grpc_service`, `grpc_method`, plus
+//! `grpc_code` on completion):
+//! * `grpc_server_started_total`: calls started;
+//! * `grpc_server_handled_total`: calls finished, by status code (for
+//!   streams: when the stream ends; `Canceled` when the client went away);
+//! * `grpc_server_handling_seconds`: time to completion (histogram);
+//! * `grpc_server_msg_sent_total`: response messages sent (counted from the
+//!   gRPC length-prefixed framing of the response body).
+//!
+//! Registry series: `portolan_registry_version`,
+//! `portolan_registry_records{state}`, `portolan_reload_total{outcome}`,
+//! `portolan_last_successful_reload_timestamp_seconds`,
+//! `portolan_seconds_since_last_successful_reload` (computed at scrape time)
+//! and `portolan_watch_streams_active`.
+
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+use http_body::{Body, Frame, SizeHint};
+use portolan_registry::Snapshot;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic::codegen::Bytes;
+
+/// Labels of a call.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// `unary`, `client_stream`, `server_stream` or `bidi_stream`.
+    pub grpc_type: &'static str,
+    /// Fully qualified service, e.g. `portolan.v1.PortRegistry`.
+    pub grpc_service: String,
+    /// Method, e.g. `LookupPort`.
+    pub grpc_method: String,
+}
+
+/// Labels of a finished call.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandledLabels {
+    /// `unary`, `client_stream`, `server_stream` or `bidi_stream`.
+    pub grpc_type: &'static str,
+    /// Fully qualified service.
+    pub grpc_service: String,
+    /// Method.
+    pub grpc_method: String,
+    /// Status code name as go-grpc-prometheus writes it (`OK`,
+    /// `InvalidArgument`, ...).
+    pub grpc_code: &'static str,
+}
+
+/// Label of a per-state gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    /// `assigned`, `reserved`, `unassigned` or `removed`.
+    pub state: &'static str,
+}
+
+/// Label of the reload counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `applied`, `unchanged` or `failed`.
+    pub outcome: &'static str,
+}
+
+type HistogramFamily = Family<CallLabels, Histogram, fn() -> Histogram>;
+
+fn handling_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Every metric the server exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    started: Family<CallLabels, Counter>,
+    handled: Family<HandledLabels, Counter>,
+    handling_seconds: HistogramFamily,
+    msg_sent: Family<CallLabels, Counter>,
+    registry_version: Gauge,
+    registry_records: Family<StateLabel, Gauge>,
+    reloads: Family<OutcomeLabel, Counter>,
+    last_success: Gauge<f64, AtomicU64>,
+    since_last_success: Gauge<f64, AtomicU64>,
+    last_success_at: Mutex<Instant>,
+    watch_streams: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics, registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let started = Family::<CallLabels, Counter>::default();
+        let handled = Family::<HandledLabels, Counter>::default();
+        let handling_seconds: HistogramFamily = Family::new_with_constructor(handling_histogram);
+        let msg_sent = Family::<CallLabels, Counter>::default();
+        let registry_version = Gauge::default();
+        let registry_records = Family::<StateLabel, Gauge>::default();
+        let reloads = Family::<OutcomeLabel, Counter>::default();
+        let last_success = Gauge::<f64, AtomicU64>::default();
+        let since_last_success = Gauge::<f64, AtomicU64>::default();
+        let watch_streams = Gauge::default();
+        registry.register(
+            "grpc_server_started",
+            "Total number of RPCs started on the server.",
+            started.clone(),
+        );
+        registry.register(
+            "grpc_server_handled",
+            "Total number of RPCs completed on the server, regardless of success or failure.",
+            handled.clone(),
+        );
+        registry.register(
+            "grpc_server_handling_seconds",
+            "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+            handling_seconds.clone(),
+        );
+        registry.register(
+            "grpc_server_msg_sent",
+            "Total number of gRPC stream messages sent by the server.",
+            msg_sent.clone(),
+        );
+        registry.register(
+            "portolan_registry_version",
+            "Version of the registry being served.",
+            registry_version.clone(),
+        );
+        registry.register(
+            "portolan_registry_records",
+            "Records in the registry being served, by state.",
+            registry_records.clone(),
+        );
+        registry.register(
+            "portolan_reload",
+            "Reload attempts by outcome.",
+            reloads.clone(),
+        );
+        registry.register(
+            "portolan_last_successful_reload_timestamp_seconds",
+            "Unix time of the last successful load of the registry.",
+            last_success.clone(),
+        );
+        registry.register(
+            "portolan_seconds_since_last_successful_reload",
+            "Seconds since the last successful load of the registry.",
+            since_last_success.clone(),
+        );
+        registry.register(
+            "portolan_watch_streams_active",
+            "Open Watch streams.",
+            watch_streams.clone(),
+        );
+        Self {
+            registry,
+            started,
+            handled,
+            handling_seconds,
+            msg_sent,
+            registry_version,
+            registry_records,
+            reloads,
+            last_success,
+            since_last_success,
+            last_success_at: Mutex::new(Instant::now()),
+            watch_streams,
+        }
+    }
+
+    /// Records the registry now served (version and counts) as loaded now.
+    pub fn registry_loaded(&self, snapshot: &Snapshot) {
+        self.registry_version
+            .set(i64::try_from(snapshot.version()).unwrap_or(i64::MAX));
+        let counts = snapshot.counts_by_state();
+        for state in portolan_registry::RecordState::ALL {
+            let n = counts.get(&state).copied().unwrap_or(0);
+            self.registry_records
+                .get_or_create(&StateLabel {
+                    state: state.as_str(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        self.mark_successful_load();
+    }
+
+    /// Records a successful load (applied or unchanged) at this moment.
+    pub fn mark_successful_load(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        self.last_success.set(now.as_secs_f64());
+        *self
+            .last_success_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// Counts a reload attempt (`applied`, `unchanged` or `failed`).
+    pub fn reload(&self, outcome: &'static str) {
+        self.reloads.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Counts an open Watch stream until the returned guard is dropped.
+    pub fn watch_stream_started(self: &Arc<Self>) -> ActiveWatch {
+        self.watch_streams.inc();
+        ActiveWatch(Arc::clone(self))
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let since = self
+            .last_success_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed();
+        self.since_last_success.set(since.as_secs_f64());
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Keeps `portolan_watch_streams_active` counting one stream while alive.
+#[derive(Debug)]
+pub struct ActiveWatch(Arc<Metrics>);
+
+impl Drop for ActiveWatch {
+    fn drop(&mut self) {
+        self.0.watch_streams.dec();
+    }
+}
+
+/// The name go-grpc-prometheus gives a status code.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// The call type of a known method (`unary` for anything unknown).
+fn grpc_type(service: &str, method: &str) -> &'static str {
+    match (service, method) {
+        ("portolan.v1.PortRegistry", "BatchLookup") => "bidi_stream",
+        ("portolan.v1.PortRegistry", "Search" | "ListRecords" | "Watch") => "server_stream",
+        ("grpc.health.v1.Health", "Watch") => "server_stream",
+        (s, "ServerReflectionInfo") if s.starts_with("grpc.reflection.") => "bidi_stream",
+        _ => "unary",
+    }
+}
+
+/// Labels of a request path `/package.Service/Method`.
+pub fn call_labels(path: &str) -> CallLabels {
+    let trimmed = path.trim_start_matches('/');
+    let (service, method) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+    CallLabels {
+        grpc_type: grpc_type(service, method),
+        grpc_service: service.to_string(),
+        grpc_method: method.to_string(),
+    }
+}
+
+fn header_code(headers: &http::HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(Code::from_i32)
+}
+
+/// A tower layer recording the gRPC series for every call.
+#[derive(Debug, Clone)]
+pub struct GrpcMetricsLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl GrpcMetricsLayer {
+    /// A layer recording into `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> tower::Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcMetrics {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+/// The service [`GrpcMetricsLayer`] wraps around the gRPC routes.
+#[derive(Debug, Clone)]
+pub struct GrpcMetrics<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for GrpcMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let labels = call_labels(request.uri().path());
+        self.metrics.started.get_or_create(&labels).inc();
+        let call = CallRecord {
+            metrics: Arc::clone(&self.metrics),
+            labels,
+            started: Instant::now(),
+            header_code: None,
+        };
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await?;
+            let mut call = call;
+            call.header_code = header_code(response.headers());
+            let (parts, body) = response.into_parts();
+            let body = MeteredBody {
+                inner: body,
+                call: Some(call),
+                frames: FrameCounter::default(),
+            };
+            Ok(http::Response::from_parts(
+                parts,
+                tonic::body::Body::new(body),
+            ))
+        })
+    }
+}
+
+/// What is known about a call until it completes.
+#[derive(Debug)]
+struct CallRecord {
+    metrics: Arc<Metrics>,
+    labels: CallLabels,
+    started: Instant,
+    header_code: Option<Code>,
+}
+
+impl CallRecord {
+    fn finish(self, code: Code) {
+        let handled = HandledLabels {
+            grpc_type: self.labels.grpc_type,
+            grpc_service: self.labels.grpc_service.clone(),
+            grpc_method: self.labels.grpc_method.clone(),
+            grpc_code: code_name(code),
+        };
+        self.metrics.handled.get_or_create(&handled).inc();
+        self.metrics
+            .handling_seconds
+            .get_or_create(&self.labels)
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// Counts gRPC messages in a length-prefixed byte stream (1 flag byte and a
+/// 4-byte big-endian length before each message).
+#[derive(Debug, Default)]
+pub struct FrameCounter {
+    header: [u8; 5],
+    header_len: usize,
+    remaining: usize,
+}
+
+impl FrameCounter {
+    /// Feeds response bytes; returns how many new messages began in them.
+    pub fn feed(&mut self, mut data: &[u8]) -> u64 {
+        let mut started = 0;
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let n = self.remaining.min(data.len());
+                self.remaining -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (5 - self.header_len).min(data.len());
+            self.header[self.header_len..self.header_len + n].copy_from_slice(&data[..n]);
+            self.header_len += n;
+            data = &data[n..];
+            if self.header_len == 5 {
+                let len = u32::from_be_bytes([
+                    self.header[1],
+                    self.header[2],
+                    self.header[3],
+                    self.header[4],
+                ]);
+                self.remaining = len as usize;
+                self.header_len = 0;
+                started += 1;
+            }
+        }
+        started
+    }
+}
+
+/// A response body that counts messages and records the call's completion.
+#[derive(Debug)]
+struct MeteredBody {
+    inner: tonic::body::Body,
+    call: Option<CallRecord>,
+    frames: FrameCounter,
+}
+
+impl MeteredBody {
+    fn finish(&mut self, code: Option<Code>) {
+        if let Some(call) = self.call.take() {
+            let code = code.or(call.header_code).unwrap_or(Code::Unknown);
+            call.finish(code);
+        }
+    }
+}
+
+impl Body for MeteredBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let sent = this.frames.feed(data);
+                    if sent > 0
+                        && let Some(call) = &this.call
+                    {
+                        call.metrics
+                            .msg_sent
+                            .get_or_create(&call.labels)
+                            .inc_by(sent);
+                    }
+                }
+                if let Some(trailers) = frame.trailers_ref() {
+                    let code = header_code(trailers);
+                    this.finish(code);
+                }
+            }
+            Poll::Ready(Some(Err(status))) => this.finish(Some(status.code())),
+            Poll::Ready(None) => this.finish(None),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for MeteredBody {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take() {
+            // A trailers-only response (an error returned by the handler)
+            // ends here with its status in the headers; anything else
+            // dropped before completion was cancelled by the client.
+            let code = call.header_code.unwrap_or(Code::Cancelled);
+            call.finish(code);
+        }
+    }
+}
+
+/// Longest request head the `/metrics` endpoint reads.
+const MAX_REQUEST_HEAD: usize = 8 * 1024;
+
+/// Serves `GET /metrics` over plain HTTP/1.1 on `listener` until `cancel`.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, cancel: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let metrics = Arc::clone(&metrics);
+                tokio::spawn(async move {
+                    let answer = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        answer_http(stream, &metrics),
+                    )
+                    .await;
+                    if let Ok(Err(e)) = answer {
+                        tracing::debug!(error = %e, "metrics request failed");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics listener accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn answer_http(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.len() > MAX_REQUEST_HEAD {
+            break;
+        }
+    }
+    let request_line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let request_line = String::from_utf8_lossy(request_line);
+    let mut words = request_line.split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let (status, content_type, body) = if method == "GET" && target == "/metrics" {
+        (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        )
+    } else {
+        (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found; try /metrics\n".to_string(),
+        )
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_counter_handles_split_headers_and_payloads() {
+        let mut counter = FrameCounter::default();
+        let mut bytes = vec![0, 0, 0, 0, 3, b'a', b'b', b'c'];
+        bytes.extend([0, 0, 0, 0, 0]);
+        bytes.extend([0, 0, 0, 0, 2, b'x', b'y']);
+        let total: u64 = bytes.chunks(3).map(|chunk| counter.feed(chunk)).sum();
+        assert_eq!(total, 3);
+    }
+
+    #[test]
+    fn labels_come_from_the_path() {
+        let labels = call_labels("/portolan.v1.PortRegistry/Watch");
+        assert_eq!(labels.grpc_service, "portolan.v1.PortRegistry");
+        assert_eq!(labels.grpc_method, "Watch");
+        assert_eq!(labels.grpc_type, "server_stream");
+        assert_eq!(
+            call_labels("/grpc.health.v1.Health/Check").grpc_type,
+            "unary"
+        );
+    }
+
+    #[test]
+    fn encoding_names_the_series() {
+        let metrics = Metrics::new();
+        metrics.reload("failed");
+        metrics
+            .started
+            .get_or_create(&call_labels("/portolan.v1.PortRegistry/LookupPort"))
+            .inc();
+        let text = metrics.encode();
+        assert!(
+            text.contains("portolan_reload_total{outcome=\"failed\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("grpc_server_started_total{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistry\",grpc_method=\"LookupPort\"} 1"), "{text}");
+        assert!(text.contains("portolan_seconds_since_last_successful_reload"));
+    }
+}

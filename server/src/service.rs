@@ -1,0 +1,293 @@
+//! [`PortRegistryService`]: the `portolan.v1.PortRegistry` handlers. Each
+//! handler validates its request ([`crate::validate`]), reads the registry
+//! state, and maps failures through [`crate::status`].
+//!
+//! Server streams (BatchLookup, Search, ListRecords, Watch) are produced by
+//! spawned tasks that stop when the client goes away or when shutdown
+//! begins (they then end the stream with `UNAVAILABLE`).
+
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::Stream;
+use portolan::convert;
+use portolan::pb;
+use portolan::pb::port_registry_server::PortRegistry;
+use portolan_registry::{LookupResult, Protocol};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::metrics::Metrics;
+use crate::state::RegistryState;
+use crate::status::ServiceError;
+use crate::validate::{self, Lookup};
+use crate::watch::{self, WatchSettings};
+
+/// How many stream messages may wait for a slow receiver.
+const STREAM_BUFFER: usize = 64;
+
+/// How long a stream task waits to deliver its final error status.
+const FINAL_STATUS_WAIT: Duration = Duration::from_secs(1);
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The registry state, set once the first registry is loaded.
+    pub registry: OnceLock<Arc<RegistryState>>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Free Watch slots (RESOURCE_EXHAUSTED when none is left).
+    pub watch_slots: Arc<Semaphore>,
+    /// The number of Watch slots in all.
+    pub max_watch_streams: usize,
+    /// Watch timing.
+    pub watch: WatchSettings,
+    /// Cancelled when shutdown begins; every stream task watches it.
+    pub shutdown: CancellationToken,
+}
+
+/// The `PortRegistry` gRPC service.
+#[derive(Debug, Clone)]
+pub struct PortRegistryService {
+    shared: Arc<Shared>,
+}
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+impl PortRegistryService {
+    /// A service over `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn registry(&self) -> Result<Arc<RegistryState>, ServiceError> {
+        self.shared
+            .registry
+            .get()
+            .cloned()
+            .ok_or_else(|| ServiceError::Unavailable("the registry is still loading".into()))
+    }
+
+    fn refuse_during_shutdown(&self) -> Result<(), ServiceError> {
+        if self.shared.shutdown.is_cancelled() {
+            return Err(ServiceError::Unavailable("server is shutting down".into()));
+        }
+        Ok(())
+    }
+}
+
+fn describe(protocol: Option<&Protocol>) -> String {
+    protocol.map(|p| format!("/{p}")).unwrap_or_default()
+}
+
+/// Runs one validated lookup; NOT_FOUND when nothing matches.
+fn lookup(state: &RegistryState, query: &Lookup) -> Result<pb::LookupResponse, ServiceError> {
+    let LookupResult { version, records } = match query {
+        Lookup::Port { port, protocol } => state.index().lookup_port(*port, protocol.as_ref()),
+        Lookup::Name { name, protocol } => state.index().lookup_name(name, protocol.as_ref()),
+    };
+    if records.is_empty() {
+        return Err(ServiceError::NotFound(match query {
+            Lookup::Port { port, protocol } => {
+                format!("no record for port {port}{}", describe(protocol.as_ref()))
+            }
+            Lookup::Name { name, protocol } => {
+                format!("no record named {name:?}{}", describe(protocol.as_ref()))
+            }
+        }));
+    }
+    Ok(pb::LookupResponse {
+        records: state.records_to_pb(&records),
+        version,
+    })
+}
+
+/// Sends one stream item unless shutdown begins first (then the stream is
+/// ended with UNAVAILABLE). `false` when the stream is over.
+async fn send_item<T>(
+    tx: &mpsc::Sender<Result<T, Status>>,
+    shutdown: &CancellationToken,
+    item: T,
+) -> bool {
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled() => {
+            end_with_shutdown(tx).await;
+            false
+        }
+        sent = tx.send(Ok(item)) => sent.is_ok(),
+    }
+}
+
+async fn end_with_shutdown<T>(tx: &mpsc::Sender<Result<T, Status>>) {
+    let status = Status::unavailable("server is shutting down");
+    let _ = tokio::time::timeout(FINAL_STATUS_WAIT, tx.send(Err(status))).await;
+}
+
+#[tonic::async_trait]
+impl PortRegistry for PortRegistryService {
+    async fn lookup_port(
+        &self,
+        request: Request<pb::LookupPortRequest>,
+    ) -> Result<Response<pb::LookupResponse>, Status> {
+        let query = validate::lookup_port(request.get_ref())?;
+        let state = self.registry()?;
+        Ok(Response::new(lookup(&state, &query)?))
+    }
+
+    async fn lookup_name(
+        &self,
+        request: Request<pb::LookupNameRequest>,
+    ) -> Result<Response<pb::LookupResponse>, Status> {
+        let query = validate::lookup_name(request.get_ref())?;
+        let state = self.registry()?;
+        Ok(Response::new(lookup(&state, &query)?))
+    }
+
+    type BatchLookupStream = ResponseStream<pb::BatchLookupResponse>;
+
+    async fn batch_lookup(
+        &self,
+        request: Request<Streaming<pb::BatchLookupRequest>>,
+    ) -> Result<Response<Self::BatchLookupStream>, Status> {
+        let state = self.registry()?;
+        let mut inbound = request.into_inner();
+        let shutdown = self.shared.shutdown.clone();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => {
+                        end_with_shutdown(&tx).await;
+                        return;
+                    }
+                    next = inbound.next() => next,
+                };
+                let response = match next {
+                    None => return,
+                    Some(Err(status)) => {
+                        // The request stream itself is broken (e.g. an
+                        // oversized message): report it and stop.
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                    Some(Ok(item)) => answer_batch_item(&state, item),
+                };
+                if tx.send(Ok(response)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type SearchStream = ResponseStream<pb::Record>;
+
+    async fn search(
+        &self,
+        request: Request<pb::SearchRequest>,
+    ) -> Result<Response<Self::SearchStream>, Status> {
+        let query = validate::search(request.get_ref())?;
+        let state = self.registry()?;
+        self.refuse_during_shutdown()?;
+        let snapshot = state.snapshot();
+        let records: Vec<pb::Record> = snapshot
+            .search(&query)
+            .into_iter()
+            .map(|(_, (key, record))| convert::record_to_pb(key, record))
+            .collect();
+        let shutdown = self.shared.shutdown.clone();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            for record in records {
+                if !send_item(&tx, &shutdown, record).await {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type ListRecordsStream = ResponseStream<pb::Record>;
+
+    async fn list_records(
+        &self,
+        request: Request<pb::ListRecordsRequest>,
+    ) -> Result<Response<Self::ListRecordsStream>, Status> {
+        let filter = validate::list_records(request.get_ref())?;
+        let state = self.registry()?;
+        self.refuse_during_shutdown()?;
+        let snapshot = state.snapshot();
+        let shutdown = self.shared.shutdown.clone();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            // One snapshot from start to end; records converted one at a time.
+            for (key, record) in snapshot.list(&filter) {
+                if !send_item(&tx, &shutdown, convert::record_to_pb(key, record)).await {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type WatchStream = watch::WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let params = validate::watch(request.get_ref())?;
+        let state = self.registry()?;
+        self.refuse_during_shutdown()?;
+        let permit = Arc::clone(&self.shared.watch_slots)
+            .try_acquire_owned()
+            .map_err(|_| {
+                ServiceError::ResourceExhausted(format!(
+                    "too many open Watch streams (limit {})",
+                    self.shared.max_watch_streams
+                ))
+            })?;
+        Ok(Response::new(watch::spawn(
+            state,
+            params,
+            self.shared.watch,
+            self.shared.shutdown.clone(),
+            permit,
+            Arc::clone(&self.shared.metrics),
+        )))
+    }
+
+    async fn get_registry_info(
+        &self,
+        _request: Request<pb::GetRegistryInfoRequest>,
+    ) -> Result<Response<pb::RegistryInfo>, Status> {
+        Ok(Response::new(self.registry()?.info()))
+    }
+}
+
+fn answer_batch_item(
+    state: &RegistryState,
+    item: pb::BatchLookupRequest,
+) -> pb::BatchLookupResponse {
+    let answer = validate::batch_item(&item).and_then(|query| lookup(state, &query));
+    match answer {
+        Ok(found) => pb::BatchLookupResponse {
+            id: item.id,
+            records: found.records,
+            version: found.version,
+            error: None,
+        },
+        Err(error) => pb::BatchLookupResponse {
+            id: item.id,
+            records: Vec::new(),
+            version: state.index().version(),
+            error: Some(error.to_item_error()),
+        },
+    }
+}

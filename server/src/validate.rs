@@ -1,0 +1,331 @@
+//! Request validation: the only place that decides whether a request is
+//! acceptable, turning wire messages into domain queries or a
+//! [`ServiceError::InvalidArgument`] naming the offending field.
+//!
+//! Limits (from the contract in `registry.proto`):
+//! * ports are 0-65535; `port_min` may not exceed `port_max`;
+//! * names are 1-255 bytes;
+//! * search queries are 1-256 bytes;
+//! * BatchLookup ids are at most 128 bytes, and each item sets exactly one
+//!   of port or name;
+//! * enum values must be known; `PROTOCOL_OTHER` is never valid in a
+//!   request, `RECORD_STATE_UNSPECIFIED` is not a state to filter on.
+
+use portolan::convert;
+use portolan::pb;
+use portolan::pb::batch_lookup_request::Query;
+use portolan_registry::{Filter, Protocol, RecordState, SearchQuery};
+
+use crate::status::ServiceError;
+
+/// Longest accepted service name, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+/// Longest accepted search query, in bytes.
+pub const MAX_QUERY_BYTES: usize = 256;
+/// Longest accepted BatchLookup id, in bytes.
+pub const MAX_BATCH_ID_BYTES: usize = 128;
+/// Search results when the request's limit is 0.
+pub const DEFAULT_SEARCH_LIMIT: usize = SearchQuery::DEFAULT_LIMIT;
+
+/// One point lookup, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Every record covering a port.
+    Port {
+        /// The port.
+        port: u16,
+        /// `None` = any protocol.
+        protocol: Option<Protocol>,
+    },
+    /// Every record with a name (case-insensitive).
+    Name {
+        /// The name as asked.
+        name: String,
+        /// `None` = any protocol.
+        protocol: Option<Protocol>,
+    },
+}
+
+/// How a Watch stream reports changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchMode {
+    /// Full records.
+    Full,
+    /// Keys only.
+    Invalidate,
+}
+
+/// A validated Watch request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchParams {
+    /// The version the caller holds (0 = nothing).
+    pub known_version: u64,
+    /// What the stream carries.
+    pub mode: WatchMode,
+}
+
+/// Validates a LookupPort request.
+pub fn lookup_port(request: &pb::LookupPortRequest) -> Result<Lookup, ServiceError> {
+    Ok(Lookup::Port {
+        port: port("port", request.port)?,
+        protocol: protocol(request.protocol)?,
+    })
+}
+
+/// Validates a LookupName request.
+pub fn lookup_name(request: &pb::LookupNameRequest) -> Result<Lookup, ServiceError> {
+    Ok(Lookup::Name {
+        name: name(&request.name)?,
+        protocol: protocol(request.protocol)?,
+    })
+}
+
+/// Validates one BatchLookup item (the id is checked too).
+pub fn batch_item(request: &pb::BatchLookupRequest) -> Result<Lookup, ServiceError> {
+    if request.id.len() > MAX_BATCH_ID_BYTES {
+        return Err(ServiceError::invalid(
+            "id",
+            format!(
+                "is {} bytes, more than the maximum of {MAX_BATCH_ID_BYTES}",
+                request.id.len()
+            ),
+        ));
+    }
+    let protocol = protocol(request.protocol)?;
+    match &request.query {
+        Some(Query::Port(p)) => Ok(Lookup::Port {
+            port: port("port", *p)?,
+            protocol,
+        }),
+        Some(Query::Name(n)) => Ok(Lookup::Name {
+            name: name(n)?,
+            protocol,
+        }),
+        None => Err(ServiceError::invalid(
+            "query",
+            "set exactly one of port or name",
+        )),
+    }
+}
+
+/// Validates a Search request.
+pub fn search(request: &pb::SearchRequest) -> Result<SearchQuery, ServiceError> {
+    let text = request.query.trim();
+    if text.is_empty() {
+        return Err(ServiceError::invalid("query", "must not be empty"));
+    }
+    if request.query.len() > MAX_QUERY_BYTES {
+        return Err(ServiceError::invalid(
+            "query",
+            format!(
+                "is {} bytes, more than the maximum of {MAX_QUERY_BYTES}",
+                request.query.len()
+            ),
+        ));
+    }
+    let filter = filter(
+        request.protocol,
+        request.port_min,
+        request.port_max,
+        &request.states,
+    )?;
+    let limit = match request.limit {
+        0 => DEFAULT_SEARCH_LIMIT,
+        n => n as usize,
+    };
+    Ok(SearchQuery {
+        text: text.to_string(),
+        filter,
+        limit,
+    })
+}
+
+/// Validates a ListRecords request.
+pub fn list_records(request: &pb::ListRecordsRequest) -> Result<Filter, ServiceError> {
+    filter(
+        request.protocol,
+        request.port_min,
+        request.port_max,
+        &request.states,
+    )
+}
+
+/// Validates a Watch request.
+pub fn watch(request: &pb::WatchRequest) -> Result<WatchParams, ServiceError> {
+    let mode = match pb::WatchMode::try_from(request.mode) {
+        Ok(pb::WatchMode::Unspecified | pb::WatchMode::Full) => WatchMode::Full,
+        Ok(pb::WatchMode::Invalidate) => WatchMode::Invalidate,
+        Err(_) => {
+            return Err(ServiceError::invalid(
+                "mode",
+                format!("unknown watch mode value {}", request.mode),
+            ));
+        }
+    };
+    Ok(WatchParams {
+        known_version: request.known_version,
+        mode,
+    })
+}
+
+fn port(field: &'static str, value: u32) -> Result<u16, ServiceError> {
+    u16::try_from(value)
+        .map_err(|_| ServiceError::invalid(field, format!("{value} is out of range (0-65535)")))
+}
+
+fn name(value: &str) -> Result<String, ServiceError> {
+    if value.is_empty() {
+        return Err(ServiceError::invalid("name", "must not be empty"));
+    }
+    if value.len() > MAX_NAME_BYTES {
+        return Err(ServiceError::invalid(
+            "name",
+            format!(
+                "is {} bytes, more than the maximum of {MAX_NAME_BYTES}",
+                value.len()
+            ),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// A request's protocol: `PROTOCOL_UNSPECIFIED` is "any"; `PROTOCOL_OTHER`
+/// and unknown values are rejected.
+fn protocol(value: i32) -> Result<Option<Protocol>, ServiceError> {
+    if value == pb::Protocol::Other as i32 {
+        return Err(ServiceError::invalid(
+            "protocol",
+            "PROTOCOL_OTHER is not valid in a request",
+        ));
+    }
+    convert::protocol_from_pb(value, "", "protocol")
+        .map_err(|e| ServiceError::invalid("protocol", e.reason))
+}
+
+fn filter(
+    protocol_value: i32,
+    port_min: Option<u32>,
+    port_max: Option<u32>,
+    states: &[i32],
+) -> Result<Filter, ServiceError> {
+    let protocol = protocol(protocol_value)?;
+    let port_min = port_min.map(|p| port("port_min", p)).transpose()?;
+    let port_max = port_max.map(|p| port("port_max", p)).transpose()?;
+    if let (Some(min), Some(max)) = (port_min, port_max)
+        && min > max
+    {
+        return Err(ServiceError::invalid(
+            "port_min",
+            format!("{min} is greater than port_max {max}"),
+        ));
+    }
+    let states = states
+        .iter()
+        .map(|&value| {
+            convert::state_from_pb(value, "states")
+                .map_err(|e| ServiceError::invalid("states", e.reason))
+        })
+        .collect::<Result<Vec<RecordState>, _>>()?;
+    Ok(Filter {
+        protocol,
+        port_min,
+        port_max,
+        states,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(err: ServiceError) -> &'static str {
+        match err {
+            ServiceError::InvalidArgument { field, .. } => field,
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lookups_check_port_name_and_protocol() {
+        let ok = lookup_port(&pb::LookupPortRequest {
+            port: 443,
+            protocol: pb::Protocol::Tcp as i32,
+        });
+        assert_eq!(
+            ok.unwrap(),
+            Lookup::Port {
+                port: 443,
+                protocol: Some(Protocol::Tcp)
+            }
+        );
+        let big = pb::LookupPortRequest {
+            port: 65536,
+            protocol: 0,
+        };
+        assert_eq!(field_of(lookup_port(&big).unwrap_err()), "port");
+        let other = pb::LookupPortRequest {
+            port: 1,
+            protocol: pb::Protocol::Other as i32,
+        };
+        assert_eq!(field_of(lookup_port(&other).unwrap_err()), "protocol");
+        let unknown = pb::LookupPortRequest {
+            port: 1,
+            protocol: 77,
+        };
+        assert_eq!(field_of(lookup_port(&unknown).unwrap_err()), "protocol");
+        let empty = pb::LookupNameRequest::default();
+        assert_eq!(field_of(lookup_name(&empty).unwrap_err()), "name");
+        let long = pb::LookupNameRequest {
+            name: "a".repeat(256),
+            protocol: 0,
+        };
+        assert_eq!(field_of(lookup_name(&long).unwrap_err()), "name");
+    }
+
+    #[test]
+    fn batch_items_need_a_short_id_and_one_query() {
+        let none = pb::BatchLookupRequest {
+            id: "1".into(),
+            ..Default::default()
+        };
+        assert_eq!(field_of(batch_item(&none).unwrap_err()), "query");
+        let long_id = pb::BatchLookupRequest {
+            id: "x".repeat(129),
+            query: Some(Query::Port(80)),
+            protocol: 0,
+        };
+        assert_eq!(field_of(batch_item(&long_id).unwrap_err()), "id");
+    }
+
+    #[test]
+    fn filters_check_bounds_and_states() {
+        let inverted = pb::ListRecordsRequest {
+            port_min: Some(10),
+            port_max: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(field_of(list_records(&inverted).unwrap_err()), "port_min");
+        let too_big = pb::ListRecordsRequest {
+            port_max: Some(70000),
+            ..Default::default()
+        };
+        assert_eq!(field_of(list_records(&too_big).unwrap_err()), "port_max");
+        let bad_state = pb::ListRecordsRequest {
+            states: vec![9],
+            ..Default::default()
+        };
+        assert_eq!(field_of(list_records(&bad_state).unwrap_err()), "states");
+        let empty_query = pb::SearchRequest::default();
+        assert_eq!(field_of(search(&empty_query).unwrap_err()), "query");
+        let long_query = pb::SearchRequest {
+            query: "q".repeat(257),
+            ..Default::default()
+        };
+        assert_eq!(field_of(search(&long_query).unwrap_err()), "query");
+        let bad_mode = pb::WatchRequest {
+            known_version: 0,
+            mode: 5,
+        };
+        assert_eq!(field_of(watch(&bad_mode).unwrap_err()), "mode");
+    }
+}

@@ -1,0 +1,322 @@
+//! The Watch stream: one task per stream that brings the caller up to date
+//! (heartbeat, catch-up delta or snapshot), then forwards every applied
+//! change, sends heartbeats, and ends the stream on shutdown, at its maximum
+//! lifetime, or when the caller goes away.
+//!
+//! Large snapshots and deltas are split into parts of at most
+//! [`MAX_PART_RECORDS`] records (or keys), the last part flagged `last`.
+//! A stream that falls more than the broadcast's capacity behind (a slow
+//! receiver) is resynchronised with a snapshot of the current version.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portolan::convert;
+use portolan::pb;
+use portolan::pb::watch_event::Event;
+use portolan_registry::diff::KeyedRecord;
+use portolan_registry::{Change, Filter, RecordKey, Snapshot};
+use rand::Rng as _;
+use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use crate::metrics::Metrics;
+use crate::state::{CatchUp, RegistryState, WatchStart};
+use crate::validate::{WatchMode, WatchParams};
+
+/// Most records (FULL) or keys (INVALIDATE) in one snapshot or delta part.
+pub const MAX_PART_RECORDS: usize = 1000;
+
+/// How many events may wait for a slow receiver before the stream task
+/// stops reading the broadcast (and so, eventually, lags and resyncs).
+const OUTBOX: usize = 4;
+
+/// The filter that passes every record (snapshots are never filtered).
+static EVERYTHING: std::sync::LazyLock<Filter> = std::sync::LazyLock::new(Filter::default);
+
+/// Timing of Watch streams.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchSettings {
+    /// Interval between heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Maximum lifetime of one stream (jitter of up to 10% is subtracted so
+    /// that streams opened together do not all end together).
+    pub max_stream_lifetime: Duration,
+}
+
+/// The stream a Watch handler returns.
+pub type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::WatchEvent, Status>>;
+
+/// Starts the task behind one Watch stream. `permit` (a Watch slot) is held
+/// until the stream ends.
+pub fn spawn(
+    state: Arc<RegistryState>,
+    params: WatchParams,
+    settings: WatchSettings,
+    cancel: CancellationToken,
+    permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+) -> WatchStream {
+    let (tx, rx) = mpsc::channel(OUTBOX);
+    let start = state.watch_start(params.known_version);
+    tokio::spawn(async move {
+        let _permit = permit;
+        let _active = metrics.watch_stream_started();
+        let mut stream = StreamTask {
+            tx,
+            cancel,
+            mode: params.mode,
+        };
+        stream.run(state, params, settings, start).await;
+    });
+    WatchStream::new(rx)
+}
+
+struct StreamTask {
+    tx: mpsc::Sender<Result<pb::WatchEvent, Status>>,
+    cancel: CancellationToken,
+    mode: WatchMode,
+}
+
+/// Why a send did not happen: the stream is over.
+struct Ended;
+
+impl StreamTask {
+    async fn run(
+        &mut self,
+        state: Arc<RegistryState>,
+        params: WatchParams,
+        settings: WatchSettings,
+        start: WatchStart,
+    ) {
+        let WatchStart {
+            changes: mut receiver,
+            snapshot,
+            catch_up,
+        } = start;
+        let mut version = snapshot.version();
+        let first = match catch_up {
+            CatchUp::Current => self.send(heartbeat(version)).await,
+            CatchUp::Changes(changes) => {
+                self.send_delta(params.known_version, version, &changes)
+                    .await
+            }
+            CatchUp::Snapshot => self.send_snapshot(&snapshot).await,
+        };
+        if first.is_err() {
+            return;
+        }
+        drop(snapshot);
+
+        let lifetime = jittered(settings.max_stream_lifetime);
+        let end_of_life = tokio::time::sleep(lifetime);
+        tokio::pin!(end_of_life);
+        let period = settings.heartbeat_interval.max(Duration::from_millis(10));
+        let mut heartbeats = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        heartbeats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        loop {
+            let sent = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => {
+                    let _ = self.tx.try_send(Err(Status::unavailable("server is shutting down")));
+                    return;
+                }
+                () = self.tx.closed() => return,
+                () = &mut end_of_life => {
+                    tracing::debug!("watch stream reached its maximum lifetime");
+                    return;
+                }
+                received = receiver.recv() => match received {
+                    Ok(change) if change.to_version <= version => Ok(()),
+                    Ok(change) if change.from_version == version => {
+                        let sent = self
+                            .send_delta(change.from_version, change.to_version, std::slice::from_ref(&change))
+                            .await;
+                        version = change.to_version;
+                        sent
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        tracing::info!(version, "watch stream fell behind; resyncing with a snapshot");
+                        let snapshot = state.snapshot();
+                        version = snapshot.version();
+                        self.send_snapshot(&snapshot).await
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = heartbeats.tick() => self.send(heartbeat(version)).await,
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn send(&self, event: pb::WatchEvent) -> Result<(), Ended> {
+        tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => Err(Ended),
+            sent = self.tx.send(Ok(event)) => sent.map_err(|_| Ended),
+        }
+    }
+
+    async fn send_snapshot(&self, snapshot: &Snapshot) -> Result<(), Ended> {
+        for event in snapshot_events(snapshot, self.mode) {
+            self.send(event).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_delta(&self, from: u64, to: u64, changes: &[Arc<Change>]) -> Result<(), Ended> {
+        for event in delta_events(from, to, changes, self.mode) {
+            self.send(event).await?;
+        }
+        Ok(())
+    }
+}
+
+fn jittered(lifetime: Duration) -> Duration {
+    let fraction: f64 = rand::rng().random_range(0.0..0.1);
+    lifetime.mul_f64(1.0 - fraction)
+}
+
+/// A heartbeat at `version`.
+pub fn heartbeat(version: u64) -> pb::WatchEvent {
+    pb::WatchEvent {
+        from_version: version,
+        version,
+        event: Some(Event::Heartbeat(pb::Heartbeat {})),
+    }
+}
+
+/// The events of a snapshot: FULL mode in parts of at most
+/// [`MAX_PART_RECORDS`] records in ListRecords order; INVALIDATE mode one
+/// part without records.
+pub fn snapshot_events(
+    snapshot: &Snapshot,
+    mode: WatchMode,
+) -> impl Iterator<Item = pb::WatchEvent> + '_ {
+    let version = snapshot.version();
+    let total = snapshot.len();
+    let event = move |records: Vec<pb::Record>, last: bool| pb::WatchEvent {
+        from_version: 0,
+        version,
+        event: Some(Event::Snapshot(pb::Snapshot {
+            records,
+            last,
+            total_records: total as u64,
+        })),
+    };
+    let parts: Box<dyn Iterator<Item = pb::WatchEvent> + Send + '_> = match mode {
+        WatchMode::Invalidate => Box::new(std::iter::once(event(Vec::new(), true))),
+        WatchMode::Full => {
+            let part_count = total.div_ceil(MAX_PART_RECORDS).max(1);
+            let mut records = snapshot
+                .list(&EVERYTHING)
+                .map(|(key, record)| convert::record_to_pb(key, record));
+            Box::new((0..part_count).map(move |part| {
+                let chunk: Vec<pb::Record> = records.by_ref().take(MAX_PART_RECORDS).collect();
+                event(chunk, part + 1 == part_count)
+            }))
+        }
+    };
+    parts
+}
+
+/// Upserts and removals that take a holder of `changes[0].from_version` to
+/// the last change's version (a key changed several times appears once,
+/// with its final content or as removed).
+fn compose(changes: &[Arc<Change>]) -> (Vec<KeyedRecord>, Vec<RecordKey>) {
+    if let [change] = changes {
+        let upserts = change
+            .diff
+            .upserts()
+            .map(|(k, r)| (k.clone(), Arc::clone(r)))
+            .collect();
+        let removed = change.diff.removed.iter().map(|(k, _)| k.clone()).collect();
+        return (upserts, removed);
+    }
+    let mut order: Vec<RecordKey> = Vec::new();
+    let mut last: HashMap<RecordKey, Option<Arc<portolan_registry::Record>>> = HashMap::new();
+    let mut note = |key: &RecordKey, record: Option<&Arc<portolan_registry::Record>>| {
+        if !last.contains_key(key) {
+            order.push(key.clone());
+        }
+        last.insert(key.clone(), record.cloned());
+    };
+    for change in changes {
+        for (key, record) in change.diff.upserts() {
+            note(key, Some(record));
+        }
+        for (key, _) in &change.diff.removed {
+            note(key, None);
+        }
+    }
+    let mut upserts = Vec::new();
+    let mut removed = Vec::new();
+    for key in order {
+        match last.remove(&key).flatten() {
+            Some(record) => upserts.push((key, record)),
+            None => removed.push(key),
+        }
+    }
+    (upserts, removed)
+}
+
+/// The events of a delta from `from` to `to`, in parts of at most
+/// [`MAX_PART_RECORDS`] records and keys together.
+pub fn delta_events(
+    from: u64,
+    to: u64,
+    changes: &[Arc<Change>],
+    mode: WatchMode,
+) -> Vec<pb::WatchEvent> {
+    let event = |delta: pb::Delta| pb::WatchEvent {
+        from_version: from,
+        version: to,
+        event: Some(Event::Delta(delta)),
+    };
+    let (upserts, removed) = compose(changes);
+    let mut deltas: Vec<pb::Delta> = Vec::new();
+    match mode {
+        WatchMode::Full => {
+            let mut current = pb::Delta::default();
+            for (key, record) in &upserts {
+                if current.upserted.len() + current.removed.len() == MAX_PART_RECORDS {
+                    deltas.push(std::mem::take(&mut current));
+                }
+                current.upserted.push(convert::record_to_pb(key, record));
+            }
+            for key in &removed {
+                if current.upserted.len() + current.removed.len() == MAX_PART_RECORDS {
+                    deltas.push(std::mem::take(&mut current));
+                }
+                current.removed.push(convert::key_to_pb(key));
+            }
+            deltas.push(current);
+        }
+        WatchMode::Invalidate => {
+            let keys: Vec<pb::RecordKey> = upserts
+                .iter()
+                .map(|(k, _)| k)
+                .chain(removed.iter())
+                .map(convert::key_to_pb)
+                .collect();
+            if keys.is_empty() {
+                deltas.push(pb::Delta::default());
+            }
+            for chunk in keys.chunks(MAX_PART_RECORDS) {
+                deltas.push(pb::Delta {
+                    invalidated: chunk.to_vec(),
+                    ..pb::Delta::default()
+                });
+            }
+        }
+    }
+    if let Some(last) = deltas.last_mut() {
+        last.last = true;
+    }
+    deltas.into_iter().map(event).collect()
+}
