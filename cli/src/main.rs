@@ -1,2 +1,372 @@
-//! The `portolan` CLI (being written).
-fn main() {}
+//! `portolan`: look up IANA service names and port numbers from a Portolan
+//! server or offline, watch changes, check and export registry files.
+//!
+//! # Layout
+//! * `args`: clap definitions and validation of raw arguments.
+//! * `backend`: the server client or the offline [`portolan_registry::Index`].
+//! * `output`: table / JSON lines / CSV rendering.
+//! * this file: `main` (exit codes, broken pipes) and one function per
+//!   subcommand.
+//!
+//! Exit codes: 0 found / success, 1 not found (or `check` found the file
+//! invalid), 2 usage or connection error. A closed stdout (`| head`) exits 0
+//! quietly.
+
+mod args;
+mod backend;
+mod output;
+
+use std::io::{self, IsTerminal as _, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{CommandFactory as _, Parser as _};
+use futures::StreamExt as _;
+use portolan_client::{ScanFilter, WatchEventKind, WatchMode};
+use portolan_registry::Record;
+use serde_json::json;
+
+use crate::args::{Cli, Command, ExportFormat, OutputFormat, parse_query};
+use crate::backend::{Backend, Found, describe};
+
+const FOUND: ExitCode = ExitCode::SUCCESS;
+const NOT_FOUND: u8 = 1;
+const ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; usage errors exit 2.
+            let code = if e.use_stderr() { ERROR } else { 0 };
+            if let Err(io) = e.print()
+                && io.kind() != io::ErrorKind::BrokenPipe
+            {
+                return ExitCode::from(ERROR);
+            }
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portolan: {e:#}");
+            ExitCode::from(ERROR)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let format = cli.global.output.unwrap_or(if io::stdout().is_terminal() {
+        OutputFormat::Table
+    } else {
+        OutputFormat::Json
+    });
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    // Commands that need no backend.
+    match &cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "portolan", &mut out);
+            out.flush()?;
+            return Ok(FOUND);
+        }
+        Command::Check { file } => return check(&mut out, format, file),
+        _ => {}
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let backend = Backend::open(&cli.global).await?;
+        let code = match cli.command {
+            Command::Lookup { query, proto } => {
+                lookup(&backend, &mut out, format, &query, proto).await?
+            }
+            Command::Search { text, proto, limit } => {
+                let filter = ScanFilter {
+                    protocol: proto,
+                    ..ScanFilter::default()
+                };
+                let records = backend.search(&text, &filter, limit).await?;
+                output::write_records(&mut out, format, records.iter().map(|r| &**r))?;
+                if records.is_empty() {
+                    eprintln!("portolan: nothing matches {text:?}");
+                    ExitCode::from(NOT_FOUND)
+                } else {
+                    FOUND
+                }
+            }
+            Command::List {
+                proto,
+                range,
+                state,
+            } => {
+                let filter = ScanFilter {
+                    protocol: proto,
+                    port_min: range.map(|r| r.0),
+                    port_max: range.map(|r| r.1),
+                    states: state,
+                };
+                let bar = progress("records");
+                let records = backend.list(&filter, Some(&bar)).await?;
+                bar.finish_and_clear();
+                output::write_records(&mut out, format, records.iter().map(|r| &**r))?;
+                if records.is_empty() {
+                    ExitCode::from(NOT_FOUND)
+                } else {
+                    FOUND
+                }
+            }
+            Command::Info => {
+                let info = backend.info().await?;
+                output::write_info(&mut out, format, &info)?;
+                FOUND
+            }
+            Command::Export { format: export } => {
+                let bar = progress("records");
+                let registry = backend.registry(Some(&bar)).await?;
+                bar.finish_and_clear();
+                out.write_all(render_export(&registry, export)?.as_bytes())?;
+                FOUND
+            }
+            Command::Watch { from_version } => {
+                watch(&backend, &mut out, format, from_version).await?
+            }
+            Command::Completions { .. } | Command::Check { .. } => FOUND,
+        };
+        out.flush()?;
+        Ok(code)
+    })
+}
+
+/// A spinner on stderr, drawn only when stderr is a terminal.
+fn progress(what: &'static str) -> indicatif::ProgressBar {
+    if !io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {pos} {msg}") {
+        bar.set_style(style);
+    }
+    bar.set_message(what);
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
+}
+
+async fn lookup(
+    backend: &Backend,
+    out: &mut dyn Write,
+    format: OutputFormat,
+    query: &str,
+    proto: Option<portolan_registry::Protocol>,
+) -> anyhow::Result<ExitCode> {
+    let (query, inline) = parse_query(query).map_err(anyhow::Error::msg)?;
+    let proto = match (inline, proto) {
+        (Some(a), Some(b)) if a != b => {
+            eprintln!("portolan: the query says /{a} but --proto says {b}");
+            return Ok(ExitCode::from(ERROR));
+        }
+        (a, b) => a.or(b),
+    };
+    match backend.lookup(&query, proto.as_ref()).await? {
+        Found::Some(result) => {
+            output::write_records(out, format, result.records.iter().map(|r| &**r))?;
+            Ok(FOUND)
+        }
+        Found::None(message) => {
+            out.flush()?;
+            eprintln!("portolan: {message}");
+            Ok(ExitCode::from(NOT_FOUND))
+        }
+    }
+}
+
+fn check(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    file: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let parsed = match portolan_registry::parse(&bytes, None) {
+        Ok(p) => p,
+        Err(e) => {
+            let value = json!({
+                "file": file.display().to_string(),
+                "valid": false,
+                "error": e.to_string(),
+                "line": e.line(),
+            });
+            if format == OutputFormat::Json {
+                output::write_object(out, format, &value)?;
+            }
+            out.flush()?;
+            eprintln!("portolan: {}: {e}", file.display());
+            return Ok(ExitCode::from(NOT_FOUND));
+        }
+    };
+    let registry = &parsed.registry;
+    let by_state: serde_json::Map<String, serde_json::Value> = registry
+        .counts_by_state()
+        .into_iter()
+        .map(|(k, v)| (k.as_str().to_string(), json!(v)))
+        .collect();
+    let by_protocol: serde_json::Map<String, serde_json::Value> = registry
+        .counts_by_protocol()
+        .into_iter()
+        .map(|(k, v)| (k, json!(v)))
+        .collect();
+    match format {
+        OutputFormat::Json => {
+            let value = json!({
+                "file": file.display().to_string(),
+                "valid": true,
+                "format": registry.source.format_label(),
+                "records": registry.len(),
+                "records_by_state": by_state,
+                "records_by_protocol": by_protocol,
+                "diagnostics": parsed.diagnostics.iter()
+                    .map(|d| json!({"line": d.line, "message": d.message}))
+                    .collect::<Vec<_>>(),
+            });
+            output::write_object(out, format, &value)?;
+        }
+        OutputFormat::Table | OutputFormat::Csv => {
+            let value = json!({
+                "file": file.display().to_string(),
+                "valid": true,
+                "format": registry.source.format_label(),
+                "records": registry.len(),
+                "records_by_state": by_state,
+                "records_by_protocol": by_protocol,
+                "diagnostics": parsed.diagnostics.len(),
+            });
+            output::write_object(out, format, &value)?;
+            if format == OutputFormat::Table {
+                for d in &parsed.diagnostics {
+                    writeln!(out, "{}:{}: {}", file.display(), d.line, d.message)?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(FOUND)
+}
+
+fn render_export(
+    registry: &portolan_registry::Registry,
+    format: ExportFormat,
+) -> anyhow::Result<String> {
+    let _ = (registry, format);
+    bail!("export is not available yet")
+}
+
+async fn watch(
+    backend: &Backend,
+    out: &mut dyn Write,
+    format: OutputFormat,
+    from_version: u64,
+) -> anyhow::Result<ExitCode> {
+    let Backend::Remote(client) = backend else {
+        bail!("watch needs a server (drop --offline)");
+    };
+    let mut stream = client
+        .watch(from_version, WatchMode::Full)
+        .await
+        .map_err(|e| describe(client.endpoint(), &e))?;
+    let mut snapshot_count = 0usize;
+    let mut upserted: Vec<Record> = Vec::new();
+    let mut removed = Vec::new();
+    while let Some(event) = stream.next().await {
+        let event = event.map_err(|e| describe(client.endpoint(), &e))?;
+        match event.kind {
+            WatchEventKind::Heartbeat => continue,
+            WatchEventKind::Snapshot { records, last, .. } => {
+                snapshot_count += records.len();
+                if !last {
+                    continue;
+                }
+                if format == OutputFormat::Json {
+                    output::write_object(
+                        out,
+                        format,
+                        &json!({
+                            "event": "snapshot", "version": event.version, "records": snapshot_count,
+                        }),
+                    )?;
+                } else {
+                    writeln!(
+                        out,
+                        "version {}: snapshot of {snapshot_count} records",
+                        event.version
+                    )?;
+                }
+                snapshot_count = 0;
+            }
+            WatchEventKind::Delta {
+                upserted: u,
+                removed: r,
+                last,
+                ..
+            } => {
+                upserted.extend(u.into_iter().map(|(_, rec)| Record::clone(&rec)));
+                removed.extend(r);
+                if !last {
+                    continue;
+                }
+                if format == OutputFormat::Json {
+                    output::write_object(
+                        out,
+                        format,
+                        &json!({
+                            "event": "delta",
+                            "from_version": event.from_version,
+                            "version": event.version,
+                            "upserted": upserted.iter().map(output::record_json).collect::<Vec<_>>(),
+                            "removed": removed.iter().map(output::key_json).collect::<Vec<_>>(),
+                        }),
+                    )?;
+                } else {
+                    writeln!(
+                        out,
+                        "version {} (from {}): {} added or changed, {} removed",
+                        event.version,
+                        event.from_version,
+                        upserted.len(),
+                        removed.len()
+                    )?;
+                    for r in &upserted {
+                        writeln!(
+                            out,
+                            "  + {} {}/{} {}",
+                            r.name.as_deref().unwrap_or("-"),
+                            r.ports.map_or_else(|| "-".into(), |p| p.to_string()),
+                            r.protocol.as_ref().map_or("any", |p| p.as_str()),
+                            r.description
+                                .split_whitespace()
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        )?;
+                    }
+                    for k in &removed {
+                        writeln!(out, "  - {k}")?;
+                    }
+                }
+                upserted.clear();
+                removed.clear();
+            }
+            _ => continue,
+        }
+        out.flush()?;
+    }
+    bail!("{}: the watch stream ended", client.endpoint())
+}

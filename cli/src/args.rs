@@ -1,0 +1,245 @@
+//! Command-line arguments (clap derive) and their validation into typed
+//! values: lookup queries, protocols, port ranges, states.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use portolan_registry::{Protocol, RecordState};
+
+/// Look up IANA service names and port numbers, from a Portolan server or
+/// offline.
+///
+/// Exit status: 0 when something was found (or the command succeeded), 1
+/// when nothing was found (or `check` found the file invalid), 2 on usage
+/// or connection errors.
+#[derive(Debug, Parser)]
+#[command(name = "portolan", version, propagate_version = true)]
+pub struct Cli {
+    /// Global options.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted before or after the subcommand.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Server URI.
+    #[arg(
+        long,
+        global = true,
+        env = "PORTOLAN_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub endpoint: String,
+    /// Answer without a server, from --data or the embedded registry.
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// Registry file for offline mode (IANA CSV/XML/text, services(5),
+    /// nmap-services; gzip accepted; format detected).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Output format; `table` when stdout is a terminal, JSON lines
+    /// otherwise.
+    #[arg(long, short = 'o', global = true, value_enum)]
+    pub output: Option<OutputFormat>,
+    /// CA certificate (PEM) to verify the server with; enables TLS.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Server name to verify the certificate against (default: the
+    /// endpoint's host).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub tls_domain: Option<String>,
+    /// Per-call deadline in seconds.
+    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECONDS")]
+    pub timeout: f64,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON object per line.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// A complete /etc/services.
+    Services,
+    /// The IANA CSV layout.
+    Csv,
+    /// JSON.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Look up a port (`443`, `6010/tcp`) or a service name (`https`,
+    /// `https/udp`).
+    Lookup {
+        /// A port number or a service name, optionally with `/protocol`.
+        query: String,
+        /// Only this protocol (tcp, udp, sctp, dccp).
+        #[arg(long, value_parser = parse_protocol)]
+        proto: Option<Protocol>,
+    },
+    /// Search names and descriptions, best match first.
+    Search {
+        /// Text to find (case-insensitive).
+        text: String,
+        /// Only this protocol.
+        #[arg(long, value_parser = parse_protocol)]
+        proto: Option<Protocol>,
+        /// At most this many results.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// List records in (port, protocol, name) order.
+    List {
+        /// Only this protocol.
+        #[arg(long, value_parser = parse_protocol)]
+        proto: Option<Protocol>,
+        /// Only ports in this range, e.g. `1-1023` or `80`.
+        #[arg(long, value_parser = parse_range)]
+        range: Option<(u16, u16)>,
+        /// Only records in this state (repeatable): assigned, reserved,
+        /// unassigned, removed.
+        #[arg(long, value_parser = parse_state)]
+        state: Vec<RecordState>,
+    },
+    /// Print each registry change as the server applies it.
+    Watch {
+        /// The version you already hold (0: start with a snapshot summary).
+        #[arg(long, default_value_t = 0)]
+        from_version: u64,
+    },
+    /// Show what the server (or the offline registry) is serving.
+    Info,
+    /// Validate a registry file offline: format, counts, diagnostics.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Write the whole registry as /etc/services, CSV or JSON.
+    Export {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "services")]
+        format: ExportFormat,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// A lookup query, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// A port number.
+    Port(u16),
+    /// A service name.
+    Name(String),
+}
+
+/// Parses `443`, `6010/tcp`, `https`, `https/udp` into a query and an
+/// optional protocol.
+pub fn parse_query(text: &str) -> Result<(Query, Option<Protocol>), String> {
+    let text = text.trim();
+    let (what, proto) = match text.rsplit_once('/') {
+        Some((what, proto)) => (what, Some(parse_protocol(proto)?)),
+        None => (text, None),
+    };
+    if what.is_empty() {
+        return Err(format!("empty query in {text:?}"));
+    }
+    if what.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = what
+            .parse()
+            .map_err(|_| format!("port {what} is out of range (0-65535)"))?;
+        return Ok((Query::Port(port), proto));
+    }
+    Ok((Query::Name(what.to_string()), proto))
+}
+
+/// Parses a protocol a query may name.
+pub fn parse_protocol(text: &str) -> Result<Protocol, String> {
+    match Protocol::parse(text) {
+        Some(p @ (Protocol::Tcp | Protocol::Udp | Protocol::Sctp | Protocol::Dccp)) => Ok(p),
+        _ => Err(format!(
+            "unknown protocol {text:?} (expected tcp, udp, sctp or dccp)"
+        )),
+    }
+}
+
+fn parse_state(text: &str) -> Result<RecordState, String> {
+    RecordState::parse(text).ok_or_else(|| {
+        format!("unknown state {text:?} (expected assigned, reserved, unassigned or removed)")
+    })
+}
+
+fn parse_range(text: &str) -> Result<(u16, u16), String> {
+    let port = |s: &str| {
+        s.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("invalid port {s:?} in range {text:?}"))
+    };
+    let (a, b) = match text.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => {
+            let p = port(text)?;
+            (p, p)
+        }
+    };
+    if a > b {
+        return Err(format!("range {text:?} ends before it starts"));
+    }
+    Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn queries_parse() {
+        assert_eq!(parse_query("443"), Ok((Query::Port(443), None)));
+        assert_eq!(
+            parse_query("6010/tcp"),
+            Ok((Query::Port(6010), Some(Protocol::Tcp)))
+        );
+        assert_eq!(
+            parse_query("https/UDP"),
+            Ok((Query::Name("https".into()), Some(Protocol::Udp)))
+        );
+        assert!(parse_query("70000").is_err());
+        assert!(parse_query("80/ddp").is_err());
+    }
+
+    #[test]
+    fn ranges_parse() {
+        assert_eq!(parse_range("1-1023"), Ok((1, 1023)));
+        assert_eq!(parse_range("80"), Ok((80, 80)));
+        assert!(parse_range("9-1").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,261 @@
+//! Where answers come from: a Portolan server through
+//! [`portolan_client::Client`], or the same [`Index`] the server uses, built
+//! offline from `--data` or the embedded registry.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use futures::StreamExt as _;
+use portolan_client::{Client, Error as ClientError, RegistryInfo, ScanFilter, TlsOptions};
+use portolan_registry::{Index, LookupResult, Protocol, Record, Registry, SearchQuery};
+
+use crate::args::{Global, Query};
+
+/// A server connection or an offline index.
+pub enum Backend {
+    /// Talks to a server.
+    Remote(Client),
+    /// Answers from a local index.
+    Offline(Index),
+}
+
+/// The outcome of a lookup: records, or nothing found.
+pub enum Found {
+    /// Records (non-empty) and their version.
+    Some(LookupResult),
+    /// Nothing found; the message says what was looked for.
+    None(String),
+}
+
+/// One-line description of a client error, naming the endpoint for
+/// connection failures.
+pub fn describe(endpoint: &str, e: &ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Unavailable { message } | ClientError::Transport { message } => {
+            anyhow!("cannot connect to {endpoint}: {message}")
+        }
+        other => anyhow!("{endpoint}: {other}"),
+    }
+}
+
+impl Backend {
+    /// Builds the backend the global options ask for.
+    pub async fn open(global: &Global) -> anyhow::Result<Self> {
+        if global.offline {
+            let registry = match &global.data {
+                Some(path) => load_file(path)?.0,
+                None => portolan_registry::embedded::registry(),
+            };
+            return Ok(Self::Offline(Index::new(registry)));
+        }
+        let mut builder = Client::builder(global.endpoint.clone());
+        if global.timeout > 0.0 && global.timeout.is_finite() {
+            builder = builder
+                .timeout(Duration::from_secs_f64(global.timeout))
+                .connect_timeout(Duration::from_secs_f64(global.timeout));
+        }
+        if global.tls_ca.is_some() || global.tls_cert.is_some() || global.tls_domain.is_some() {
+            let mut tls = TlsOptions::new();
+            if let Some(ca) = &global.tls_ca {
+                tls = tls.ca_pem(read(ca)?);
+            }
+            if let (Some(cert), Some(key)) = (&global.tls_cert, &global.tls_key) {
+                tls = tls.identity(read(cert)?, read(key)?);
+            }
+            if let Some(domain) = &global.tls_domain {
+                tls = tls.domain(domain.clone());
+            }
+            builder = builder.tls(tls);
+        }
+        let client = builder
+            .connect()
+            .await
+            .map_err(|e| describe(&global.endpoint, &e))?;
+        Ok(Self::Remote(client))
+    }
+
+    fn endpoint(&self) -> &str {
+        match self {
+            Self::Remote(c) => c.endpoint(),
+            Self::Offline(_) => "offline",
+        }
+    }
+
+    /// Looks up a port or a name.
+    pub async fn lookup(&self, query: &Query, proto: Option<&Protocol>) -> anyhow::Result<Found> {
+        let what = match (query, proto) {
+            (Query::Port(p), Some(pr)) => format!("port {p}/{pr}"),
+            (Query::Port(p), None) => format!("port {p}"),
+            (Query::Name(n), Some(pr)) => format!("service {n}/{pr}"),
+            (Query::Name(n), None) => format!("service {n}"),
+        };
+        let result = match self {
+            Self::Offline(index) => match query {
+                Query::Port(p) => index.lookup_port(*p, proto),
+                Query::Name(n) => index.lookup_name(n, proto),
+            },
+            Self::Remote(client) => {
+                let r = match query {
+                    Query::Port(p) => client.lookup_port(*p, proto).await,
+                    Query::Name(n) => client.lookup_name(n, proto).await,
+                };
+                match r {
+                    Ok(r) => r,
+                    Err(ClientError::NotFound { .. }) => LookupResult {
+                        version: 0,
+                        records: Vec::new(),
+                    },
+                    Err(e) => return Err(describe(self.endpoint(), &e)),
+                }
+            }
+        };
+        if result.records.is_empty() {
+            Ok(Found::None(format!("no record for {what}")))
+        } else {
+            Ok(Found::Some(result))
+        }
+    }
+
+    /// Ranked search.
+    pub async fn search(
+        &self,
+        text: &str,
+        filter: &ScanFilter,
+        limit: u32,
+    ) -> anyhow::Result<Vec<Arc<Record>>> {
+        match self {
+            Self::Offline(index) => {
+                let snapshot = index.snapshot();
+                let query = SearchQuery {
+                    text: text.to_string(),
+                    filter: filter.to_registry_filter(),
+                    limit: if limit == 0 {
+                        SearchQuery::DEFAULT_LIMIT
+                    } else {
+                        limit as usize
+                    },
+                };
+                Ok(snapshot
+                    .search(&query)
+                    .into_iter()
+                    .map(|(_, (_, r))| Arc::clone(r))
+                    .collect())
+            }
+            Self::Remote(client) => {
+                let stream = client
+                    .search(text, filter, limit)
+                    .await
+                    .map_err(|e| describe(self.endpoint(), &e))?;
+                collect(stream, self.endpoint(), None).await
+            }
+        }
+    }
+
+    /// A filtered listing; `progress` ticks per record.
+    pub async fn list(
+        &self,
+        filter: &ScanFilter,
+        progress: Option<&indicatif::ProgressBar>,
+    ) -> anyhow::Result<Vec<Arc<Record>>> {
+        match self {
+            Self::Offline(index) => {
+                let filter = filter.to_registry_filter();
+                Ok(index
+                    .snapshot()
+                    .list(&filter)
+                    .map(|(_, r)| Arc::clone(r))
+                    .collect())
+            }
+            Self::Remote(client) => {
+                let stream = client
+                    .list_records(filter)
+                    .await
+                    .map_err(|e| describe(self.endpoint(), &e))?;
+                collect(stream, self.endpoint(), progress).await
+            }
+        }
+    }
+
+    /// The whole registry in source order (offline) or listing order
+    /// (server), for export.
+    pub async fn registry(
+        &self,
+        progress: Option<&indicatif::ProgressBar>,
+    ) -> anyhow::Result<Registry> {
+        match self {
+            Self::Offline(index) => Ok(index.snapshot().to_registry()),
+            Self::Remote(_) => {
+                let records = self.list(&ScanFilter::default(), progress).await?;
+                Ok(Registry::new(
+                    records.into_iter().map(Arc::unwrap_or_clone).collect(),
+                    portolan_registry::SourceInfo::default(),
+                ))
+            }
+        }
+    }
+
+    /// Registry information.
+    pub async fn info(&self) -> anyhow::Result<RegistryInfo> {
+        match self {
+            Self::Remote(client) => client
+                .registry_info()
+                .await
+                .map_err(|e| describe(self.endpoint(), &e)),
+            Self::Offline(index) => {
+                let snapshot = index.snapshot();
+                let source = snapshot.source();
+                Ok(RegistryInfo {
+                    version: snapshot.version(),
+                    content_hash: source.content_hash.clone(),
+                    source_path: source.path.clone(),
+                    source_format: source.format_label(),
+                    record_count: snapshot.len() as u64,
+                    records_by_state: snapshot
+                        .counts_by_state()
+                        .into_iter()
+                        .map(|(k, v)| (k.as_str().to_string(), v as u64))
+                        .collect(),
+                    records_by_protocol: snapshot
+                        .counts_by_protocol()
+                        .into_iter()
+                        .map(|(k, v)| (k, v as u64))
+                        .collect(),
+                    registry_updated: source.updated.clone().unwrap_or_default(),
+                    loaded_at: Some(snapshot.loaded_at()),
+                    diagnostic_count: source.diagnostic_count as u64,
+                    ..RegistryInfo::default()
+                })
+            }
+        }
+    }
+}
+
+async fn collect(
+    mut stream: portolan_client::RecordStream,
+    endpoint: &str,
+    progress: Option<&indicatif::ProgressBar>,
+) -> anyhow::Result<Vec<Arc<Record>>> {
+    let mut out = Vec::new();
+    while let Some(record) = stream.next().await {
+        out.push(Arc::new(record.map_err(|e| describe(endpoint, &e))?));
+        if let Some(p) = progress {
+            p.inc(1);
+        }
+    }
+    Ok(out)
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Reads and parses a registry file (format detected), with diagnostics.
+pub fn load_file(path: &Path) -> anyhow::Result<(Registry, Vec<portolan_registry::Diagnostic>)> {
+    let bytes = read(path)?;
+    let mut parsed =
+        portolan_registry::parse(&bytes, None).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    parsed.registry.source.path = path.display().to_string();
+    Ok((parsed.registry, parsed.diagnostics))
+}

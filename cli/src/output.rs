@@ -1,0 +1,263 @@
+//! Rendering records and registry information as an aligned table, JSON
+//! lines or CSV. Every write error (including a closed pipe) is returned,
+//! never ignored: `main` turns a broken pipe into a quiet exit.
+
+use std::io::{self, Write};
+
+use portolan_client::RegistryInfo;
+use portolan_registry::{Person, Record, RecordKey};
+use serde_json::{Value, json};
+
+use crate::args::OutputFormat;
+
+/// The record as one flat JSON object.
+pub fn record_json(record: &Record) -> Value {
+    let people = |list: &[Person]| -> Vec<Value> {
+        list.iter()
+            .map(|p| {
+                json!({
+                    "id": p.id, "name": p.name, "organization": p.organization, "uri": p.uri,
+                })
+            })
+            .collect()
+    };
+    json!({
+        "name": record.name,
+        "port": record.ports.map(|p| p.start),
+        "port_end": record.ports.map(|p| p.end),
+        "protocol": record.protocol.as_ref().map(|p| p.as_str()),
+        "state": record.state.as_str(),
+        "description": record.description,
+        "assignees": people(&record.assignees),
+        "contacts": people(&record.contacts),
+        "registration_date": record.registration_date.as_ref().map(|d| d.text.as_str()),
+        "modification_date": record.modification_date.as_ref().map(|d| d.text.as_str()),
+        "references": record.references,
+        "service_code": record.service_code,
+        "unauthorized_use": record.unauthorized_use,
+        "notes": record.notes,
+        "aliases": record.aliases,
+    })
+}
+
+/// A record key as JSON.
+pub fn key_json(key: &RecordKey) -> Value {
+    json!({
+        "name": key.name,
+        "port": key.ports.map(|p| p.start),
+        "port_end": key.ports.map(|p| p.end),
+        "protocol": key.protocol.as_ref().map(|p| p.as_str()),
+        "ordinal": key.ordinal,
+    })
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn columns(record: &Record) -> [String; 5] {
+    [
+        record.name.clone().unwrap_or_else(|| "-".into()),
+        record.ports.map_or_else(|| "-".into(), |p| p.to_string()),
+        record
+            .protocol
+            .as_ref()
+            .map_or_else(|| "any".into(), |p| p.to_string()),
+        record.state.as_str().to_string(),
+        one_line(&record.description),
+    ]
+}
+
+const HEADER: [&str; 5] = ["NAME", "PORT", "PROTO", "STATE", "DESCRIPTION"];
+
+/// Writes records in `format`.
+pub fn write_records<'a>(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    records: impl IntoIterator<Item = &'a Record>,
+) -> io::Result<()> {
+    match format {
+        OutputFormat::Json => {
+            for r in records {
+                serde_json::to_writer(&mut *out, &record_json(r))?;
+                out.write_all(b"\n")?;
+            }
+        }
+        OutputFormat::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record([
+                "name",
+                "port",
+                "port_end",
+                "protocol",
+                "state",
+                "description",
+            ])
+            .map_err(csv_io)?;
+            for r in records {
+                let row = [
+                    r.name.clone().unwrap_or_default(),
+                    r.ports.map(|p| p.start.to_string()).unwrap_or_default(),
+                    r.ports.map(|p| p.end.to_string()).unwrap_or_default(),
+                    r.protocol
+                        .as_ref()
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
+                    r.state.as_str().to_string(),
+                    r.description.clone(),
+                ];
+                w.write_record(&row).map_err(csv_io)?;
+            }
+            w.flush()?;
+        }
+        OutputFormat::Table => {
+            let rows: Vec<[String; 5]> = records.into_iter().map(columns).collect();
+            let mut widths = HEADER.map(str::len);
+            for row in &rows {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+            let header = HEADER.map(str::to_string);
+            for row in std::iter::once(&header).chain(rows.iter()) {
+                let mut line = String::new();
+                for (i, cell) in row.iter().enumerate() {
+                    if i + 1 == row.len() {
+                        line.push_str(cell);
+                    } else {
+                        line.push_str(cell);
+                        let pad = widths[i] - cell.chars().count() + 2;
+                        line.extend(std::iter::repeat_n(' ', pad));
+                    }
+                }
+                writeln!(out, "{}", line.trim_end())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn csv_io(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+fn time_text(t: Option<std::time::SystemTime>) -> String {
+    t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| format!("{}", d.as_secs()))
+        .unwrap_or_default()
+}
+
+/// Writes registry information.
+pub fn write_info(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    info: &RegistryInfo,
+) -> io::Result<()> {
+    let value = json!({
+        "version": info.version,
+        "content_hash": info.content_hash,
+        "source_path": info.source_path,
+        "source_format": info.source_format,
+        "record_count": info.record_count,
+        "records_by_state": info.records_by_state,
+        "records_by_protocol": info.records_by_protocol,
+        "registry_updated": info.registry_updated,
+        "loaded_at_unix": time_text(info.loaded_at),
+        "last_reload_outcome": info.last_reload_outcome.map(|o| o.as_str()),
+        "last_reload_error": info.last_reload_error,
+        "last_reload_at_unix": time_text(info.last_reload_at),
+        "diagnostic_count": info.diagnostic_count,
+    });
+    write_object(out, format, &value)
+}
+
+/// Writes one JSON object as JSON, as `key,value` CSV or as aligned
+/// `key  value` lines (nested maps flattened as `key.sub`).
+pub fn write_object(out: &mut dyn Write, format: OutputFormat, value: &Value) -> io::Result<()> {
+    if format == OutputFormat::Json {
+        serde_json::to_writer(&mut *out, value)?;
+        return out.write_all(b"\n");
+    }
+    let mut pairs = Vec::new();
+    flatten("", value, &mut pairs);
+    if format == OutputFormat::Csv {
+        let mut w = csv::Writer::from_writer(&mut *out);
+        w.write_record(["key", "value"]).map_err(csv_io)?;
+        for (k, v) in &pairs {
+            w.write_record([k, v]).map_err(csv_io)?;
+        }
+        return w.flush();
+    }
+    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in &pairs {
+        writeln!(out, "{k:<width$}  {v}")?;
+    }
+    Ok(())
+}
+
+fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        Value::Array(items) => {
+            let text: Vec<String> = items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            out.push((prefix.to_string(), text.join("; ")));
+        }
+        Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        Value::Null => out.push((prefix.to_string(), String::new())),
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portolan_registry::{PortRange, Protocol};
+
+    fn record() -> Record {
+        Record {
+            name: Some("https".into()),
+            ports: Some(PortRange::single(443)),
+            protocol: Some(Protocol::Tcp),
+            description: "http protocol over TLS/SSL".into(),
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn table_is_aligned() {
+        let mut out = Vec::new();
+        let r = record();
+        write_records(&mut out, OutputFormat::Table, [&r]).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].find("PORT"), lines[1].find("443"));
+    }
+
+    #[test]
+    fn json_has_fields() {
+        let v = record_json(&record());
+        assert_eq!(v["name"], "https");
+        assert_eq!(v["port"], 443);
+        assert_eq!(v["protocol"], "tcp");
+        assert_eq!(v["state"], "assigned");
+    }
+}
