@@ -182,12 +182,8 @@ fn record_json(record: &Record) -> String {
     // Serialising a Record cannot fail: it holds only strings, numbers,
     // options, vectors and unit-variant enums (no maps with non-string
     // keys); serde_json writes a non-finite f64 as null.
-    serde_json::to_string(record).unwrap_or_else(|e| {
-        format!(
-            "{{\"error\":{}}}",
-            serde_json::Value::String(e.to_string())
-        )
-    })
+    serde_json::to_string(record)
+        .unwrap_or_else(|e| format!("{{\"error\":{}}}", serde_json::Value::String(e.to_string())))
 }
 
 #[cfg(test)]
@@ -219,22 +215,35 @@ mod tests {
         assert!(csv.starts_with("Service Name,Port Number,"));
         assert!(csv.contains("[A_B][C],[A_B]"));
         assert!(csv.ends_with("\r\n"));
-        let back = parse::parse(csv.as_bytes(), Some(Format::IanaCsv)).expect("parses").registry;
+        let back = parse::parse(csv.as_bytes(), Some(Format::IanaCsv))
+            .expect("parses")
+            .registry;
         assert_eq!(back.records, reg.records);
     }
 
     #[test]
     fn services_lines() {
-        let mut http = record(Some("http"), Some(PortRange::single(80)), Some(Protocol::Tcp));
+        let mut http = record(
+            Some("http"),
+            Some(PortRange::single(80)),
+            Some(Protocol::Tcp),
+        );
         http.description = "World Wide Web HTTP".into();
-        let www = record(Some("www"), Some(PortRange::single(80)), Some(Protocol::Tcp));
+        let www = record(
+            Some("www"),
+            Some(PortRange::single(80)),
+            Some(Protocol::Tcp),
+        );
         let both = record(Some("boe-cms"), Some(PortRange::single(6400)), None);
         let range = record(Some("r"), PortRange::new(10, 12), Some(Protocol::Udp));
         let nameless = Record {
             state: RecordState::Unassigned,
             ..record(None, Some(PortRange::single(5)), None)
         };
-        let reg = Registry::new(vec![both, www.clone(), http, www, range, nameless], SourceInfo::default());
+        let reg = Registry::new(
+            vec![both, www.clone(), http, www, range, nameless],
+            SourceInfo::default(),
+        );
         let text = to_services(&reg);
         let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
@@ -248,7 +257,9 @@ mod tests {
                 "boe-cms\t6400/udp\t# Desc, with \"quotes\" and a line",
             ]
         );
-        let back = parse::parse(text.as_bytes(), Some(Format::Services)).expect("parses").registry;
+        let back = parse::parse(text.as_bytes(), Some(Format::Services))
+            .expect("parses")
+            .registry;
         assert_eq!(back.len(), 6);
         assert_eq!(back.records[3].aliases, ["http"]);
     }
@@ -256,7 +267,10 @@ mod tests {
     #[test]
     fn json_lines() {
         let reg = Registry::new(
-            vec![record(Some("a"), None, None), record(None, Some(PortRange::single(1)), Some(Protocol::Udp))],
+            vec![
+                record(Some("a"), None, None),
+                record(None, Some(PortRange::single(1)), Some(Protocol::Udp)),
+            ],
             SourceInfo::default(),
         );
         let text = to_json(&reg);

@@ -108,7 +108,10 @@ fn csv_full_counts_and_tricky_rows() {
     let written_n_n = reg
         .records
         .iter()
-        .filter(|r| r.name.is_none() && [4748, 6345, 6512, 8203, 9989, 20047].contains(&r.ports.map_or(0, |p| p.start)))
+        .filter(|r| {
+            r.name.is_none()
+                && [4748, 6345, 6512, 8203, 9989, 20047].contains(&r.ports.map_or(0, |p| p.start))
+        })
         .filter(|r| r.ports.is_some_and(|p| p.is_single()) && r.description == "Unassigned")
         .count();
     assert_eq!(written_n_n, 6);
@@ -262,13 +265,10 @@ fn csv_full_states() {
         .collect();
     assert_eq!(unassigned.len(), 882 + 3);
     for r in &unassigned {
-        let removed_note = r
-            .notes
-            .as_deref()
-            .is_some_and(|n| {
-                let n = n.to_ascii_lowercase();
-                n.contains("removed") || n.contains("de-registered")
-            });
+        let removed_note = r.notes.as_deref().is_some_and(|n| {
+            let n = n.to_ascii_lowercase();
+            n.contains("removed") || n.contains("de-registered")
+        });
         let want = if removed_note {
             RecordState::Removed
         } else {
@@ -284,7 +284,10 @@ fn csv_full_states() {
     // Three are removed: 2693/tcp+udp "(Removed 2004-2-6)" and 4501
     // "De-registered 08 June 2001".
     assert_eq!(
-        unassigned.iter().filter(|r| r.state == RecordState::Unassigned).count(),
+        unassigned
+            .iter()
+            .filter(|r| r.state == RecordState::Unassigned)
+            .count(),
         882
     );
     // Nameless Reserved rows are Reserved (de-assigned ones too).
@@ -379,7 +382,11 @@ fn xml_same_edition_equals_the_csv_record_by_record() {
     assert_eq!(xml_reg.source.updated.as_deref(), Some("2026-04-24"));
     assert_eq!(xml_reg.len(), 14_512);
     assert_eq!(csv.len(), xml_reg.len());
-    assert!(xml.diagnostics.is_empty(), "every person resolves: {:?}", xml.diagnostics.first());
+    assert!(
+        xml.diagnostics.is_empty(),
+        "every person resolves: {:?}",
+        xml.diagnostics.first()
+    );
 
     let mut differences = Vec::new();
     let mut other = BTreeMap::<&str, usize>::new();
@@ -405,7 +412,10 @@ fn xml_same_edition_equals_the_csv_record_by_record() {
             "unauthorized",
             c.unauthorized_use.as_deref().map(ws) == x.unauthorized_use.as_deref().map(ws),
         );
-        check("notes", c.notes.as_deref().map(ws) == x.notes.as_deref().map(ws));
+        check(
+            "notes",
+            c.notes.as_deref().map(ws) == x.notes.as_deref().map(ws),
+        );
         check(
             "references",
             c.references.iter().map(|r| ws(r)).collect::<Vec<_>>()
@@ -416,7 +426,12 @@ fn xml_same_edition_equals_the_csv_record_by_record() {
     // The one documented difference (inline `<xref data="rfc9483"/>`, which
     // the CSV writes `[RFC9483]`) vanishes: inline xrefs render as the CSV
     // renders them.
-    assert!(differences.is_empty(), "{} differences, first: {:?}", differences.len(), differences.first());
+    assert!(
+        differences.is_empty(),
+        "{} differences, first: {:?}",
+        differences.len(),
+        differences.first()
+    );
     if !other.is_empty() {
         for (c, x) in csv.records.iter().zip(&xml_reg.records) {
             if c.references.iter().map(|r| ws(r)).collect::<Vec<_>>()
@@ -428,14 +443,24 @@ fn xml_same_edition_equals_the_csv_record_by_record() {
     }
     assert!(other.is_empty(), "other columns differ: {other:?}");
     let brski = find(xml_reg, "brski-reg-cmp", None, Some(Protocol::Tcp));
-    assert!(brski[0].description.ends_with("Profile (LCMPP) [RFC9483]"), "{:?}", brski[0].description);
+    assert!(
+        brski[0].description.ends_with("Profile (LCMPP) [RFC9483]"),
+        "{:?}",
+        brski[0].description
+    );
 
     // The XML resolves people through its <people> table.
     let unify = find(xml_reg, "unifyadmin", Some(2696), Some(Protocol::Tcp));
     assert_eq!(ids(&unify[0].assignees), ["Daegis_Inc"]);
-    assert_eq!(unify[0].assignees[0].organization.as_deref(), Some("Daegis, Inc."));
+    assert_eq!(
+        unify[0].assignees[0].organization.as_deref(),
+        Some("Daegis, Inc.")
+    );
     assert_eq!(unify[0].contacts[0].name.as_deref(), Some("Chris Anderson"));
-    assert_eq!(unify[0].contacts[0].uri.as_deref(), Some("mailto:ianaportmaster&daegis.com"));
+    assert_eq!(
+        unify[0].contacts[0].uri.as_deref(),
+        Some("mailto:ianaportmaster&daegis.com")
+    );
     assert_eq!(unify[0].contacts[0].updated.as_deref(), Some("2012-07-31"));
     let gpp = xml_reg
         .records
@@ -459,7 +484,11 @@ fn xml_newest_edition() {
     let reg = &parsed.registry;
     assert_eq!(reg.source.updated.as_deref(), Some("2026-08-17"));
     assert_eq!(reg.len(), 14_533);
-    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics.first());
+    assert!(
+        parsed.diagnostics.is_empty(),
+        "{:?}",
+        parsed.diagnostics.first()
+    );
     let newest = reg
         .records
         .iter()
@@ -468,7 +497,10 @@ fn xml_newest_edition() {
         .max();
     assert_eq!(newest, Some("2026-08-17"));
     for (name, port) in [("agtp", 4480), ("bencher", 6610), ("dilithium3", 30939)] {
-        assert!(!find(reg, name, Some(port), None).is_empty(), "{name} {port}");
+        assert!(
+            !find(reg, name, Some(port), None).is_empty(),
+            "{name} {port}"
+        );
     }
 }
 
@@ -523,7 +555,10 @@ fn text_excerpt_matches_its_csv_rows() {
             .flatten()
             .map(|d| d.text.as_str())
             .collect();
-        for d in [&t.registration_date, &t.modification_date].into_iter().flatten() {
+        for d in [&t.registration_date, &t.modification_date]
+            .into_iter()
+            .flatten()
+        {
             assert!(
                 csv_dates.contains(&d.text.as_str())
                     || c.notes.as_deref().is_some_and(|n| n.contains(&d.text)),
@@ -538,37 +573,71 @@ fn text_excerpt_matches_its_csv_rows() {
         }
     }
     // Tricky rows.
-    let removed: Vec<&Record> = text.records.iter().filter(|r| r.ports == Some(PortRange::single(2693))).collect();
+    let removed: Vec<&Record> = text
+        .records
+        .iter()
+        .filter(|r| r.ports == Some(PortRange::single(2693)))
+        .collect();
     assert_eq!(removed.len(), 2);
     for r in removed {
-        assert_eq!((r.name.as_deref(), r.description.as_str()), (None, "Unassigned"));
+        assert_eq!(
+            (r.name.as_deref(), r.description.as_str()),
+            (None, "Unassigned")
+        );
         assert_eq!(r.notes.as_deref(), Some("(Removed 2004-2-6)"));
         assert_eq!(r.state, RecordState::Removed);
     }
     let njack = find(text, "3com-njack-1", Some(5264), Some(Protocol::Tcp));
     assert_eq!(njack[0].description, "3Com Network Jack Port 1");
-    let range = text.records.iter().find(|r| r.ports == PortRange::new(4805, 4826)).expect("range row");
-    assert_eq!((range.protocol.clone(), range.state), (None, RecordState::Unassigned));
-    let no_proto = text.records.iter().find(|r| r.ports == Some(PortRange::single(3126))).expect("3126");
+    let range = text
+        .records
+        .iter()
+        .find(|r| r.ports == PortRange::new(4805, 4826))
+        .expect("range row");
+    assert_eq!(
+        (range.protocol.clone(), range.state),
+        (None, RecordState::Unassigned)
+    );
+    let no_proto = text
+        .records
+        .iter()
+        .find(|r| r.ports == Some(PortRange::single(3126)))
+        .expect("3126");
     assert_eq!(no_proto.protocol, None);
     let geneve = find(text, "geneve", Some(6081), Some(Protocol::Udp));
-    assert_eq!(geneve[0].description, "Generic Network Virtualization Encapsulation (Geneve)");
+    assert_eq!(
+        geneve[0].description,
+        "Generic Network Virtualization Encapsulation (Geneve)"
+    );
     assert_eq!(geneve[0].references, ["RFC8926"]);
     // People resolved from the contact table.
     let unify = find(text, "unifyadmin", Some(2696), Some(Protocol::Tcp));
     assert_eq!(unify[0].contacts[0].name.as_deref(), Some("Chris Anderson"));
-    assert_eq!(unify[0].contacts[0].organization.as_deref(), Some("Daegis, Inc."));
-    assert_eq!(unify[0].assignees[0].uri.as_deref(), Some("mailto:ianaportmaster&daegis.com"));
+    assert_eq!(
+        unify[0].contacts[0].organization.as_deref(),
+        Some("Daegis, Inc.")
+    );
+    assert_eq!(
+        unify[0].assignees[0].uri.as_deref(),
+        Some("mailto:ianaportmaster&daegis.com")
+    );
     let ccmail = find(text, "ccmail", Some(3264), Some(Protocol::Tcp));
     assert_eq!(ccmail[0].assignees[0].name, None);
-    assert_eq!(ccmail[0].assignees[0].uri.as_deref(), Some("mailto:brockman&ccmail.com"));
+    assert_eq!(
+        ccmail[0].assignees[0].uri.as_deref(),
+        Some("mailto:brockman&ccmail.com")
+    );
     // One diagnostic per single (ambiguous) date, plus the notes split off.
     let single_dates = text
         .records
         .iter()
         .filter(|r| r.registration_date.is_some() && r.modification_date.is_none())
         .count();
-    let ambiguous = parsed.diagnostics.iter().filter(|d| d.message.contains("ambiguous")).count();
+    let ambiguous = parsed
+        .diagnostics
+        .iter()
+        .filter(|d| d.message.contains("ambiguous"))
+        .count();
     assert_eq!(ambiguous, single_dates);
     assert_eq!(parsed.diagnostics.len(), single_dates + 2);
 }
@@ -580,14 +649,28 @@ fn embedded_registry_is_the_excerpt() {
     assert_eq!(reg.source.path, "embedded");
     assert_eq!(reg.source.format, Some(Format::IanaText));
     assert_eq!(reg.source.updated.as_deref(), Some("2025-08-26"));
-    assert!(reg.records.iter().all(|r| r.ports.is_some_and(|p| (2692..=6268).contains(&p.start))));
+    assert!(
+        reg.records
+            .iter()
+            .all(|r| r.ports.is_some_and(|p| (2692..=6268).contains(&p.start)))
+    );
 }
 
 #[test]
 fn etc_services_files() {
     for (file, entries, protocols, with_aliases) in [
-        ("etc/services-debian", 318, &[("tcp", 218), ("udp", 95), ("ddp", 4), ("sctp", 1)][..], Some(66)),
-        ("etc/services-gentoo-baselayout", 1_122, &[("tcp", 569), ("udp", 549), ("ddp", 4)][..], Some(162)),
+        (
+            "etc/services-debian",
+            318,
+            &[("tcp", 218), ("udp", 95), ("ddp", 4), ("sctp", 1)][..],
+            Some(66),
+        ),
+        (
+            "etc/services-gentoo-baselayout",
+            1_122,
+            &[("tcp", 569), ("udp", 549), ("ddp", 4)][..],
+            Some(162),
+        ),
         (
             "etc/services-arch-iana-etc-2017",
             11_374,
@@ -595,7 +678,9 @@ fn etc_services_files() {
             Some(0),
         ),
     ] {
-        let Some(path) = portolan_test_support::shared_file(file) else { return };
+        let Some(path) = portolan_test_support::shared_file(file) else {
+            return;
+        };
         let parsed = parse_file(&path, None);
         let reg = &parsed.registry;
         assert_eq!(reg.source.format, Some(Format::Services), "{file}");
@@ -604,18 +689,34 @@ fn etc_services_files() {
             protocols.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         assert_eq!(reg.counts_by_protocol(), expected, "{file}");
         if let Some(n) = with_aliases {
-            assert_eq!(reg.records.iter().filter(|r| !r.aliases.is_empty()).count(), n, "{file}");
+            assert_eq!(
+                reg.records.iter().filter(|r| !r.aliases.is_empty()).count(),
+                n,
+                "{file}"
+            );
         }
-        assert!(reg.records.iter().all(|r| r.name.is_some() && r.ports.is_some()));
+        assert!(
+            reg.records
+                .iter()
+                .all(|r| r.name.is_some() && r.ports.is_some())
+        );
     }
-    let Some(path) = portolan_test_support::shared_file("etc/services-debian") else { return };
+    let Some(path) = portolan_test_support::shared_file("etc/services-debian") else {
+        return;
+    };
     let reg = parse_file(&path, Some(Format::Services)).registry;
     let subs = find(&reg, "submissions", Some(465), Some(Protocol::Tcp));
     assert_eq!(subs[0].aliases, ["ssmtp", "smtps", "urd"]);
     let rtmp = find(&reg, "rtmp", Some(1), Some(Protocol::Other("ddp".into())));
     assert_eq!(rtmp.len(), 1);
     assert!(reg.records.iter().any(|r| r.name.as_deref() == Some("fido") && r.ports == Some(PortRange::single(60179))));
-    assert_eq!(reg.records.iter().filter(|r| !r.description.is_empty()).count(), 207);
+    assert_eq!(
+        reg.records
+            .iter()
+            .filter(|r| !r.description.is_empty())
+            .count(),
+        207
+    );
 }
 
 #[test]
@@ -629,13 +730,29 @@ fn nmap_services_file() {
     assert_eq!(by_proto.get("udp"), Some(&19_022));
     assert_eq!(by_proto.get("tcp"), Some(&8_387));
     assert_eq!(by_proto.get("sctp"), Some(&52));
-    assert_eq!(reg.records.iter().filter(|r| r.name.as_deref() == Some("unknown")).count(), 15_316);
+    assert_eq!(
+        reg.records
+            .iter()
+            .filter(|r| r.name.as_deref() == Some("unknown"))
+            .count(),
+        15_316
+    );
     assert!(reg.records.iter().all(|r| r.open_frequency.is_some()));
     let http = find(reg, "http", Some(80), Some(Protocol::Tcp));
     assert_eq!(http[0].open_frequency, Some(0.484143));
-    let max = reg.records.iter().filter_map(|r| r.open_frequency).fold(0.0, f64::max);
+    let max = reg
+        .records
+        .iter()
+        .filter_map(|r| r.open_frequency)
+        .fold(0.0, f64::max);
     assert_eq!(max, 0.484143);
-    assert_eq!(reg.records.iter().filter(|r| r.open_frequency == Some(0.0)).count(), 7_585);
+    assert_eq!(
+        reg.records
+            .iter()
+            .filter(|r| r.open_frequency == Some(0.0))
+            .count(),
+        7_585
+    );
     assert!(!find(reg, "X11", None, None).is_empty() && !find(reg, "x11", None, None).is_empty());
     // Ranges are expanded: x11 covers 53 ports (tcp and udp).
     let x11_ports: std::collections::BTreeSet<u16> = find(reg, "x11", None, None)
@@ -644,28 +761,41 @@ fn nmap_services_file() {
         .collect();
     assert_eq!(x11_ports.len(), 53);
     let ssh = find(reg, "ssh", Some(22), Some(Protocol::Sctp));
-    assert!(ssh[0].description.contains(" | "), "{:?}", ssh[0].description);
+    assert!(
+        ssh[0].description.contains(" | "),
+        "{:?}",
+        ssh[0].description
+    );
 }
 
 #[test]
 fn every_format_also_parses_gzipped() {
     for (file, format) in [
         ("iana/service-names-port-numbers.csv", Format::IanaCsv),
-        ("iana/service-names-port-numbers-2026-04-24.xml", Format::IanaXml),
+        (
+            "iana/service-names-port-numbers-2026-04-24.xml",
+            Format::IanaXml,
+        ),
         ("iana/registry-excerpt.txt", Format::IanaText),
         ("etc/services-debian", Format::Services),
         ("nmap/nmap-services", Format::NmapServices),
     ] {
-        let Some(path) = portolan_test_support::shared_file(file) else { return };
+        let Some(path) = portolan_test_support::shared_file(file) else {
+            return;
+        };
         let bytes = read(&path);
         let plain = parse::parse(&bytes, None).expect(file);
         for hint in [None, Some(format)] {
-            let gz = parse::parse(&gzip(&bytes), hint).unwrap_or_else(|e| panic!("{file} gzipped: {e}"));
+            let gz =
+                parse::parse(&gzip(&bytes), hint).unwrap_or_else(|e| panic!("{file} gzipped: {e}"));
             assert!(gz.registry.source.gzip, "{file}");
             assert_eq!(gz.registry.source.format, Some(format), "{file}");
             assert_eq!(gz.registry.source.format_label(), format!("{format}+gzip"));
             assert_eq!(gz.registry.records, plain.registry.records, "{file}");
-            assert_ne!(gz.registry.source.content_hash, plain.registry.source.content_hash);
+            assert_ne!(
+                gz.registry.source.content_hash,
+                plain.registry.source.content_hash
+            );
         }
     }
 }

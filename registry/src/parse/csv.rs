@@ -5,8 +5,10 @@
 //! Fields are split by the `csv` crate (one reused [`csv::ByteRecord`], no
 //! per-field allocation beyond the values kept). The `csv` crate is lenient
 //! about broken quoting (`"a"b` reads as `ab`) and about a quoted field left
-//! open at end of file, so a separate strict byte scan ([`check_quoting`])
-//! rejects both; of the two checks, the error on the earlier line wins.
+//! open at end of file, so the raw bytes of every record holding a quote or
+//! NUL also go through a strict scan ([`check_quoting`]) that rejects both.
+//! Up to the first broken record both readings agree on record boundaries,
+//! so errors are reported in file order.
 //!
 //! The file is rejected as a whole ([`ParseError::BadRow`]) on a row with a
 //! field count other than 12, a port that is not a number or `N-M` range up
@@ -42,15 +44,6 @@ pub const HEADER: [&str; 12] = [
 /// Parses the whole text of an IANA CSV file.
 pub fn parse(text: &str) -> Result<Parsed, ParseError> {
     let bytes = text.as_bytes();
-    // The strict scan's first error (quoting, NUL, truncation), if any.
-    let quoting_error = check_quoting(bytes).err();
-    let earlier = |row_error: ParseError| -> ParseError {
-        match &quoting_error {
-            Some(q) if q.line() <= row_error.line() => q.clone(),
-            _ => row_error,
-        }
-    };
-
     let mut reader = ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -60,43 +53,50 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
     let mut records = Vec::with_capacity(bytes.len() / 75 + 1);
     let mut header_seen = false;
     let mut lines = LineCounter::new(bytes);
+    let mut line = 1;
     loop {
+        let start = reader.position().byte() as usize;
         match reader.read_byte_record(&mut row) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                let line = e
-                    .position()
-                    .map_or(1, |p| lines.record_line(p.byte() as usize));
-                return Err(earlier(ParseError::BadRow {
-                    line,
+                return Err(ParseError::BadRow {
+                    line: lines.record_line(start),
                     reason: format!("unreadable CSV: {e}"),
-                }));
+                });
             }
         }
-        let line = row
-            .position()
-            .map_or(1, |p| lines.record_line(p.byte() as usize));
-        if let Some(q) = &quoting_error
-            && q.line().is_some_and(|l| l < line)
-        {
-            return Err(q.clone());
+        let end = (reader.position().byte() as usize).min(bytes.len());
+        line = lines.record_line(start);
+        // The raw bytes of this record, from its first byte that is not a
+        // line break; the strict check only has work to do where the
+        // lenient `csv` crate could have been lenient.
+        let span = &bytes[start.min(end)..end];
+        let span = &span[span
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count()..];
+        if span.contains(&b'"') || span.contains(&0) {
+            check_quoting_from(span, line)?;
         }
         if !header_seen {
-            check_header(&row, line).map_err(&earlier)?;
+            check_header(&row, line)?;
             header_seen = true;
             continue;
         }
-        records.push(row_to_record(&row, line).map_err(&earlier)?);
-    }
-    if let Some(q) = quoting_error {
-        return Err(q);
+        records.push(row_to_record(&row, line)?);
     }
     if !header_seen {
         return Err(ParseError::WrongFormat {
             format: Format::IanaCsv,
             line: 1,
             reason: "no header line".into(),
+        });
+    }
+    if !bytes.ends_with(b"\n") && !bytes.ends_with(b"\r") {
+        return Err(ParseError::Truncated {
+            line,
+            reason: "last record has no line terminator".into(),
         });
     }
     Ok(Parsed {
@@ -140,12 +140,17 @@ fn row_to_record(row: &ByteRecord, line: usize) -> Result<Record, ParseError> {
             row.len()
         )));
     }
+    // The whole text is valid UTF-8 and fields are split at ASCII bytes, so
+    // neither step fails short of a logic error; report one rather than
+    // panic. One UTF-8 check per row, not per field.
+    let all = std::str::from_utf8(row.as_slice())
+        .map_err(|e| bad(format!("invalid UTF-8 in row: {e}")))?;
     let mut fields = [""; 12];
-    for (slot, raw) in fields.iter_mut().zip(row.iter()) {
-        // The whole text is valid UTF-8 and fields are split at ASCII bytes,
-        // so this only fails on a logic error; report it rather than panic.
-        *slot =
-            std::str::from_utf8(raw).map_err(|e| bad(format!("invalid UTF-8 in field: {e}")))?;
+    for (i, slot) in fields.iter_mut().enumerate() {
+        *slot = row
+            .range(i)
+            .and_then(|r| all.get(r))
+            .ok_or_else(|| bad(format!("field {} is not valid UTF-8", i + 1)))?;
     }
     let [
         name,
@@ -309,6 +314,22 @@ fn push_trimmed(items: &mut Vec<String>, text: &str) {
 /// line of the offending byte, or [`ParseError::Truncated`] naming the line
 /// where the unfinished record starts.
 pub fn check_quoting(bytes: &[u8]) -> Result<(), ParseError> {
+    check_quoting_from(bytes, 1)?;
+    match bytes.last() {
+        None | Some(b'\n' | b'\r') => Ok(()),
+        Some(_) => Err(ParseError::Truncated {
+            line: 1 + bytes[..bytes.len() - 1]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |at| count_lf(&bytes[..=at])),
+            reason: "last record has no line terminator".into(),
+        }),
+    }
+}
+
+/// [`check_quoting`] without the final-terminator check, for bytes that
+/// start on line `first_line`.
+fn check_quoting_from(bytes: &[u8], first_line: usize) -> Result<(), ParseError> {
     #[derive(Clone, Copy, PartialEq)]
     enum State {
         FieldStart,
@@ -317,8 +338,8 @@ pub fn check_quoting(bytes: &[u8]) -> Result<(), ParseError> {
         QuoteInQuoted,
     }
     let mut state = State::FieldStart;
-    let mut line = 1usize;
-    let mut record_line = 1usize;
+    let mut line = first_line;
+    let mut record_line = first_line;
     let mut at_record_start = true;
     let mut i = 0usize;
     while i < bytes.len() {
@@ -389,13 +410,13 @@ pub fn check_quoting(bytes: &[u8]) -> Result<(), ParseError> {
         }
         i += 1;
     }
-    match bytes.last() {
-        None | Some(b'\n' | b'\r') => Ok(()),
-        Some(_) => Err(ParseError::Truncated {
+    if state == State::Quoted {
+        return Err(ParseError::Truncated {
             line: record_line,
-            reason: "last record has no line terminator".into(),
-        }),
+            reason: "quoted field not closed at end of file".into(),
+        });
     }
+    Ok(())
 }
 
 /// Physical line numbers of record starts, counted incrementally.
@@ -436,10 +457,11 @@ impl<'a> LineCounter<'a> {
 
     /// The line of the record starting at `offset`, skipping line breaks.
     pub fn record_line(&mut self, offset: usize) -> usize {
-        let skip = self
-            .bytes
-            .get(offset..)
-            .map_or(0, |rest| rest.iter().take_while(|&&b| b == b'\r' || b == b'\n').count());
+        let skip = self.bytes.get(offset..).map_or(0, |rest| {
+            rest.iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count()
+        });
         self.line_at(offset + skip)
     }
 }
@@ -487,6 +509,45 @@ mod tests {
         assert_eq!(parse_ports("00080"), Ok(Some(PortRange::single(80))));
     }
 
+    const HEAD: &str = "Service Name,Port Number,Transport Protocol,Description,Assignee,Contact,Registration Date,Modification Date,Reference,Service Code,Unauthorized Use Reported,Assignment Notes\r\n";
+
+    fn csv_err(body: &str) -> ParseError {
+        parse(&format!("{HEAD}{body}")).expect_err(body)
+    }
+
+    #[test]
+    fn rows_are_checked_with_physical_line_numbers() {
+        let ok = "a,1,tcp,\"x\ny\",,,,,,,,\r\nb,2,udp,d,,,,,,,,\r\n";
+        let reg = parse(&format!("{HEAD}{ok}")).expect("parses").registry;
+        assert_eq!(reg.len(), 2);
+        assert_eq!(reg.records[0].description, "x\ny");
+        // Line 2 holds a two-line record, the second on line 4, so the third is on line 5.
+        for (bad, line) in [
+            ("c,70000,tcp,d,,,,,,,,\r\n", 5),
+            ("c,x,tcp,d,,,,,,,,\r\n", 5),
+            ("c,1,tpc,d,,,,,,,,\r\n", 5),
+            ("c,1,tcp\r\n", 5),
+            ("c,1,tcp,d,,,,,,,,,\r\n", 5),
+            ("c,1,tcp,d\0,,,,,,,,\r\n", 5),
+            ("c,1,tcp,\"d\"x,,,,,,,,\r\n", 5),
+            ("c,1,tcp,d\"x,,,,,,,,\r\n", 5),
+            ("c,1,tcp,\"d\n\n,,,,,,,,\r\n", 5),
+            ("c,1,tcp,d,,,,,,,,", 5),
+            ("\r\n\r\nc,70000,tcp,d,,,,,,,,\r\n", 7),
+        ] {
+            let err = csv_err(&format!("{ok}{bad}"));
+            assert_eq!(err.line(), Some(line), "{bad:?}: {err}");
+        }
+        assert!(matches!(
+            csv_err(&format!("{ok}c,1,tcp,\"open\nstill open")),
+            ParseError::Truncated { line: 5, .. }
+        ));
+        assert!(matches!(
+            parse("Service Name,Port\r\n"),
+            Err(ParseError::WrongFormat { line: 1, .. })
+        ));
+    }
+
     #[test]
     fn quoting() {
         assert!(check_quoting(b"a,\"b\nc\",d\r\n").is_ok());
@@ -496,6 +557,8 @@ mod tests {
         let e = check_quoting(b"h\r\nx,1\r\ny,\"open\nmore\nstuff").unwrap_err();
         assert!(matches!(e, ParseError::Truncated { line: 3, .. }), "{e:?}");
         let e = check_quoting(b"h\r\nx,1").unwrap_err();
+        assert!(matches!(e, ParseError::Truncated { line: 2, .. }), "{e:?}");
+        let e = check_quoting(b"h\r\nx,\"").unwrap_err();
         assert!(matches!(e, ParseError::Truncated { line: 2, .. }), "{e:?}");
         let e = check_quoting(b"h\r\nx\0,1\r\n").unwrap_err();
         assert!(matches!(e, ParseError::BadRow { line: 2, .. }), "{e:?}");

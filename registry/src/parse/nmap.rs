@@ -42,7 +42,9 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
             None => None,
         };
         if let Some(extra) = fields.next() {
-            return Err(bad(format!("unexpected field {extra:?} before the comment")));
+            return Err(bad(format!(
+                "unexpected field {extra:?} before the comment"
+            )));
         }
         let description = comment.unwrap_or("").to_string();
         let name = name.to_string();
@@ -74,7 +76,10 @@ mod tests {
         let reg = parse(text).expect("parses").registry;
         assert_eq!(reg.len(), 3);
         assert_eq!(reg.records[0].open_frequency, Some(0.001995));
-        assert_eq!(reg.records[0].description, "TCP Port Service Multiplexer [rfc-1078]");
+        assert_eq!(
+            reg.records[0].description,
+            "TCP Port Service Multiplexer [rfc-1078]"
+        );
         assert_eq!(reg.records[1].name.as_deref(), Some("unknown"));
         assert_eq!(reg.records[1].description, "");
         assert_eq!(reg.records[2].name.as_deref(), Some("X11:1"));
@@ -83,7 +88,12 @@ mod tests {
 
     #[test]
     fn bad_lines() {
-        for text in ["x\t1/tcp\tabc\n", "x\t1/tcp\t2.5\n", "x\t99999/tcp\t0.1\n", "x\n"] {
+        for text in [
+            "x\t1/tcp\tabc\n",
+            "x\t1/tcp\t2.5\n",
+            "x\t99999/tcp\t0.1\n",
+            "x\n",
+        ] {
             assert_eq!(parse(text).expect_err(text).line(), Some(1));
         }
     }

@@ -31,10 +31,8 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
             line,
             reason: format!("entry {name:?} has no port/protocol"),
         })?;
-        let (port, protocol) = parse_port_proto(port_proto).map_err(|reason| ParseError::BadRow {
-            line,
-            reason,
-        })?;
+        let (port, protocol) =
+            parse_port_proto(port_proto).map_err(|reason| ParseError::BadRow { line, reason })?;
         let description = comment.unwrap_or("").to_string();
         let name = name.to_string();
         let state = RecordState::derive(Some(&name), &description, None);

@@ -112,7 +112,9 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
 
 /// The date after `Last Updated` (on the same line or the next).
 fn last_updated(lines: &[&str]) -> Option<String> {
-    let at = lines.iter().position(|l| l.trim().starts_with("Last Updated"))?;
+    let at = lines
+        .iter()
+        .position(|l| l.trim().starts_with("Last Updated"))?;
     let same_line = lines[at].trim().trim_start_matches("Last Updated").trim();
     let candidate = if same_line.is_empty() {
         lines.get(at + 1).map_or("", |l| l.trim())
@@ -298,7 +300,11 @@ fn parse_row(
             line,
             message: format!(
                 "a third group of people ({}) ignored",
-                extra.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(", ")
+                extra
+                    .iter()
+                    .map(|p| p.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         });
     }
@@ -321,7 +327,10 @@ fn parse_row(
                     message: format!("{n} dates; the first two are used"),
                 });
             }
-            (RegistryDate::parse(&dates[0]), RegistryDate::parse(&dates[1]))
+            (
+                RegistryDate::parse(&dates[0]),
+                RegistryDate::parse(&dates[1]),
+            )
         }
     };
     if description.is_empty() && name.is_none() && ports.is_none() {
@@ -403,8 +412,24 @@ fn split_trailing_note(text: &str) -> (String, Option<String>) {
 
 /// Company suffixes that make a name-less contact an organisation.
 const ORG_SUFFIXES: &[&str] = &[
-    "inc", "ltd", "llc", "gmbh", "corp", "corporation", "company", "co", "ag", "ab", "sa", "bv",
-    "limited", "plc", "srl", "oy", "as", "kk",
+    "inc",
+    "ltd",
+    "llc",
+    "gmbh",
+    "corp",
+    "corporation",
+    "company",
+    "co",
+    "ag",
+    "ab",
+    "sa",
+    "bv",
+    "limited",
+    "plc",
+    "srl",
+    "oy",
+    "as",
+    "kk",
 ];
 
 /// Parses the contact table lines after the "Contact Information" line.
@@ -469,7 +494,11 @@ fn split_name_org(id: &str, words: &[&str]) -> (Option<String>, Option<String>) 
         return (None, None);
     }
     let mut parts: Vec<&str> = id.split(['_', ' ']).filter(|p| !p.is_empty()).collect();
-    if parts.len() > 1 && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() > 1
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+    {
         parts.pop();
     }
     let mut matched = 0usize;
@@ -524,9 +553,15 @@ mod tests {
         let chris = get("Chris_Anderson");
         assert_eq!(chris.name.as_deref(), Some("Chris Anderson"));
         assert_eq!(chris.organization.as_deref(), Some("Daegis, Inc."));
-        assert_eq!(chris.uri.as_deref(), Some("mailto:ianaportmaster&daegis.com"));
+        assert_eq!(
+            chris.uri.as_deref(),
+            Some("mailto:ianaportmaster&daegis.com")
+        );
         assert_eq!(chris.updated.as_deref(), Some("2012-07-31"));
-        assert_eq!(get("Daegis_Inc").organization.as_deref(), Some("Daegis, Inc."));
+        assert_eq!(
+            get("Daegis_Inc").organization.as_deref(),
+            Some("Daegis, Inc.")
+        );
         assert_eq!(get("Daegis_Inc").name, None);
         assert_eq!(get("IETF_Chair").organization.as_deref(), Some("IETF"));
         assert_eq!(
@@ -543,10 +578,16 @@ mod tests {
     fn trailing_note() {
         assert_eq!(
             split_trailing_note("Unassigned (Removed 2004-2-6)"),
-            ("Unassigned".to_string(), Some("(Removed 2004-2-6)".to_string()))
+            (
+                "Unassigned".to_string(),
+                Some("(Removed 2004-2-6)".to_string())
+            )
         );
         assert_eq!(split_trailing_note("A26 (FAP-FGW)").1, None);
-        assert_eq!(split_trailing_note("Unassigned (FRP-Released 12/7/00)").1, None);
+        assert_eq!(
+            split_trailing_note("Unassigned (FRP-Released 12/7/00)").1,
+            None
+        );
     }
 
     #[test]

@@ -128,7 +128,8 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
         let event = match reader.read_event() {
             Ok(event) => event,
             Err(e) => {
-                let line = lines.line_at(usize::try_from(reader.error_position()).unwrap_or(usize::MAX));
+                let line =
+                    lines.line_at(usize::try_from(reader.error_position()).unwrap_or(usize::MAX));
                 let at_eof = reader.buffer_position() as usize >= text.len();
                 let reason = e.to_string();
                 return Err(match e {
@@ -178,7 +179,10 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
                 st.text(&content);
             }
             Event::GeneralRef(r) => {
-                if let Some(c) = r.resolve_char_ref().map_err(|e| wrong(line, e.to_string()))? {
+                if let Some(c) = r
+                    .resolve_char_ref()
+                    .map_err(|e| wrong(line, e.to_string()))?
+                {
                     st.text(c.encode_utf8(&mut [0; 4]));
                 } else {
                     let name = r.decode().map_err(|e| wrong(line, e.to_string()))?;
@@ -394,7 +398,11 @@ impl State {
                     if let Some((at, id)) = self.inline_xref.take() {
                         let inner = buf.split_off(at);
                         buf.push('[');
-                        buf.push_str(if inner.trim().is_empty() { &id } else { inner.trim() });
+                        buf.push_str(if inner.trim().is_empty() {
+                            &id
+                        } else {
+                            inner.trim()
+                        });
                         buf.push(']');
                     }
                     return Ok(());
@@ -627,8 +635,14 @@ second &amp; line <xref type="rfc" data="rfc9483"/></description>
         assert_eq!(r.contacts[0].name.as_deref(), Some("Chris Anderson"));
         assert_eq!(r.references, ["RFC6335", "A <b> text"]);
         assert_eq!(r.notes.as_deref(), Some("See [Chris_Anderson] too"));
-        assert_eq!(r.registration_date.as_ref().map(|d| d.text.as_str()), Some("2012-07-31"));
-        assert_eq!(r.modification_date.as_ref().map(|d| d.text.as_str()), Some("2013-01-02"));
+        assert_eq!(
+            r.registration_date.as_ref().map(|d| d.text.as_str()),
+            Some("2012-07-31")
+        );
+        assert_eq!(
+            r.modification_date.as_ref().map(|d| d.text.as_str()),
+            Some("2013-01-02")
+        );
         assert_eq!(reg.records[1].state, RecordState::Unassigned);
         assert!(parsed.diagnostics.is_empty());
     }
@@ -656,6 +670,9 @@ second &amp; line <xref type="rfc" data="rfc9483"/></description>
     fn bad_number_is_a_bad_row() {
         let text = SMALL.replace("6000-6063", "70000");
         let err = parse(&text).expect_err("bad port");
-        assert!(matches!(err, ParseError::BadRow { line: 19, .. }), "{err:?}");
+        assert!(
+            matches!(err, ParseError::BadRow { line: 19, .. }),
+            "{err:?}"
+        );
     }
 }
