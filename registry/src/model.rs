@@ -38,7 +38,9 @@ impl PortRange {
         self.start <= max && min <= self.end
     }
 
-    /// How many ports the range covers.
+    /// How many ports the range covers (never 0: a range holds at least
+    /// one port, so there is no `is_empty`).
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u32 {
         u32::from(self.end) - u32::from(self.start) + 1
     }
@@ -127,9 +129,12 @@ impl fmt::Display for Protocol {
 }
 
 /// The state of a registry row, derived from the row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub enum RecordState {
-    /// Assigned to someone.
+    /// Assigned to someone (the default).
+    #[default]
     Assigned,
     /// Reserved.
     Reserved,
@@ -184,9 +189,15 @@ impl RecordState {
         let desc = description.trim().to_ascii_lowercase();
         let notes = notes.unwrap_or("").to_ascii_lowercase();
         let says_removed = |text: &str| {
-            ["removed", "de-registered", "deregistered", "decomissioned", "decommissioned"]
-                .iter()
-                .any(|w| text.contains(w))
+            [
+                "removed",
+                "de-registered",
+                "deregistered",
+                "decomissioned",
+                "decommissioned",
+            ]
+            .iter()
+            .any(|w| text.contains(w))
         };
         if desc.starts_with("unassigned") {
             return if says_removed(&desc) || says_removed(&notes) {
@@ -378,12 +389,6 @@ pub struct Record {
     pub open_frequency: Option<f64>,
     /// Derived state.
     pub state: RecordState,
-}
-
-impl Default for RecordState {
-    fn default() -> Self {
-        Self::Assigned
-    }
 }
 
 impl Record {

@@ -422,10 +422,10 @@ impl State {
                 }
                 return Ok(());
             }
-            if let Some((_, xref_depth)) = &self.xref {
-                if depth > *xref_depth {
-                    return Ok(());
-                }
+            if let Some((_, xref_depth)) = &self.xref
+                && depth > *xref_depth
+            {
+                return Ok(());
             }
             if let Some((xref, _)) = self.xref.take() {
                 let text = xref.text.trim();
