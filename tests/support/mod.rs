@@ -1,0 +1,197 @@
+//! Helpers shared by the top-level integration tests: start an in-process
+//! server on `127.0.0.1:0`, connect a client, poll with a deadline instead
+//! of sleeping, and build/locate a workspace binary for tests that need a
+//! real process.
+//!
+//! Each test file includes this with `mod support;`, so not every helper is
+//! used by every file.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use portolan::pb::port_registry_client::PortRegistryClient;
+use portolan_server::{Args, Config};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// A server running inside the test process.
+pub struct TestServer {
+    /// The gRPC address.
+    pub addr: SocketAddr,
+    /// The `/metrics` address.
+    pub metrics_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Arguments for a test server: `data` (or the embedded registry), quick
+/// debounce and heartbeats; tweak the rest as needed.
+pub fn test_args(data: Option<&Path>) -> Args {
+    let mut args = Args::defaults();
+    args.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    args.data = data.map(Path::to_path_buf);
+    args.reload_debounce = Duration::from_millis(50);
+    args.shutdown_grace = Duration::from_secs(5);
+    args
+}
+
+/// Starts a server with `args` (the data file is loaded first, as the
+/// binary does) and waits until it accepts connections.
+pub async fn start_server(args: Args) -> TestServer {
+    let config = tokio::task::spawn_blocking(move || Config::load(args))
+        .await
+        .expect("config task")
+        .expect("valid test configuration");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
+    let metrics_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind metrics");
+    let addr = listener.local_addr().expect("gRPC address");
+    let metrics_addr = metrics_listener.local_addr().expect("metrics address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(portolan_server::run_with_listeners(
+        config,
+        listener,
+        Some(metrics_listener),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    TestServer {
+        addr,
+        metrics_addr,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+/// Starts a server serving the data file at `path`.
+pub async fn start_server_on_file(path: &Path) -> TestServer {
+    start_server(test_args(Some(path))).await
+}
+
+impl TestServer {
+    /// `http://127.0.0.1:port`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A connected client (the registry may still be loading; see
+    /// [`TestServer::ready_client`]).
+    pub async fn client(&self) -> PortRegistryClient<Channel> {
+        PortRegistryClient::connect(self.endpoint())
+            .await
+            .expect("connect to the test server")
+    }
+
+    /// A client, once the server answers GetRegistryInfo (registry loaded).
+    pub async fn ready_client(&self) -> PortRegistryClient<Channel> {
+        let client = self.client().await;
+        eventually(Duration::from_secs(10), "the registry to load", || {
+            let mut client = client.clone();
+            async move {
+                client
+                    .get_registry_info(portolan::pb::GetRegistryInfoRequest {})
+                    .await
+                    .ok()
+            }
+        })
+        .await;
+        client
+    }
+
+    /// Triggers shutdown and waits for `run` to return.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server run");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Polls `probe` every 20 ms until it yields `Some`, or panics naming
+/// `what` after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The path of workspace binary `bin` of package `package`, built once per
+/// test process with the `cargo` that runs the tests.
+pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(name, _)| name == bin) {
+        return path.clone();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .current_dir(root)
+        .status()
+        .expect("run cargo build");
+    assert!(
+        status.success(),
+        "cargo build -p {package} --bin {bin} failed"
+    );
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let path = target
+        .join("debug")
+        .join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "built binary not found at {}",
+        path.display()
+    );
+    built.push((bin.to_string(), path.clone()));
+    path
+}
+
+/// Fetches `http://addr/path` with a plain HTTP/1.1 GET; returns the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "unexpected response: {head}"
+    );
+    body.to_string()
+}
