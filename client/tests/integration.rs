@@ -1,0 +1,625 @@
+//! Client library against a real in-process server on `127.0.0.1:0`,
+//! serving a temporary copy of the real IANA CSV. Server calls are counted
+//! through the server's `/metrics` endpoint; nothing sleeps to wait, every
+//! wait polls with a deadline.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use portolan_client::{
+    BatchQuery, CacheConfig, CachedClient, Client, Error, ReplicaClient, ReplicaConfig,
+    RetryPolicy, ScanFilter,
+};
+use portolan_registry::{Protocol, RecordState};
+use portolan_server::{Args, Config};
+use portolan_test_support::require_shared_file;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const HTTPS_TCP_LINE: &str = "https,443,tcp,http protocol over TLS/SSL,";
+const HTTPS_TCP_CHANGED: &str = "https,443,tcp,HTTPS changed by the client test,";
+
+struct TestServer {
+    addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    data: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow_free::Result>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Keeps the test free of an `anyhow` dependency: the server's result is
+/// only checked for success.
+mod anyhow_free {
+    pub type Result = std::result::Result<(), String>;
+}
+
+impl TestServer {
+    async fn start(csv: &Path, tweak: impl FnOnce(&mut Args)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("registry.csv");
+        std::fs::copy(csv, &data).expect("copy the CSV");
+        let mut args = Args::defaults();
+        args.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        args.data = Some(data.clone());
+        args.reload_debounce = Duration::from_millis(50);
+        args.poll_interval = Duration::from_millis(500);
+        args.heartbeat_interval = Duration::from_secs(1);
+        args.shutdown_grace = Duration::from_secs(2);
+        tweak(&mut args);
+        let config = tokio::task::spawn_blocking(move || Config::load(args))
+            .await
+            .expect("config task")
+            .expect("valid configuration");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let metrics = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind metrics");
+        let addr = listener.local_addr().expect("addr");
+        let metrics_addr = metrics.local_addr().expect("metrics addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            portolan_server::run_with_listeners(config, listener, Some(metrics), async move {
+                let _ = stopped.await;
+            })
+            .await
+            .map_err(|e| format!("{e:#}"))
+        });
+        let server = Self {
+            addr,
+            metrics_addr,
+            data,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        };
+        let client = server.client().await;
+        eventually(Duration::from_secs(20), "the registry to load", || {
+            let client = client.clone();
+            async move { client.registry_info().await.ok() }
+        })
+        .await;
+        server
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn client(&self) -> Client {
+        Client::builder(self.endpoint())
+            .timeout(Duration::from_secs(5))
+            .retry(RetryPolicy {
+                max_attempts: 2,
+                initial_backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(100),
+            })
+            .connect_lazy()
+            .expect("client")
+    }
+
+    async fn metrics(&self) -> String {
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr)
+            .await
+            .expect("connect metrics");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("send");
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await.expect("read");
+        body
+    }
+
+    /// RPCs of `method` the server has started.
+    async fn started(&self, method: &str) -> u64 {
+        let needle = format!("grpc_method=\"{method}\"");
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with("grpc_server_started") && l.contains(&needle))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    async fn active_watch_streams(&self) -> u64 {
+        self.metrics()
+            .await
+            .lines()
+            .find(|l| l.starts_with("portolan_watch_streams_active"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .expect("portolan_watch_streams_active is exported") as u64
+    }
+
+    /// Atomically replaces the data file with a copy where 443/tcp changed.
+    fn change_https(&self) {
+        let text = std::fs::read_to_string(&self.data).expect("read data");
+        assert!(
+            text.contains(HTTPS_TCP_LINE),
+            "the CSV has the https 443/tcp row"
+        );
+        let changed = text.replacen(HTTPS_TCP_LINE, HTTPS_TCP_CHANGED, 1);
+        let tmp = self.data.with_extension("tmp");
+        std::fs::write(&tmp, changed).expect("write copy");
+        std::fs::rename(&tmp, &self.data).expect("rename over the data file");
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server run");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn fast_cache() -> CacheConfig {
+    CacheConfig {
+        heartbeat_timeout: Duration::from_secs(5),
+        reconnect: RetryPolicy {
+            max_attempts: u32::MAX,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+        },
+        ..CacheConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_calls_return_domain_values_and_typed_errors() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let server = TestServer::start(&csv, |_| {}).await;
+    let client = server.client().await;
+
+    let https = client
+        .lookup_port(443, Some(&Protocol::Tcp))
+        .await
+        .expect("443/tcp");
+    assert_eq!(https.records[0].name.as_deref(), Some("https"));
+    assert!(https.version >= 1);
+    let x11 = client.lookup_port(6010, None).await.expect("6010");
+    assert!(x11.records.iter().any(|r| r.name.as_deref() == Some("x11")));
+    let by_name = client.lookup_name("HTTPS", None).await.expect("https");
+    assert!(
+        by_name
+            .records
+            .iter()
+            .all(|r| r.name.as_deref() == Some("https"))
+    );
+    assert!(by_name.records.len() >= 2);
+
+    match client.lookup_name("no-such-service-anywhere", None).await {
+        Err(Error::NotFound { stale: false, .. }) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    match client
+        .lookup_port(80, Some(&Protocol::Other("ddp".into())))
+        .await
+    {
+        Err(Error::InvalidArgument { message }) => assert!(message.contains("protocol")),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+
+    let queries = futures::stream::iter(vec![
+        BatchQuery::port("p", 443).with_protocol(Protocol::Tcp),
+        BatchQuery::name("n", "ldap"),
+        BatchQuery::name("missing", "no-such-service-anywhere"),
+    ]);
+    let mut items: Vec<_> = client
+        .batch_lookup(queries)
+        .await
+        .expect("batch")
+        .map(|i| i.expect("item"))
+        .collect()
+        .await;
+    items.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(items.len(), 3);
+    assert!(
+        matches!(items[0].result, Err(Error::NotFound { .. })),
+        "{:?}",
+        items[0]
+    );
+    assert_eq!(items[1].id, "n");
+    assert_eq!(
+        items[1].result.as_ref().expect("ldap").records[0]
+            .name
+            .as_deref(),
+        Some("ldap")
+    );
+    assert_eq!(
+        items[2].result.as_ref().expect("443").records[0]
+            .name
+            .as_deref(),
+        Some("https")
+    );
+
+    let found: Vec<_> = client
+        .search("ldap", &ScanFilter::default(), 5)
+        .await
+        .expect("search")
+        .map(|r| r.expect("record"))
+        .collect()
+        .await;
+    assert_eq!(found.len(), 5);
+    assert_eq!(found[0].name.as_deref(), Some("ldap"));
+
+    let filter = ScanFilter {
+        protocol: Some(Protocol::Tcp),
+        port_min: Some(20),
+        port_max: Some(25),
+        states: vec![RecordState::Assigned],
+    };
+    let listed: Vec<_> = client
+        .list_records(&filter)
+        .await
+        .expect("list")
+        .map(|r| r.expect("record"))
+        .collect()
+        .await;
+    let names: Vec<_> = listed.iter().filter_map(|r| r.name.as_deref()).collect();
+    assert!(
+        names.contains(&"ssh") && names.contains(&"smtp"),
+        "{names:?}"
+    );
+    assert!(listed.iter().all(|r| r.ports.expect("port").start <= 25));
+
+    let info = client.registry_info().await.expect("info");
+    assert!(info.record_count > 10_000, "{info:?}");
+    assert_eq!(info.source_format, "iana-csv");
+
+    // Several endpoints, and a DNS name: both balanced, both answer.
+    let list = Client::builder_list([server.endpoint(), server.endpoint()])
+        .connect_lazy()
+        .expect("list client");
+    assert_eq!(
+        list.lookup_port(22, Some(&Protocol::Tcp))
+            .await
+            .expect("22")
+            .records[0]
+            .name
+            .as_deref(),
+        Some("ssh")
+    );
+    let dns = Client::builder_dns(
+        format!("http://localhost:{}", server.addr.port()),
+        Duration::from_millis(200),
+    )
+    .connect()
+    .await
+    .expect("dns client");
+    let answer = eventually(Duration::from_secs(10), "the DNS-balanced client", || {
+        let dns = dns.clone();
+        async move { dns.lookup_port(22, Some(&Protocol::Tcp)).await.ok() }
+    })
+    .await;
+    assert_eq!(answer.records[0].name.as_deref(), Some("ssh"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connection_is_unavailable_with_the_cause() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let err = Client::builder(format!("http://{addr}"))
+        .connect()
+        .await
+        .expect_err("nothing listens");
+    assert_eq!(
+        err,
+        Error::Unavailable {
+            message: "connection refused".into()
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_hits_make_no_rpc_and_concurrent_misses_make_one() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let server = TestServer::start(&csv, |_| {}).await;
+    let cache = CachedClient::new(server.client().await, fast_cache());
+    assert!(
+        cache.wait_live(Duration::from_secs(10)).await,
+        "cache goes live"
+    );
+
+    let before = server.started("LookupPort").await;
+    let first = cache
+        .lookup_port(443, Some(&Protocol::Tcp))
+        .await
+        .expect("443");
+    assert_eq!(first.value.records[0].name.as_deref(), Some("https"));
+    assert!(!first.stale);
+    assert_eq!(server.started("LookupPort").await, before + 1);
+    for _ in 0..20 {
+        let hit = cache
+            .lookup_port(443, Some(&Protocol::Tcp))
+            .await
+            .expect("hit");
+        assert!(
+            Arc::ptr_eq(&hit.value, &first.value),
+            "served from the cache"
+        );
+    }
+    assert_eq!(
+        server.started("LookupPort").await,
+        before + 1,
+        "hits make no RPC"
+    );
+
+    // Negative caching.
+    let missing = "no-such-service-anywhere";
+    assert!(
+        cache
+            .lookup_name(missing, None)
+            .await
+            .expect_err("missing")
+            .is_not_found()
+    );
+    let names_before = server.started("LookupName").await;
+    assert!(
+        cache
+            .lookup_name(missing, None)
+            .await
+            .expect_err("missing")
+            .is_not_found()
+    );
+    assert_eq!(server.started("LookupName").await, names_before);
+
+    // 100 concurrent identical misses: one RPC.
+    let names_before = server.started("LookupName").await;
+    let rpcs_before = cache.stats().rpcs;
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.lookup_name("Kerberos", None).await })
+        })
+        .collect();
+    for task in tasks {
+        let answer = task.await.expect("task").expect("kerberos");
+        assert_eq!(answer.value.records[0].name.as_deref(), Some("kerberos"));
+    }
+    assert_eq!(server.started("LookupName").await, names_before + 1);
+    assert_eq!(cache.stats().rpcs, rpcs_before + 1);
+
+    let stats = cache.stats();
+    assert!(stats.hits >= 21, "{stats:?}");
+    assert_eq!(stats.negative_hits, 1, "{stats:?}");
+    assert!(stats.live && stats.version >= 1, "{stats:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_invalidates_exactly_the_changed_keys_within_two_seconds() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let server = TestServer::start(&csv, |_| {}).await;
+    let cache = CachedClient::new(server.client().await, fast_cache());
+    assert!(cache.wait_live(Duration::from_secs(10)).await);
+    let old = cache
+        .lookup_port(443, Some(&Protocol::Tcp))
+        .await
+        .expect("443");
+    assert_eq!(
+        old.value.records[0].description,
+        "http protocol over TLS/SSL"
+    );
+    let ssh = cache
+        .lookup_port(22, Some(&Protocol::Tcp))
+        .await
+        .expect("22");
+    let version = cache.stats().version;
+
+    server.change_https();
+    let changed_at = Instant::now();
+    eventually(
+        Duration::from_secs(2),
+        "the invalidation of 443/tcp",
+        || {
+            let cache = cache.clone();
+            async move { (cache.stats().version > version).then_some(()) }
+        },
+    )
+    .await;
+    let invalidations = cache.stats().invalidations;
+    assert!(invalidations >= 1, "the 443 entry was dropped");
+    let new = cache
+        .lookup_port(443, Some(&Protocol::Tcp))
+        .await
+        .expect("443");
+    assert_eq!(
+        new.value.records[0].description,
+        "HTTPS changed by the client test"
+    );
+    assert!(new.version > old.version);
+    assert!(changed_at.elapsed() < Duration::from_secs(2) + Duration::from_millis(500));
+    // 22/tcp was not touched by the change: still the same cached answer.
+    let ssh_again = cache
+        .lookup_port(22, Some(&Protocol::Tcp))
+        .await
+        .expect("22");
+    assert!(
+        Arc::ptr_eq(&ssh.value, &ssh_again.value),
+        "unrelated entry kept"
+    );
+    // The name lookup of https was invalidated too.
+    let by_name = cache
+        .lookup_name("https", Some(&Protocol::Tcp))
+        .await
+        .expect("https");
+    assert_eq!(
+        by_name.value.records[0].description,
+        "HTTPS changed by the client test"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_server_down_the_replica_answers_and_the_cache_serves_stale() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let server = TestServer::start(&csv, |_| {}).await;
+    let replica = ReplicaClient::start(
+        server.client().await,
+        portolan_registry::embedded::registry(),
+        ReplicaConfig::default(),
+    );
+    // Version 0 (embedded) knows 2692 but not 443.
+    assert_eq!(replica.version(), 0);
+    assert!(
+        replica
+            .lookup_port(443, Some(&Protocol::Tcp))
+            .records
+            .is_empty()
+    );
+    assert!(
+        replica.wait_for_version(1, Duration::from_secs(20)).await,
+        "replica catches up"
+    );
+    assert_eq!(
+        replica.lookup_port(443, Some(&Protocol::Tcp)).records[0]
+            .name
+            .as_deref(),
+        Some("https")
+    );
+    let cache = CachedClient::new(server.client().await, fast_cache());
+    assert!(cache.wait_live(Duration::from_secs(10)).await);
+    cache
+        .lookup_port(443, Some(&Protocol::Tcp))
+        .await
+        .expect("443");
+
+    server.stop().await;
+
+    let answer = replica.lookup_port(443, Some(&Protocol::Tcp));
+    assert_eq!(answer.records[0].name.as_deref(), Some("https"));
+    assert!(replica.lookup_name("ldap", None).records.len() >= 2);
+    eventually(Duration::from_secs(10), "the cache to notice", || {
+        let live = cache.is_live();
+        async move { (!live).then_some(()) }
+    })
+    .await;
+    let stale = cache
+        .lookup_port(443, Some(&Protocol::Tcp))
+        .await
+        .expect("stale answer");
+    assert!(stale.stale, "marked stale");
+    assert_eq!(stale.value.records[0].name.as_deref(), Some("https"));
+    assert!(cache.stats().stale_hits >= 1);
+    // Never cached: the error comes through.
+    let err = cache.lookup_port(22, None).await.expect_err("server down");
+    assert!(err.is_unreachable(), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_resumes_by_version_and_gets_a_delta_not_a_snapshot() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let server = TestServer::start(&csv, |args| {
+        args.max_stream_lifetime = Duration::from_secs(2);
+    })
+    .await;
+    // A reconnect delay long enough for the change to land while the
+    // replica is disconnected.
+    let config = ReplicaConfig {
+        reconnect: RetryPolicy {
+            max_attempts: u32::MAX,
+            initial_backoff: Duration::from_millis(1500),
+            max_backoff: Duration::from_millis(1500),
+        },
+        ..ReplicaConfig::default()
+    };
+    let replica = ReplicaClient::start(
+        server.client().await,
+        portolan_registry::embedded::registry(),
+        config,
+    );
+    assert!(replica.wait_for_version(1, Duration::from_secs(20)).await);
+    assert_eq!(replica.stats().snapshots_applied, 1);
+    // The server ends the stream after its maximum lifetime.
+    eventually(Duration::from_secs(10), "the stream to be cut", || {
+        let live = replica.is_live();
+        async move { (!live).then_some(()) }
+    })
+    .await;
+    server.change_https();
+    assert!(
+        replica.wait_for_version(2, Duration::from_secs(10)).await,
+        "caught up"
+    );
+    let stats = replica.stats();
+    assert_eq!(stats.snapshots_applied, 1, "{stats:?}");
+    assert_eq!(stats.deltas_applied, 1, "{stats:?}");
+    assert!(stats.connects >= 2, "{stats:?}");
+    assert_eq!(
+        replica.lookup_port(443, Some(&Protocol::Tcp)).records[0].description,
+        "HTTPS changed by the client test"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_clients_ends_their_watch_streams() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let server = TestServer::start(&csv, |_| {}).await;
+    let cache = CachedClient::new(server.client().await, fast_cache());
+    let replica = ReplicaClient::start(
+        server.client().await,
+        portolan_registry::embedded::registry(),
+        ReplicaConfig::default(),
+    );
+    assert!(cache.wait_live(Duration::from_secs(10)).await);
+    assert!(replica.wait_for_version(1, Duration::from_secs(20)).await);
+    assert_eq!(server.active_watch_streams().await, 2);
+    let weak_index = Arc::downgrade(replica.index());
+    let clone = cache.clone();
+    drop(cache);
+    // A clone keeps the task alive.
+    assert!(clone.is_live());
+    drop(clone);
+    drop(replica);
+    eventually(Duration::from_secs(5), "the watch streams to close", || {
+        let server = &server;
+        async move { (server.active_watch_streams().await == 0).then_some(()) }
+    })
+    .await;
+    eventually(
+        Duration::from_secs(5),
+        "the replica task to release its index",
+        || {
+            let gone = weak_index.upgrade().is_none();
+            async move { gone.then_some(()) }
+        },
+    )
+    .await;
+    server.stop().await;
+}
