@@ -5,7 +5,7 @@
 //! The name is kept as written, the aliases in order, the comment (text
 //! after `#`, trimmed) becomes the description. Any protocol is accepted:
 //! besides tcp/udp/sctp/dccp, Debian and Gentoo list AppleTalk `ddp`
-//! entries, read as [`Protocol::Other`](crate::Protocol::Other). A line
+//! entries, read as [`Protocol::Other`]. A line
 //! without a valid `port/protocol` pair rejects the file with
 //! [`ParseError::BadRow`].
 
