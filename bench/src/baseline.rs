@@ -15,8 +15,8 @@ use futures::{Stream, StreamExt};
 use portolan::pb::port_registry_server::{PortRegistry, PortRegistryServer};
 use portolan::pb::{
     BatchLookupRequest, BatchLookupResponse, GetRegistryInfoRequest, ListRecordsRequest,
-    LookupNameRequest, LookupPortRequest, LookupResponse, Protocol, Record, RecordKey,
-    RecordState, RegistryInfo, SearchRequest, WatchEvent, WatchRequest,
+    LookupNameRequest, LookupPortRequest, LookupResponse, Protocol, Record, RecordKey, RecordState,
+    RegistryInfo, SearchRequest, WatchEvent, WatchRequest,
 };
 use tonic::{Request, Response, Status, Streaming};
 
@@ -150,9 +150,7 @@ pub async fn serve(listen: SocketAddr) -> Result<()> {
     writeln!(stdout, "{addr}")?;
     stdout.flush()?;
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_serving::<PortRegistryServer<Baseline>>()
-        .await;
+    reporter.set_serving::<PortRegistryServer<Baseline>>().await;
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(PortRegistryServer::new(Baseline::new()))

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use portolan::pb::port_registry_client::PortRegistryClient;
-use portolan::pb::{BatchLookupRequest, LookupNameRequest, LookupPortRequest, batch_lookup_request};
+use portolan::pb::{
+    BatchLookupRequest, LookupNameRequest, LookupPortRequest, batch_lookup_request,
+};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tonic::Code;
@@ -300,13 +302,15 @@ async fn phase(
                 let op = workload.mix.pick(&mut rng);
                 let floor = seen.load(Ordering::Acquire);
                 let t0 = Instant::now();
-                let outcome =
-                    match tokio::time::timeout(timeout, request(&mut client, &workload, op, &mut rng))
-                        .await
-                    {
-                        Ok(o) => o,
-                        Err(_) => Outcome::Failed("ClientTimeout".into()),
-                    };
+                let outcome = match tokio::time::timeout(
+                    timeout,
+                    request(&mut client, &workload, op, &mut rng),
+                )
+                .await
+                {
+                    Ok(o) => o,
+                    Err(_) => Outcome::Failed("ClientTimeout".into()),
+                };
                 let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 let _ = tally.hist.record(ns.max(1));
                 match outcome {

@@ -211,7 +211,10 @@ pub async fn spawn_baseline(deadline: Duration) -> Result<ServerProcess> {
         Err(_) => {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("baseline-server printed `{}` instead of its address", line.trim());
+            bail!(
+                "baseline-server printed `{}` instead of its address",
+                line.trim()
+            );
         }
     };
     let mut server = ServerProcess {
@@ -282,10 +285,8 @@ pub async fn wait_serving(server: &mut ServerProcess, deadline: Duration) -> Res
 /// A per-run folder for logs and data file copies, under the system's
 /// temporary folder, named after this process.
 pub fn scratch_dir(scenario: &str) -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "portolan-bench-{}-{scenario}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("portolan-bench-{}-{scenario}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }

@@ -191,7 +191,10 @@ impl Workload {
 
     /// A random registered name.
     pub fn name<R: Rng + ?Sized>(&self, rng: &mut R) -> &str {
-        self.names.choose(rng).map(String::as_str).unwrap_or("https")
+        self.names
+            .choose(rng)
+            .map(String::as_str)
+            .unwrap_or("https")
     }
 
     /// A random miss: an uncovered port when the registry has any (half the
@@ -241,7 +244,9 @@ mod tests {
     fn mix_covers_all_ops() {
         let mut rng = rand::rng();
         let mix = Mix::default();
-        let ops: HashSet<_> = (0..10_000).map(|_| format!("{:?}", mix.pick(&mut rng))).collect();
+        let ops: HashSet<_> = (0..10_000)
+            .map(|_| format!("{:?}", mix.pick(&mut rng)))
+            .collect();
         assert_eq!(ops.len(), 5);
     }
 }

@@ -41,12 +41,7 @@ pub async fn run(a: CliArgs) -> Result<Report> {
         let out = tokio::task::spawn_blocking({
             let cli = cli.clone();
             let args = args.clone();
-            move || {
-                Command::new(&cli)
-                    .args(&args)
-                    .stdin(Stdio::null())
-                    .output()
-            }
+            move || Command::new(&cli).args(&args).stdin(Stdio::null()).output()
         })
         .await?
         .with_context(|| format!("running {}", cli.display()))?;

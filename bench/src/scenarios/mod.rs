@@ -239,7 +239,7 @@ pub struct CliArgs {
     #[arg(long, value_name = "PATH")]
     pub cli: Option<PathBuf>,
     /// The CLI's arguments; `{addr}` becomes the server's `http://` URL.
-    #[arg(long, default_value = "--server {addr} lookup 443")]
+    #[arg(long, default_value = "--endpoint {addr} --output json lookup 443")]
     pub cli_args: String,
     /// Invocations to time.
     #[arg(long, default_value_t = 20)]

@@ -18,7 +18,8 @@ use crate::util::{Summary, ms};
 /// Runs the scenario.
 pub fn run(a: ReloadCostArgs) -> Result<Report> {
     let paths = [a.data.clone(), a.alt_data.clone()];
-    let first = std::fs::read(&paths[0]).with_context(|| format!("reading {}", paths[0].display()))?;
+    let first =
+        std::fs::read(&paths[0]).with_context(|| format!("reading {}", paths[0].display()))?;
     let initial = parse(&first, None)
         .with_context(|| format!("parsing {}", paths[0].display()))?
         .registry;
@@ -71,7 +72,12 @@ pub fn run(a: ReloadCostArgs) -> Result<Report> {
         counts[1],
         diff.p50
     );
-    for (name, s) in [("read", r), ("parse+validate", p), ("diff+apply", ap), ("total", t)] {
+    for (name, s) in [
+        ("read", r),
+        ("parse+validate", p),
+        ("diff+apply", ap),
+        ("total", t),
+    ] {
         let _ = writeln!(
             text,
             "  {name:<15} median {:>7.2} ms  min {:>7.2}  p90 {:>7.2}  max {:>7.2}",

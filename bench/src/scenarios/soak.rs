@@ -17,10 +17,10 @@ use serde_json::json;
 use super::SoakArgs;
 use super::reload::{registry_info, spawn_on_copy, start_replacer};
 use crate::load::{self, LoadConfig};
+use crate::procstat;
 use crate::report::{Check, Report, run_failures, run_line};
 use crate::servers;
 use crate::workload::Workload;
-use crate::procstat;
 
 /// Runs the scenario.
 pub async fn run(a: SoakArgs) -> Result<Report> {
@@ -163,9 +163,9 @@ pub async fn run(a: SoakArgs) -> Result<Report> {
     );
     report.failures.extend(run_failures(&stats));
     if streams_lost > 0 {
-        report
-            .failures
-            .push(format!("{streams_lost} watch streams ended during the soak"));
+        report.failures.push(format!(
+            "{streams_lost} watch streams ended during the soak"
+        ));
     }
     if let Some(p) = peak {
         report.checks.push(Check::new(

@@ -37,7 +37,9 @@ pub struct Comparison {
 pub fn median_run(runs: &[RunStats]) -> Option<RunStats> {
     let mut sorted: Vec<&RunStats> = runs.iter().collect();
     sorted.sort_by(|a, b| a.throughput_rps.total_cmp(&b.throughput_rps));
-    sorted.get((sorted.len().max(1) - 1) / 2).map(|r| (*r).clone())
+    sorted
+        .get((sorted.len().max(1) - 1) / 2)
+        .map(|r| (*r).clone())
 }
 
 /// Runs `rounds` interleaved pairs (baseline first) and compares medians.
@@ -137,7 +139,11 @@ pub async fn run(a: SteadyArgs) -> Result<Report> {
         );
     }
 
-    let mut report = Report::new("steady", text, json!({ "serving": serving, "comparison": &cmp }));
+    let mut report = Report::new(
+        "steady",
+        text,
+        json!({ "serving": serving, "comparison": &cmp }),
+    );
     if let Some(t) = cmp.throughput_ratio {
         report.checks.push(Check::new(
             "unary lookup throughput vs baseline",

@@ -25,7 +25,10 @@ pub async fn run(a: SweepArgs) -> Result<Report> {
     let portolan = super::portolan(&a.server, "sweep").await?;
     let baseline = servers::spawn_baseline(Duration::from_secs(30)).await?;
     let mut levels = vec![1usize];
-    while levels.last().is_some_and(|&l| l * 2 <= a.max_concurrency.min(4096)) {
+    while levels
+        .last()
+        .is_some_and(|&l| l * 2 <= a.max_concurrency.min(4096))
+    {
         let next = levels.last().copied().unwrap_or(1) * 2;
         levels.push(next);
     }
@@ -37,7 +40,13 @@ pub async fn run(a: SweepArgs) -> Result<Report> {
     let _ = writeln!(
         text,
         "{:>9} {:>6} {:>12} {:>12} {:>7} {:>11} {:>11} {:>7}",
-        "in-flight", "conns", "portolan r/s", "baseline r/s", "ratio", "p99 port us", "p99 base us",
+        "in-flight",
+        "conns",
+        "portolan r/s",
+        "baseline r/s",
+        "ratio",
+        "p99 port us",
+        "p99 base us",
         "ratio"
     );
     for &level in &levels {
@@ -87,7 +96,9 @@ pub async fn run(a: SweepArgs) -> Result<Report> {
             .data
             .as_ref()
             .and_then(|d| d.file_name())
-            .map_or("embedded registry".to_string(), |f| f.to_string_lossy().into_owned())
+            .map_or("embedded registry".to_string(), |f| f
+                .to_string_lossy()
+                .into_owned())
     );
     sweep_svg(&a.svg, &title, &p_points, &b_points)?;
     let json_path = a.svg.with_extension("json");

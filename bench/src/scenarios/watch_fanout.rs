@@ -26,7 +26,11 @@ enum Event {
     /// The stream's first event arrived.
     Ready,
     /// A complete change to `version` arrived at `at`.
-    Change { stream: usize, version: u64, at: Instant },
+    Change {
+        stream: usize,
+        version: u64,
+        at: Instant,
+    },
     /// The stream ended or failed.
     Ended { stream: usize, why: String },
 }
