@@ -26,10 +26,12 @@
 //!   is a number, the unauthorized-use text when it starts "Known
 //!   Unauthorized"/"Unauthorized", and assignment notes otherwise.
 //!
-//! A line that is not a row start (its first token is not a port, its
-//! second not a port or protocol, and its first not a lowercase service
-//! name) continues the previous row: multi-line fields are rendered that
-//! way. A description that itself contains brackets (`Unassigned [was
+//! A line that is not a row start continues the previous row: multi-line
+//! fields are rendered that way. A row starts with a port or has one second,
+//! or has a protocol second; a line starting with a lowercase service name
+//! and neither starts a port-less row only where those can be (before any
+//! numbered row, after another port-less row, or after port 49151, as IANA
+//! lists port-less rows last). A description that itself contains brackets (`Unassigned [was
 //! netstat]`) cannot be told apart from a reference and is split there.
 //!
 //! The contact table's name/organisation split is a heuristic: the words
@@ -84,7 +86,8 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
         if line.trim().is_empty() {
             continue;
         }
-        if starts_row(line) || rows.is_empty() {
+        let previous = rows.last().map(|(_, row)| row.lines().next().unwrap_or(""));
+        if rows.is_empty() || starts_row(line, previous) {
             rows.push((line_no, line.to_string()));
         } else if let Some((first, row)) = rows.last_mut() {
             diagnostics.push(Diagnostic {
@@ -149,15 +152,41 @@ fn is_lowercase_service_name(token: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.+*/".contains(&b))
 }
 
-/// Whether a physical line starts a new row.
-fn starts_row(line: &str) -> bool {
+/// Whether a physical line starts a new row, given the first line of the
+/// row before it.
+///
+/// A line with a port first or second, or a protocol second, starts a row.
+/// A line starting with a lowercase service name but holding neither (a
+/// port-less, protocol-less row such as `argus ARGUS Protocol`) starts one
+/// only where port-less rows can be: IANA lists them after every numbered
+/// row, so not right after a numbered row below 49151; elsewhere it is the
+/// continuation of a multi-line field.
+fn starts_row(line: &str, previous: Option<&str>) -> bool {
     let mut tokens = line.split_whitespace();
     let first = tokens.next().unwrap_or("");
-    if is_port_token(first) {
+    let second = tokens.next().unwrap_or("");
+    if is_port_token(first) || is_port_token(second) || protocol_token(second).is_some() {
         return true;
     }
-    let second = tokens.next().unwrap_or("");
-    is_port_token(second) || protocol_token(second).is_some() || is_lowercase_service_name(first)
+    if !is_lowercase_service_name(first) {
+        return false;
+    }
+    match previous.and_then(row_port_end) {
+        None => true,
+        Some(end) => end >= 49151,
+    }
+}
+
+/// The last port of the row whose first line is `line`, if it has a port.
+fn row_port_end(line: &str) -> Option<u16> {
+    let mut tokens = line.split_whitespace();
+    let first = tokens.next().unwrap_or("");
+    let port = if is_port_token(first) {
+        first
+    } else {
+        tokens.next().filter(|t| is_port_token(t))?
+    };
+    parse_ports(port).ok().flatten().map(|p| p.end)
 }
 
 /// Space-separated tokens with their byte offsets.
@@ -592,10 +621,27 @@ mod tests {
 
     #[test]
     fn row_starts() {
-        assert!(starts_row("3com-njack-1 5264 tcp 3Com Network Jack Port 1"));
-        assert!(starts_row("4805-4826 Unassigned"));
-        assert!(starts_row("argus ARGUS Protocol"));
-        assert!(starts_row("7ksonar tcp Seven Kingdoms"));
-        assert!(!starts_row("IANA assigned this well-formed service name"));
+        let numbered = Some("whoispp 63 tcp whois++");
+        assert!(starts_row(
+            "3com-njack-1 5264 tcp 3Com Network Jack Port 1",
+            numbered
+        ));
+        assert!(starts_row("4805-4826 Unassigned", numbered));
+        assert!(starts_row("argus ARGUS Protocol", Some("49151 Reserved")));
+        assert!(starts_row("argus ARGUS Protocol", None));
+        assert!(starts_row(
+            "chaos CHAOS Protocol",
+            Some("argus ARGUS Protocol")
+        ));
+        assert!(!starts_row("common service discovery", numbered));
+        assert!(starts_row("7ksonar tcp Seven Kingdoms", numbered));
+        assert!(!starts_row(
+            "IANA assigned this well-formed service name",
+            numbered
+        ));
+        assert!(!starts_row(
+            "IANA assigned this well-formed service name",
+            None
+        ));
     }
 }
