@@ -140,10 +140,12 @@ for d in docs:
                             "updates would roll the pods instead of hot-reloading")
         if "registry.csv.gz" not in (d.get("binaryData") or {}):
             problems.append("registry ConfigMap lacks binaryData registry.csv.gz")
-    if d["kind"] == "Service" and d["spec"].get("clusterIP") != "None":
+    if d["kind"] == "Service":
         grpc = [p for p in d["spec"]["ports"] if p.get("name") == "grpc"]
-        if not grpc or grpc[0].get("appProtocol") != "kubernetes.io/h2c":
-            problems.append(f"Service {d['metadata']['name']}: port `grpc` with appProtocol kubernetes.io/h2c missing")
+        # Cleartext overlays say h2c; the TLS overlay must not.
+        want = None if name == "overlays/production" else "kubernetes.io/h2c"
+        if not grpc or grpc[0].get("appProtocol") != want:
+            problems.append(f"Service {d['metadata']['name']}: port `grpc` should have appProtocol {want}")
     if d["kind"] != "Deployment":
         continue
     pod = d["spec"]["template"]["spec"]
@@ -167,9 +169,13 @@ for d in docs:
         if not p:
             problems.append(f"Deployment: {probe} missing")
             continue
-        port = (p.get("grpc") or {}).get("port")
-        if "grpc" in p and not isinstance(port, int):
+        if "grpc" in p and not isinstance(p["grpc"].get("port"), int):
             problems.append(f"Deployment: {probe}.grpc.port must be a number (named ports are not supported)")
+        tls = any(e.get("name") == "PORTOLAN_TLS_CERT" for e in c.get("env", [])) or "--tls-cert" in c.get("args", [])
+        if tls and "grpc" in p:
+            problems.append(f"Deployment: {probe} is a gRPC probe but the server speaks TLS (kubelet gRPC probes cannot)")
+        if not tls and "grpc" not in p:
+            problems.append(f"Deployment: {probe} should be a native gRPC probe on the cleartext port")
     args = c.get("args", [])
     grace = 20
     for i, a in enumerate(args):
