@@ -1,0 +1,239 @@
+//! Graceful shutdown of the real `portolan-server` binary: SIGTERM while a
+//! Watch stream, a health Watch stream (which tonic never ends by itself)
+//! and a unary load are running. Unary calls keep succeeding until the
+//! server stops accepting (none fails with anything but UNAVAILABLE), the
+//! server ends the Watch stream itself, and the process exits cleanly
+//! within the grace period even though the health stream stays open.
+//! Also: a bad configuration exits with code 2 before binding anything.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use portolan::pb::port_registry_client::PortRegistryClient;
+use portolan::pb::watch_event::Event;
+use portolan::pb::{GetRegistryInfoRequest, LookupPortRequest, Protocol, WatchMode, WatchRequest};
+use portolan_test_support::require_shared_file;
+use tonic::Code;
+
+use support::{eventually, workspace_binary};
+
+const GRACE: Duration = Duration::from_secs(3);
+
+/// Kills the child if a test fails before it exits.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary on 127.0.0.1:0 with JSON logs and returns it with the
+/// address from its "listening" log line.
+fn start(data: &std::path::Path) -> (Running, SocketAddr) {
+    let binary = workspace_binary("portolan-server", "portolan-server");
+    let mut child = Command::new(binary)
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data")
+        .arg(data)
+        .args(["--shutdown-grace", &format!("{}s", GRACE.as_secs())])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start portolan-server");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("\"message\":\"listening\"")
+                && let Some(rest) = line.split("\"addr\":\"").nth(1)
+                && let Some(addr) = rest.split('"').next()
+            {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server logs its address")
+        .parse()
+        .expect("a socket address");
+    (Running(child), addr)
+}
+
+#[tokio::test]
+async fn sigterm_drains_calls_ends_streams_and_exits_within_the_grace_period() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let (mut server, addr) = tokio::task::spawn_blocking(move || start(&csv))
+        .await
+        .unwrap();
+    let endpoint = format!("http://{addr}");
+    let client = eventually(Duration::from_secs(30), "the server to serve", || {
+        let endpoint = endpoint.clone();
+        async move {
+            let mut client = PortRegistryClient::connect(endpoint).await.ok()?;
+            client
+                .get_registry_info(GetRegistryInfoRequest {})
+                .await
+                .ok()?;
+            Some(client)
+        }
+    })
+    .await;
+
+    let mut watch = client
+        .clone()
+        .watch(WatchRequest {
+            known_version: 1,
+            mode: WatchMode::Full as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.next().await.unwrap().unwrap();
+    assert!(matches!(first.event, Some(Event::Heartbeat(_))));
+
+    // A health Watch stream: tonic-health never ends it, so only the grace
+    // period bounds the drain.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel)
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let _ = health.next().await.unwrap().unwrap();
+
+    // Unary load on four tasks until the server stops answering.
+    let stop_load = Arc::new(AtomicBool::new(false));
+    let succeeded = Arc::new(AtomicU64::new(0));
+    let mut load = Vec::new();
+    for worker in 0..4u32 {
+        let mut client = client.clone();
+        let stop_load = Arc::clone(&stop_load);
+        let succeeded = Arc::clone(&succeeded);
+        load.push(tokio::spawn(async move {
+            let mut port = worker;
+            while !stop_load.load(Ordering::Relaxed) {
+                port = (port + 4) % 1024;
+                let request = LookupPortRequest {
+                    port,
+                    protocol: Protocol::Tcp as i32,
+                };
+                match client.lookup_port(request).await {
+                    Ok(answer) => {
+                        assert!(!answer.into_inner().records.is_empty());
+                        succeeded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(status) => return Some(status),
+                }
+            }
+            None
+        }));
+    }
+    eventually(Duration::from_secs(10), "unary load to be flowing", || {
+        let succeeded = Arc::clone(&succeeded);
+        async move { (succeeded.load(Ordering::Relaxed) >= 50).then_some(()) }
+    })
+    .await;
+
+    let sent_at = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+
+    // The server ends the Watch stream (with UNAVAILABLE or a clean end).
+    let ended = tokio::time::timeout(GRACE, async {
+        loop {
+            match watch.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => return Some(status.code()),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the Watch stream is ended by the server well within the grace period");
+    assert!(
+        matches!(ended, None | Some(Code::Unavailable)),
+        "the Watch stream ended with {ended:?}"
+    );
+
+    // The process exits within the grace period (plus slack).
+    let exit = eventually(
+        GRACE + Duration::from_secs(2),
+        "the process to exit",
+        || {
+            let exited = server.0.try_wait().expect("wait on the child");
+            async move { exited }
+        },
+    )
+    .await;
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(sent_at.elapsed() <= GRACE + Duration::from_secs(2));
+
+    stop_load.store(true, Ordering::Relaxed);
+    let before = succeeded.load(Ordering::Relaxed);
+    for worker in load {
+        if let Some(status) = worker.await.unwrap() {
+            // Calls after the server stopped accepting are refused, never
+            // failed half-way.
+            assert!(
+                matches!(status.code(), Code::Unavailable | Code::Cancelled),
+                "a unary call failed with {status:?}"
+            );
+        }
+    }
+    assert!(before >= 50, "{before} unary calls succeeded");
+}
+
+#[test]
+fn a_bad_configuration_exits_with_code_2_and_one_line() {
+    let binary = workspace_binary("portolan-server", "portolan-server");
+    for args in [
+        vec!["--data", "/nonexistent/registry.csv"],
+        vec!["--max-shrink", "3"],
+        vec![
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ],
+        vec!["--reload-debounce", "soon"],
+    ] {
+        let output = Command::new(&binary)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&args)
+            .output()
+            .expect("run portolan-server");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("error"), "{args:?}: {stderr}");
+    }
+    let truncated = require_shared_file!("bad/truncated.csv");
+    let output = Command::new(&binary)
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(&truncated)
+        .output()
+        .expect("run portolan-server");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("truncated"), "{stderr}");
+}
