@@ -20,7 +20,7 @@
 //! * [`reload`]: watching, debouncing, polling and applying the data file.
 //! * [`metrics`]: Prometheus series, the gRPC metrics tower layer and the
 //!   `/metrics` endpoint.
-//! * [`panic`]: the layer turning a handler panic into `INTERNAL`.
+//! * [`mod@panic`]: the layer turning a handler panic into `INTERNAL`.
 //! * [`health`]: the health service and the names it reports.
 //!
 //! # Lifecycle
