@@ -22,3 +22,21 @@ pub fn registry() -> Registry {
     parsed.registry.source.path = SOURCE_PATH.to_string();
     parsed.registry
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_embedded_registry_parses_with_its_records() {
+        let registry = super::registry();
+        assert_eq!(registry.source.path, super::SOURCE_PATH);
+        assert!(registry.len() >= 100, "{} records", registry.len());
+        assert_eq!(registry.source.updated.as_deref(), Some("2025-08-26"));
+        assert!(
+            registry
+                .records
+                .iter()
+                .any(|r| r.name.as_deref() == Some("admins-lms")
+                    && r.ports.map(|p| p.start) == Some(2692))
+        );
+    }
+}

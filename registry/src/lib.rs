@@ -12,7 +12,7 @@
 //!   [`RegistryDate`], [`Person`], [`RecordKey`].
 //! * [`registry`]: [`Registry`], an immutable, ordered set of records plus
 //!   where they came from ([`SourceInfo`]).
-//! * [`parse`]: format detection and one parser per format (IANA CSV, IANA
+//! * [`mod@parse`]: format detection and one parser per format (IANA CSV, IANA
 //!   XML, IANA plain text, `/etc/services`, nmap-services, each optionally
 //!   gzip-compressed), returning the registry plus line-numbered
 //!   diagnostics, or one error naming the line.

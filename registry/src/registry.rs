@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 
-use crate::model::{Record, RecordKey, RecordState};
+use crate::model::{PortRange, Protocol, Record, RecordKey, RecordState};
 use crate::parse::Format;
 
 /// Where a registry came from.
@@ -64,8 +64,9 @@ impl Registry {
     /// The [`RecordKey`] of every record, in source order (see
     /// [`RecordKey`] for how ordinals are counted).
     pub fn keys(&self) -> Vec<RecordKey> {
-        let mut seen: HashMap<(Option<&str>, Option<crate::PortRange>, Option<&crate::Protocol>), u32> =
-            HashMap::with_capacity(self.records.len());
+        /// The part of a record's identity that ordinals disambiguate.
+        type Identity<'a> = (Option<&'a str>, Option<PortRange>, Option<&'a Protocol>);
+        let mut seen: HashMap<Identity<'_>, u32> = HashMap::with_capacity(self.records.len());
         self.records
             .iter()
             .map(|r| {
@@ -97,7 +98,11 @@ impl Registry {
     pub fn counts_by_protocol(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
         for r in &self.records {
-            let key = r.protocol.as_ref().map_or("none", |p| p.as_str()).to_string();
+            let key = r
+                .protocol
+                .as_ref()
+                .map_or("none", |p| p.as_str())
+                .to_string();
             *out.entry(key).or_insert(0) += 1;
         }
         out
