@@ -4,6 +4,9 @@
 //! every other method is UNIMPLEMENTED. It also serves `grpc.health.v1`
 //! (SERVING), so it is started and checked exactly like Portolan.
 //!
+//! Accepted connections get `TCP_NODELAY`, as Portolan's do, so neither
+//! server pays Nagle/delayed-ACK stalls on streamed replies.
+//!
 //! Run as `portolan-bench baseline-server --listen 127.0.0.1:0`; it prints
 //! its bound address as the first line on standard output.
 
@@ -18,6 +21,7 @@ use portolan::pb::{
     LookupNameRequest, LookupPortRequest, LookupResponse, Protocol, Record, RecordKey, RecordState,
     RegistryInfo, SearchRequest, WatchEvent, WatchRequest,
 };
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 /// The baseline service: a fixed reply, no registry work.
@@ -154,7 +158,7 @@ pub async fn serve(listen: SocketAddr) -> Result<()> {
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(PortRegistryServer::new(Baseline::new()))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await?;
     Ok(())
 }

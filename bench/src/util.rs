@@ -21,6 +21,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" | "sec" | "secs" => value,
         "ms" => value / 1e3,
         "us" | "µs" => value / 1e6,
+        "ns" => value / 1e9,
         "m" | "min" | "mins" => value * 60.0,
         "h" => value * 3600.0,
         other => return Err(format!("unknown duration unit `{other}` in `{text}`")),

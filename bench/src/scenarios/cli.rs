@@ -46,14 +46,15 @@ pub async fn run(a: CliArgs) -> Result<Report> {
         .await?
         .with_context(|| format!("running {}", cli.display()))?;
         let elapsed = ms(t0.elapsed());
-        if out.status.success() {
+        if out.status.success() && !out.stdout.is_empty() {
             samples.push(elapsed);
         } else {
             failures.push(format!(
-                "`{} {}` exited {}: {}",
+                "`{} {}` exited {} with {} bytes of output: {}",
                 cli.display(),
                 args.join(" "),
                 out.status,
+                out.stdout.len(),
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
             break;

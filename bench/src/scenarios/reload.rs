@@ -19,6 +19,7 @@ use super::{ReloadArgs, portolan_command, require_spawn};
 use crate::load;
 use crate::report::{Check, Report, run_failures, run_line};
 use crate::servers::{self, ServerProcess};
+use crate::util::{Summary, ms, parse_duration};
 use crate::workload::Workload;
 
 /// The server's registry info.
@@ -29,6 +30,46 @@ pub async fn registry_info(server: &ServerProcess) -> Result<RegistryInfo> {
         .await
         .context("GetRegistryInfo")?
         .into_inner())
+}
+
+/// The `elapsed=` of every "registry reloaded" line in the server's log,
+/// in milliseconds (the server's own read-parse-diff-apply time).
+pub fn server_reload_times(server: &ServerProcess) -> Vec<f64> {
+    let Some(log) = &server.log else {
+        return Vec::new();
+    };
+    let text = strip_ansi(&std::fs::read_to_string(log).unwrap_or_default());
+    text.lines()
+        .filter(|l| l.contains("registry reloaded"))
+        .filter_map(|l| {
+            let value = l.split("elapsed=").nth(1)?.split_whitespace().next()?;
+            parse_duration(value).ok().map(ms)
+        })
+        .collect()
+}
+
+/// The name of a `ReloadOutcome` number.
+fn outcome_name(n: i32) -> &'static str {
+    portolan::pb::ReloadOutcome::try_from(n).map_or("UNKNOWN", |o| o.as_str_name())
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`), which the
+/// server's text logs may carry.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Replaces `live` with the editions in turn (starting with the second)
@@ -120,6 +161,7 @@ pub async fn run(a: ReloadArgs) -> Result<Report> {
     let after = registry_info(&server).await?;
     let replacements = count.load(Ordering::Acquire);
     let applied = after.version.saturating_sub(before.version);
+    let in_server = Summary::of(&server_reload_times(&server));
 
     let mut text = String::new();
     let _ = writeln!(
@@ -134,10 +176,20 @@ pub async fn run(a: ReloadArgs) -> Result<Report> {
         stats.version_max
     );
     let _ = writeln!(text, "  {}", run_line(&stats));
+    if in_server.n > 0 {
+        let _ = writeln!(
+            text,
+            "  in-server reload time (its log, read to applied): median {:.1} ms, p90 {:.1} ms, \
+             max {:.1} ms over {} reloads",
+            in_server.p50, in_server.p90, in_server.max, in_server.n
+        );
+    }
     let _ = writeln!(
         text,
         "  version regressions per connection: {}; last reload outcome {} {}",
-        stats.version_regressions, after.last_reload_outcome, after.last_reload_error
+        stats.version_regressions,
+        outcome_name(after.last_reload_outcome),
+        after.last_reload_error
     );
     let mut report = Report::new(
         "reload",
@@ -148,8 +200,9 @@ pub async fn run(a: ReloadArgs) -> Result<Report> {
             "version_before": before.version,
             "version_after": after.version,
             "reloads_applied": applied,
-            "last_reload_outcome": after.last_reload_outcome,
+            "last_reload_outcome": outcome_name(after.last_reload_outcome),
             "last_reload_error": after.last_reload_error,
+            "in_server_reload_ms": in_server,
             "load": &stats,
         }),
     );

@@ -31,6 +31,7 @@ pub fn run(a: ReloadCostArgs) -> Result<Report> {
     let mut applied = 0usize;
     let mut changed_records = Vec::new();
     let mut counts = counts;
+    let mut by_target: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for i in 0..a.iterations.max(2) {
         let path = &paths[(i + 1) % 2];
         let t0 = Instant::now();
@@ -52,7 +53,9 @@ pub fn run(a: ReloadCostArgs) -> Result<Report> {
         parse_ms.push(ms(t2 - t1));
         apply_ms.push(ms(t3 - t2));
         total_ms.push(ms(t3 - t0));
+        by_target[(i + 1) % 2].push(ms(t3 - t0));
     }
+    let to = [Summary::of(&by_target[0]), Summary::of(&by_target[1])];
     let (r, p, ap, t) = (
         Summary::of(&read_ms),
         Summary::of(&parse_ms),
@@ -84,6 +87,15 @@ pub fn run(a: ReloadCostArgs) -> Result<Report> {
             s.p50, s.min, s.p90, s.max
         );
     }
+    for (n, s) in to.iter().enumerate() {
+        let _ = writeln!(
+            text,
+            "  total, to {:<45} median {:>7.2} ms ({} reloads)",
+            paths[n].display(),
+            s.p50,
+            s.n
+        );
+    }
     let mut report = Report::new(
         "reload-cost",
         text,
@@ -91,6 +103,7 @@ pub fn run(a: ReloadCostArgs) -> Result<Report> {
             "files": [paths[0].display().to_string(), paths[1].display().to_string()],
             "records": counts, "applied": applied,
             "read_ms": r, "parse_ms": p, "apply_ms": ap, "total_ms": t,
+            "total_ms_to_first": to[0], "total_ms_to_second": to[1],
             "diff_records": diff,
         }),
     );

@@ -17,19 +17,22 @@ use tokio::sync::mpsc;
 use super::reload::{registry_info, spawn_on_copy};
 use super::{WatchArgs, WatchModeArg};
 use crate::report::{Check, Report};
-use crate::servers;
 use crate::util::{Summary, ms};
+use crate::{procstat, servers};
 
 /// What a watch stream task tells the scenario.
 #[derive(Debug)]
 enum Event {
     /// The stream's first event arrived.
     Ready,
-    /// A complete change to `version` arrived at `at`.
+    /// A complete change to `version` arrived at `at`, in `parts`
+    /// messages carrying `items` keys or records.
     Change {
         stream: usize,
         version: u64,
         at: Instant,
+        parts: u64,
+        items: u64,
     },
     /// The stream ended or failed.
     Ended { stream: usize, why: String },
@@ -52,6 +55,14 @@ pub struct Iteration {
     pub last_ms: f64,
     /// Last minus first.
     pub spread_ms: f64,
+    /// Messages (parts) each stream received for the change (largest).
+    pub parts_per_stream: u64,
+    /// Keys or records each stream received for the change (largest).
+    pub items_per_stream: u64,
+    /// Server CPU time during the iteration, in milliseconds.
+    pub server_cpu_ms: Option<f64>,
+    /// This tool's own CPU time during the iteration (decoding the streams).
+    pub client_cpu_ms: Option<f64>,
 }
 
 /// Runs the scenario.
@@ -90,6 +101,7 @@ pub async fn run(a: WatchArgs) -> Result<Report> {
             };
             let mut ready = false;
             let mut held = v0;
+            let (mut parts, mut items) = (0u64, 0u64);
             loop {
                 match s.message().await {
                     Ok(Some(ev)) => {
@@ -98,17 +110,31 @@ pub async fn run(a: WatchArgs) -> Result<Report> {
                             let _ = tx.send(Event::Ready);
                         }
                         let complete = match &ev.event {
-                            Some(watch_event::Event::Delta(d)) => d.last,
-                            Some(watch_event::Event::Snapshot(s)) => s.last,
+                            Some(watch_event::Event::Delta(d)) => {
+                                parts += 1;
+                                items += (d.upserted.len() + d.removed.len() + d.invalidated.len())
+                                    as u64;
+                                d.last
+                            }
+                            Some(watch_event::Event::Snapshot(s)) => {
+                                parts += 1;
+                                items += s.records.len() as u64;
+                                s.last
+                            }
                             _ => false,
                         };
-                        if complete && ev.version > held {
-                            held = ev.version;
-                            let _ = tx.send(Event::Change {
-                                stream,
-                                version: ev.version,
-                                at: Instant::now(),
-                            });
+                        if complete {
+                            if ev.version > held {
+                                held = ev.version;
+                                let _ = tx.send(Event::Change {
+                                    stream,
+                                    version: ev.version,
+                                    at: Instant::now(),
+                                    parts,
+                                    items,
+                                });
+                            }
+                            (parts, items) = (0, 0);
                         }
                     }
                     Ok(None) => {
@@ -163,6 +189,14 @@ pub async fn run(a: WatchArgs) -> Result<Report> {
     let mut next = 1usize;
     for _ in 0..a.iterations.max(1) {
         let mut first_at: Vec<Option<Instant>> = vec![None; streams];
+        let (mut max_parts, mut max_items) = (0u64, 0u64);
+        let cpu = || {
+            (
+                procstat::cpu_time(server.pid()).ok(),
+                procstat::cpu_time(std::process::id()).ok(),
+            )
+        };
+        let cpu_before = cpu();
         let t0 = Instant::now();
         servers::replace_atomically(&live, &editions[next])?;
         next = 1 - next;
@@ -176,7 +210,11 @@ pub async fn run(a: WatchArgs) -> Result<Report> {
                     stream,
                     version: v,
                     at,
+                    parts,
+                    items,
                 })) if v > held => {
+                    max_parts = max_parts.max(parts);
+                    max_items = max_items.max(items);
                     if first_at[stream].is_none() {
                         first_at[stream] = Some(at);
                         received += 1;
@@ -190,6 +228,11 @@ pub async fn run(a: WatchArgs) -> Result<Report> {
                 Ok(None) | Err(_) => break,
             }
         }
+        let cpu_after = cpu();
+        let delta = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) => Some(ms(b.saturating_sub(a))),
+            _ => None,
+        };
         let times: Vec<f64> = first_at
             .iter()
             .flatten()
@@ -212,6 +255,10 @@ pub async fn run(a: WatchArgs) -> Result<Report> {
             p99_ms: p99,
             last_ms: s.max,
             spread_ms: s.max - s.min,
+            parts_per_stream: max_parts,
+            items_per_stream: max_items,
+            server_cpu_ms: delta(cpu_before.0, cpu_after.0),
+            client_cpu_ms: delta(cpu_before.1, cpu_after.1),
         });
         held = version;
         // Let the server settle (debounce, heartbeats) before the next one.
@@ -234,7 +281,8 @@ pub async fn run(a: WatchArgs) -> Result<Report> {
         let _ = writeln!(
             text,
             "  reload {}: v{} received by {}/{streams}: first {:.1} ms, p50 {:.1} ms, p99 {:.1} ms, \
-             last {:.1} ms (spread {:.1} ms)",
+             last {:.1} ms (spread {:.1} ms); {} parts / {} keys-or-records per stream; \
+             cpu server {:.0} ms, client {:.0} ms",
             n + 1,
             i.version,
             i.received,
@@ -242,7 +290,11 @@ pub async fn run(a: WatchArgs) -> Result<Report> {
             i.p50_ms,
             i.p99_ms,
             i.last_ms,
-            i.spread_ms
+            i.spread_ms,
+            i.parts_per_stream,
+            i.items_per_stream,
+            i.server_cpu_ms.unwrap_or(0.0),
+            i.client_cpu_ms.unwrap_or(0.0)
         );
     }
     let mut report = Report::new(
