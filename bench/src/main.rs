@@ -27,8 +27,18 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
+    let json_out = cli.json_out.clone();
     match runtime.block_on(scenarios::run(cli.command)) {
         Ok(report) => {
+            if let Some(path) = &json_out {
+                let written = serde_json::to_string_pretty(&report)
+                    .map_err(std::io::Error::other)
+                    .and_then(|s| std::fs::write(path, s + "\n"));
+                if let Err(e) = written {
+                    eprintln!("portolan-bench: writing {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
             if json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(s) => println!("{s}"),

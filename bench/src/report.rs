@@ -48,9 +48,9 @@ pub struct Report {
     /// Unexpected failures (failed requests, versions going backwards,
     /// streams that never got the event, ...). Non-empty means exit 1.
     pub failures: Vec<String>,
-    /// The compact text block (not serialised separately; it is what is
-    /// printed without `--json`).
-    #[serde(skip)]
+    /// The compact text block (what is printed without `--json`, less the
+    /// checks and failures listed above).
+    #[serde(rename = "summary")]
     pub text: String,
 }
 

@@ -30,6 +30,10 @@ pub struct Cli {
     /// Print the result as JSON instead of a text block.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Also write the JSON result to this file (the text block still goes
+    /// to standard output).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub json_out: Option<PathBuf>,
     /// The scenario.
     #[command(subcommand)]
     pub command: Command,
