@@ -266,8 +266,12 @@ fn render_export(
     registry: &portolan_registry::Registry,
     format: ExportFormat,
 ) -> anyhow::Result<String> {
-    let _ = (registry, format);
-    bail!("export is not available yet")
+    use portolan_registry::export;
+    Ok(match format {
+        ExportFormat::Services => export::to_services(registry),
+        ExportFormat::Csv => export::to_csv(registry),
+        ExportFormat::Json => export::to_json(registry),
+    })
 }
 
 async fn watch(

@@ -41,6 +41,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod cache;
 pub mod client;
 pub mod error;
