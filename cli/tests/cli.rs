@@ -1,0 +1,497 @@
+//! The `portolan` binary, run with `assert_cmd`: every subcommand, output
+//! format and exit code, offline and against an in-process server on
+//! `127.0.0.1:0`. Waits poll with deadlines; nothing sleeps to wait.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use portolan_server::{Args, Config};
+use portolan_test_support::require_shared_file;
+use predicates::prelude::*;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+fn portolan() -> Command {
+    let mut cmd = Command::cargo_bin("portolan").expect("the portolan binary is built");
+    cmd.env_remove("PORTOLAN_ENDPOINT");
+    cmd
+}
+
+fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+struct Server {
+    endpoint: String,
+    data: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn start_server(csv: &Path) -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("registry.csv");
+    std::fs::copy(csv, &data).expect("copy");
+    let mut args = Args::defaults();
+    args.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    args.data = Some(data.clone());
+    args.reload_debounce = Duration::from_millis(50);
+    args.poll_interval = Duration::from_millis(500);
+    args.shutdown_grace = Duration::from_secs(1);
+    let config = tokio::task::spawn_blocking(move || Config::load(args))
+        .await
+        .expect("config task")
+        .expect("config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(portolan_server::run_with_listeners(
+        config,
+        listener,
+        None,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let client = portolan_client::Client::builder(endpoint.clone())
+        .connect_lazy()
+        .expect("client");
+    let until = Instant::now() + Duration::from_secs(20);
+    while client.registry_info().await.is_err() {
+        assert!(Instant::now() < until, "server never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Server {
+        endpoint,
+        data,
+        stop: Some(stop),
+        _dir: dir,
+    }
+}
+
+/// Runs blocking `f` (which runs the binary) off the runtime's threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+#[test]
+fn offline_lookup_by_port_name_and_protocol() {
+    let out = portolan()
+        .args(["--offline", "lookup", "2692"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r["name"] == "admins-lms" && r["port"] == 2692)
+    );
+    assert_eq!(rows[0]["state"], "assigned");
+
+    // Global flags after the subcommand; protocol in the query or as a flag.
+    let out = portolan()
+        .args(["lookup", "2692/udp", "--offline"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["protocol"], "udp");
+    let out = portolan()
+        .args(["--offline", "lookup", "ADMINS-LMS", "--proto", "tcp"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(json_lines(&out)[0]["protocol"], "tcp");
+
+    portolan()
+        .args(["--offline", "lookup", "1"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr("portolan: no record for port 1\n");
+    portolan()
+        .args(["--offline", "lookup", "2692/tcp", "--proto", "udp"])
+        .assert()
+        .code(2);
+    portolan()
+        .args(["--offline", "lookup", "70000"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("out of range"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    portolan().assert().code(2);
+    portolan().args(["frobnicate"]).assert().code(2);
+    portolan()
+        .args(["--offline", "list", "--range", "9-1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("ends before it starts"));
+    portolan()
+        .args(["--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("lookup"));
+}
+
+#[test]
+fn table_and_csv_outputs() {
+    let out = portolan()
+        .args(["--offline", "-o", "table", "lookup", "2692"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).expect("utf8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("NAME"), "{text}");
+    assert_eq!(lines.len(), 3);
+    let col = lines[0].find("PORT").expect("PORT column");
+    assert!(
+        lines[1..].iter().all(|l| l[col..].starts_with("2692")),
+        "{text}"
+    );
+    assert!(lines[1].contains("admins-lms") && lines[1].contains("Admins LMS"));
+
+    portolan()
+        .args(["--offline", "--output", "csv", "lookup", "2692/tcp"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "name,port,port_end,protocol,state,description\nadmins-lms,2692,2692,tcp,assigned,Admins LMS\n",
+        ));
+}
+
+#[test]
+fn offline_search_list_info_export() {
+    let out = portolan()
+        .args(["--offline", "search", "lms", "--limit", "1"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["name"], "admins-lms");
+    portolan()
+        .args(["--offline", "search", "zzzz-nothing"])
+        .assert()
+        .code(1);
+
+    let out = portolan()
+        .args([
+            "--offline",
+            "list",
+            "--proto",
+            "udp",
+            "--range",
+            "2692-2700",
+            "--state",
+            "assigned",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let rows = json_lines(&out);
+    assert!(!rows.is_empty());
+    for r in &rows {
+        assert!(r["protocol"] == "udp" || r["protocol"].is_null());
+        assert_eq!(r["state"], "assigned");
+        assert!(r["port"].as_u64().expect("port") <= 2700);
+    }
+
+    let out = portolan()
+        .args(["--offline", "info"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let info = &json_lines(&out)[0];
+    assert_eq!(info["source_path"], "embedded");
+    assert_eq!(info["record_count"], 101);
+
+    portolan()
+        .args(["--offline", "export", "--format", "services"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("admins-lms\t2692/tcp"));
+    let out = portolan()
+        .args(["--offline", "export", "--format", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let records = json_lines(&out);
+    assert_eq!(records.len(), 101, "one JSON record per line");
+    portolan()
+        .args(["--offline", "export", "--format", "csv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("Service Name,Port Number,"));
+}
+
+#[test]
+fn offline_with_a_data_file() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let out = portolan()
+        .args(["--offline", "--data"])
+        .arg(&csv)
+        .args(["lookup", "443/tcp"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(json_lines(&out)[0]["name"], "https");
+}
+
+#[test]
+fn check_reports_counts_diagnostics_and_errors() {
+    let services = require_shared_file!("etc/services-debian");
+    let out = portolan()
+        .arg("check")
+        .arg(&services)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report = &json_lines(&out)[0];
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["format"], "services");
+    assert!(report["records"].as_u64().expect("count") > 100);
+    assert!(report["records_by_protocol"]["tcp"].as_u64().expect("tcp") > 50);
+
+    let truncated = require_shared_file!("bad/truncated.csv");
+    portolan()
+        .arg("check")
+        .arg(&truncated)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("line ").and(predicate::str::contains("truncated")));
+    portolan()
+        .args(["check", "/nonexistent/registry.csv"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("portolan: cannot read"));
+}
+
+#[test]
+fn completions_are_generated() {
+    portolan()
+        .args(["completions", "bash"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("portolan"));
+    portolan().args(["completions", "zsh"]).assert().success();
+    portolan().args(["completions", "fish"]).assert().success();
+}
+
+#[test]
+fn connection_refused_is_one_line_and_exit_2() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let endpoint = format!("http://{addr}");
+    portolan()
+        .args(["lookup", "443", "--endpoint", &endpoint])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(format!(
+            "portolan: cannot connect to {endpoint}: connection refused\n"
+        ));
+}
+
+#[test]
+fn a_closed_pipe_exits_quietly() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("portolan"))
+        .args(["--offline", "--data"])
+        .arg(&csv)
+        .args(["list", "-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).expect("some output");
+    drop(stdout); // like `| head -c 16`
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?} {stderr}");
+    assert_eq!(stderr, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_a_server() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let server = start_server(&csv).await;
+    let ep = server.endpoint.clone();
+
+    let e = ep.clone();
+    let out = blocking(move || {
+        portolan()
+            .args(["lookup", "443", "--endpoint", &e])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone()
+    })
+    .await;
+    let rows = json_lines(&out);
+    assert!(rows.len() >= 3);
+    assert!(
+        rows.iter()
+            .all(|r| r["name"] == "https" && r["port"] == 443)
+    );
+
+    // PORTOLAN_ENDPOINT as the fallback.
+    let e = ep.clone();
+    blocking(move || {
+        portolan()
+            .env("PORTOLAN_ENDPOINT", &e)
+            .args(["-o", "table", "lookup", "https/tcp"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("https").and(predicate::str::contains("443")));
+        portolan()
+            .args(["--endpoint", &e, "lookup", "no-such-service-anywhere"])
+            .assert()
+            .code(1)
+            .stderr("portolan: no record for service no-such-service-anywhere\n");
+        portolan()
+            .args([
+                "--endpoint",
+                &e,
+                "search",
+                "ldap",
+                "--proto",
+                "tcp",
+                "--limit",
+                "3",
+            ])
+            .assert()
+            .success()
+            .stdout(predicate::function(|s: &[u8]| {
+                let rows = json_lines(s);
+                rows.len() == 3 && rows[0]["name"] == "ldap"
+            }));
+        portolan()
+            .args([
+                "--endpoint",
+                &e,
+                "list",
+                "--range",
+                "20-23",
+                "--proto",
+                "tcp",
+            ])
+            .assert()
+            .success()
+            .stdout(
+                predicate::str::contains("\"ssh\"").and(predicate::str::contains("\"telnet\"")),
+            );
+        portolan()
+            .args(["--endpoint", &e, "info"])
+            .assert()
+            .success()
+            .stdout(predicate::function(|s: &[u8]| {
+                let info = &json_lines(s)[0];
+                info["source_format"] == "iana-csv"
+                    && info["record_count"].as_u64().unwrap_or(0) > 10_000
+            }));
+        portolan()
+            .args(["--endpoint", &e, "export", "--format", "services"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("https\t443/tcp"));
+    })
+    .await;
+
+    // watch: the snapshot summary, then the change as it is applied.
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("portolan"))
+        .args(["watch", "--endpoint", &ep, "-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn watch");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first: Value = serde_json::from_str(
+        &rx.recv_timeout(Duration::from_secs(20))
+            .expect("snapshot line"),
+    )
+    .expect("json");
+    assert_eq!(first["event"], "snapshot");
+    let text = std::fs::read_to_string(&server.data).expect("read");
+    let changed = text.replacen(
+        "https,443,tcp,http protocol over TLS/SSL,",
+        "https,443,tcp,changed by the cli test,",
+        1,
+    );
+    let tmp = server.data.with_extension("tmp");
+    std::fs::write(&tmp, changed).expect("write");
+    std::fs::rename(&tmp, &server.data).expect("rename");
+    let delta: Value = serde_json::from_str(
+        &rx.recv_timeout(Duration::from_secs(10))
+            .expect("delta line"),
+    )
+    .expect("json");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(delta["event"], "delta");
+    assert_eq!(delta["from_version"], first["version"]);
+    assert_eq!(
+        delta["upserted"][0]["description"],
+        "changed by the cli test"
+    );
+}
