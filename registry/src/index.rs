@@ -44,7 +44,17 @@ use crate::model::{Protocol, Record, RecordKey, RecordState};
 use crate::query::{self, Filter, MatchRank, SearchQuery};
 use crate::registry::{Registry, SourceInfo};
 
-type RecordList = Arc<[Arc<Record>]>;
+/// One record in a lookup map, with its key, so a lookup can answer with
+/// the record's identity (the wire format carries it).
+#[derive(Debug, PartialEq)]
+pub struct IndexEntry {
+    /// The record's identity in the version it was indexed from.
+    pub key: RecordKey,
+    /// The record.
+    pub record: Arc<Record>,
+}
+
+type RecordList = Arc<[Arc<IndexEntry>]>;
 
 /// Guard rails applied to every reload.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -115,6 +125,15 @@ pub struct LookupResult {
     pub version: u64,
     /// Matching records in canonical order; empty when none.
     pub records: Vec<Arc<Record>>,
+}
+
+/// The answer to a point lookup, with each record's key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryLookup {
+    /// The version read before the data (never newer than the data).
+    pub version: u64,
+    /// Matching entries in canonical order; empty when none.
+    pub entries: Vec<Arc<IndexEntry>>,
 }
 
 /// An applied change: what a reload did.
@@ -320,16 +339,44 @@ impl Index {
     pub fn lookup_port(&self, port: u16, protocol: Option<&Protocol>) -> LookupResult {
         let version = self.version();
         let records = match self.by_port.get(&port) {
-            Some(list) => filter_protocol(&list, protocol),
+            Some(list) => matching(&list, protocol)
+                .map(|e| Arc::clone(&e.record))
+                .collect(),
             None => Vec::new(),
         };
         LookupResult { version, records }
+    }
+
+    /// [`Index::lookup_port`] answering entries (record and key).
+    pub fn lookup_port_entries(&self, port: u16, protocol: Option<&Protocol>) -> EntryLookup {
+        let version = self.version();
+        let entries = match self.by_port.get(&port) {
+            Some(list) => matching(&list, protocol).cloned().collect(),
+            None => Vec::new(),
+        };
+        EntryLookup { version, entries }
     }
 
     /// Every record whose name or alias equals `name` case-insensitively,
     /// matching `protocol`, in canonical order.
     pub fn lookup_name(&self, name: &str, protocol: Option<&Protocol>) -> LookupResult {
         let version = self.version();
+        let records = self.with_name(name, |list| {
+            matching(list, protocol)
+                .map(|e| Arc::clone(&e.record))
+                .collect()
+        });
+        LookupResult { version, records }
+    }
+
+    /// [`Index::lookup_name`] answering entries (record and key).
+    pub fn lookup_name_entries(&self, name: &str, protocol: Option<&Protocol>) -> EntryLookup {
+        let version = self.version();
+        let entries = self.with_name(name, |list| matching(list, protocol).cloned().collect());
+        EntryLookup { version, entries }
+    }
+
+    fn with_name<T: Default>(&self, name: &str, f: impl FnOnce(&[Arc<IndexEntry>]) -> T) -> T {
         let lowered;
         let key = if name.chars().any(char::is_uppercase) {
             lowered = name.to_lowercase();
@@ -337,11 +384,10 @@ impl Index {
         } else {
             name
         };
-        let records = match self.by_name.get(key) {
-            Some(list) => filter_protocol(&list, protocol),
-            None => Vec::new(),
-        };
-        LookupResult { version, records }
+        match self.by_name.get(key) {
+            Some(list) => f(&list),
+            None => T::default(),
+        }
     }
 
     /// Replaces the registry with `registry` (parsed and validated by the
@@ -463,11 +509,12 @@ pub fn keyed_records(records: Vec<Record>) -> Vec<KeyedRecord> {
         .collect()
 }
 
-fn filter_protocol(list: &[Arc<Record>], protocol: Option<&Protocol>) -> Vec<Arc<Record>> {
+fn matching<'a>(
+    list: &'a [Arc<IndexEntry>],
+    protocol: Option<&'a Protocol>,
+) -> impl Iterator<Item = &'a Arc<IndexEntry>> + 'a {
     list.iter()
-        .filter(|r| Protocol::matches(r.protocol.as_ref(), protocol))
-        .cloned()
-        .collect()
+        .filter(move |e| Protocol::matches(e.record.protocol.as_ref(), protocol))
 }
 
 type PortMap = HashMap<u16, RecordList, FxBuildHasher>;
@@ -493,6 +540,15 @@ fn build_maps(keyed: &[KeyedRecord]) -> (PortMap, NameMap) {
             }
         }
     }
+    let entries: Vec<Arc<IndexEntry>> = keyed
+        .iter()
+        .map(|(key, record)| {
+            Arc::new(IndexEntry {
+                key: key.clone(),
+                record: Arc::clone(record),
+            })
+        })
+        .collect();
     let finish = |mut positions: Vec<u32>| -> RecordList {
         positions.sort_by(|&a, &b| {
             query::canonical_cmp(
@@ -502,7 +558,7 @@ fn build_maps(keyed: &[KeyedRecord]) -> (PortMap, NameMap) {
         });
         positions
             .into_iter()
-            .map(|p| Arc::clone(&keyed[p as usize].1))
+            .map(|p| Arc::clone(&entries[p as usize]))
             .collect()
     };
     let ports = ports.into_iter().map(|(k, v)| (k, finish(v))).collect();
@@ -510,8 +566,14 @@ fn build_maps(keyed: &[KeyedRecord]) -> (PortMap, NameMap) {
     (ports, names)
 }
 
-fn same_list(a: &[Arc<Record>], b: &[Arc<Record>]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
+/// Whether two lists hold the same records under the same keys (unchanged
+/// records keep their `Arc` across reloads, so pointers decide).
+fn same_list(a: &[Arc<IndexEntry>], b: &[Arc<IndexEntry>]) -> bool {
+    a.len() == b.len()
+        && a
+            .iter()
+            .zip(b)
+            .all(|(x, y)| Arc::ptr_eq(&x.record, &y.record) && x.key == y.key)
 }
 
 /// Brings `map` to `target`: first every insert or replacement, then every

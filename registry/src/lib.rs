@@ -36,7 +36,9 @@ pub mod query;
 pub mod registry;
 
 pub use diff::Diff;
-pub use index::{ApplyError, Change, Index, LookupResult, ReloadGuard, Snapshot};
+pub use index::{
+    ApplyError, Change, EntryLookup, Index, IndexEntry, LookupResult, ReloadGuard, Snapshot,
+};
 pub use model::{
     Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate,
 };

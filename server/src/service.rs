@@ -14,7 +14,7 @@ use futures::Stream;
 use portolan::convert;
 use portolan::pb;
 use portolan::pb::port_registry_server::PortRegistry;
-use portolan_registry::{LookupResult, Protocol};
+use portolan_registry::{EntryLookup, Protocol};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
@@ -86,11 +86,15 @@ fn describe(protocol: Option<&Protocol>) -> String {
 
 /// Runs one validated lookup; NOT_FOUND when nothing matches.
 fn lookup(state: &RegistryState, query: &Lookup) -> Result<pb::LookupResponse, ServiceError> {
-    let LookupResult { version, records } = match query {
-        Lookup::Port { port, protocol } => state.index().lookup_port(*port, protocol.as_ref()),
-        Lookup::Name { name, protocol } => state.index().lookup_name(name, protocol.as_ref()),
+    let EntryLookup { version, entries } = match query {
+        Lookup::Port { port, protocol } => {
+            state.index().lookup_port_entries(*port, protocol.as_ref())
+        }
+        Lookup::Name { name, protocol } => {
+            state.index().lookup_name_entries(name, protocol.as_ref())
+        }
     };
-    if records.is_empty() {
+    if entries.is_empty() {
         return Err(ServiceError::NotFound(match query {
             Lookup::Port { port, protocol } => {
                 format!("no record for port {port}{}", describe(protocol.as_ref()))
@@ -101,7 +105,10 @@ fn lookup(state: &RegistryState, query: &Lookup) -> Result<pb::LookupResponse, S
         }));
     }
     Ok(pb::LookupResponse {
-        records: state.records_to_pb(&records),
+        records: entries
+            .iter()
+            .map(|e| convert::record_to_pb(&e.key, &e.record))
+            .collect(),
         version,
     })
 }

@@ -1,7 +1,7 @@
 //! [`RegistryState`]: what every handler shares once the registry is
 //! loaded: the live [`Index`], a bounded history of applied [`Change`]s for
 //! Watch catch-up, the broadcast that feeds Watch streams, the outcome of
-//! the last reload, and a record → key map for point lookups.
+//! the last reload.
 //!
 //! # Ordering guarantee for watchers
 //! [`RegistryState::apply`] applies a registry, appends the change to the
@@ -12,15 +12,12 @@
 //! version are in its catch-up (or skipped), later ones arrive on the
 //! broadcast.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use portolan::convert;
 use portolan::pb;
-use portolan_registry::{
-    ApplyError, Change, Index, Record, RecordKey, Registry, ReloadGuard, Snapshot,
-};
+use portolan_registry::{ApplyError, Change, Index, Registry, ReloadGuard, Snapshot};
 use tokio::sync::broadcast;
 
 /// How many applied changes are kept for Watch catch-up deltas.
@@ -64,13 +61,6 @@ pub struct WatchStart {
     pub catch_up: CatchUp,
 }
 
-/// Record keys of one snapshot, by record pointer.
-#[derive(Debug)]
-struct KeyMap {
-    snapshot: Arc<Snapshot>,
-    keys: HashMap<usize, RecordKey>,
-}
-
 /// The registry state shared by handlers, the reloader and watchers.
 #[derive(Debug)]
 pub struct RegistryState {
@@ -79,7 +69,6 @@ pub struct RegistryState {
     history_capacity: usize,
     changes: broadcast::Sender<Arc<Change>>,
     reload_status: Mutex<ReloadStatus>,
-    key_map: Mutex<Option<Arc<KeyMap>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -103,7 +92,6 @@ impl RegistryState {
                 error: String::new(),
                 at: None,
             }),
-            key_map: Mutex::new(None),
         }
     }
 
@@ -188,50 +176,6 @@ impl RegistryState {
     /// The outcome of the last reload attempt.
     pub fn reload_status(&self) -> ReloadStatus {
         lock(&self.reload_status).clone()
-    }
-
-    fn key_map(&self) -> Arc<KeyMap> {
-        let snapshot = self.index.snapshot();
-        let mut slot = lock(&self.key_map);
-        if let Some(map) = slot.as_ref()
-            && Arc::ptr_eq(&map.snapshot, &snapshot)
-        {
-            return Arc::clone(map);
-        }
-        let keys = snapshot
-            .keyed()
-            .iter()
-            .map(|(key, record)| (Arc::as_ptr(record) as usize, key.clone()))
-            .collect();
-        let map = Arc::new(KeyMap { snapshot, keys });
-        *slot = Some(Arc::clone(&map));
-        map
-    }
-
-    /// Point-lookup results as wire records, each with its key.
-    ///
-    /// Keys come from the current snapshot; a record that a concurrent
-    /// reload has just replaced gets the key derived from its own fields
-    /// (ordinal 0), which is what it is for all but duplicate rows.
-    pub fn records_to_pb(&self, records: &[Arc<Record>]) -> Vec<pb::Record> {
-        let map = self.key_map();
-        records
-            .iter()
-            .map(
-                |record| match map.keys.get(&(Arc::as_ptr(record) as usize)) {
-                    Some(key) => convert::record_to_pb(key, record),
-                    None => {
-                        let key = RecordKey {
-                            name: record.name.clone(),
-                            ports: record.ports,
-                            protocol: record.protocol.clone(),
-                            ordinal: 0,
-                        };
-                        convert::record_to_pb(&key, record)
-                    }
-                },
-            )
-            .collect()
     }
 
     /// What GetRegistryInfo reports.

@@ -147,6 +147,10 @@ where
 
 /// The path of workspace binary `bin` of package `package`, built once per
 /// test process with the `cargo` that runs the tests.
+///
+/// Every caller builds the same thing (`cargo build --workspace --bins`), so
+/// the feature set never differs between calls and, after the first one (or
+/// `.ci/run`'s identical pre-build), each call is an up-to-date check.
 pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     static BUILT: OnceLock<std::sync::Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
@@ -157,13 +161,13 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let status = std::process::Command::new(cargo)
-        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .args(["build", "--quiet", "--workspace", "--bins"])
         .current_dir(root)
         .status()
         .expect("run cargo build");
     assert!(
         status.success(),
-        "cargo build -p {package} --bin {bin} failed"
+        "cargo build --workspace --bins failed (needed for {package}'s {bin})"
     );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
