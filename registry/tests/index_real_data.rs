@@ -27,11 +27,17 @@ fn lookups_on_the_full_csv() {
     let csv = require_shared_file!("iana/service-names-port-numbers.csv");
     let index = Index::new(load(&csv));
     assert_eq!(index.snapshot().len(), 14_512);
-    assert_eq!(names(&index, 80, Some(&Protocol::Tcp)), ["http", "www", "www-http"]);
+    assert_eq!(
+        names(&index, 80, Some(&Protocol::Tcp)),
+        ["http", "www", "www-http"]
+    );
     assert_eq!(names(&index, 443, Some(&Protocol::Tcp))[0], "https");
     let x11 = index.lookup_port(6010, Some(&Protocol::Tcp));
     assert_eq!(x11.records[0].name.as_deref(), Some("x11"));
-    assert_eq!(x11.records[0].ports.map(|p| (p.start, p.end)), Some((6000, 6063)));
+    assert_eq!(
+        x11.records[0].ports.map(|p| (p.start, p.end)),
+        Some((6000, 6063))
+    );
     let four = index.lookup_port(4, Some(&Protocol::Tcp));
     assert_eq!(four.records.len(), 1);
     assert_eq!(four.records[0].state, RecordState::Unassigned);
@@ -39,7 +45,11 @@ fn lookups_on_the_full_csv() {
     let snapshot = index.snapshot();
     for (_, record) in snapshot.keyed() {
         let Some(range) = record.ports else { continue };
-        for port in [range.start, range.start + (range.end - range.start) / 2, range.end] {
+        for port in [
+            range.start,
+            range.start + (range.end - range.start) / 2,
+            range.end,
+        ] {
             let found = index.lookup_port(port, record.protocol.as_ref());
             assert!(
                 found.records.iter().any(|r| Arc::ptr_eq(r, record)),
@@ -51,7 +61,13 @@ fn lookups_on_the_full_csv() {
         .lookup_name("HTTP", None)
         .records
         .iter()
-        .map(|r| format!("{}/{}", r.ports.unwrap().start, r.protocol.as_ref().unwrap()))
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r.ports.unwrap().start,
+                r.protocol.as_ref().unwrap()
+            )
+        })
         .collect();
     assert_eq!(http, ["80/tcp", "80/udp", "80/sctp"]);
     // Names without a port are found too.
@@ -65,7 +81,10 @@ fn readers_racing_reloads_between_two_real_editions() {
     let (april, august) = (load(&csv), load(&xml));
     let listing = |registry: &portolan_registry::Registry| -> Vec<RecordKey> {
         let snapshot = Index::new(registry.clone()).snapshot();
-        snapshot.list(&Filter::default()).map(|(k, _)| k.clone()).collect()
+        snapshot
+            .list(&Filter::default())
+            .map(|(k, _)| k.clone())
+            .collect()
     };
     let (list_april, list_august) = (Arc::new(listing(&april)), Arc::new(listing(&august)));
     assert_ne!(list_april, list_august, "the editions differ");
@@ -88,7 +107,8 @@ fn readers_racing_reloads_between_two_real_editions() {
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
         .map(|_| {
-            let (index, stop, probes) = (Arc::clone(&index), Arc::clone(&stop), Arc::clone(&probes));
+            let (index, stop, probes) =
+                (Arc::clone(&index), Arc::clone(&stop), Arc::clone(&probes));
             let (la, lb) = (Arc::clone(&list_april), Arc::clone(&list_august));
             std::thread::spawn(move || {
                 let mut last_version = 0;
@@ -96,14 +116,19 @@ fn readers_racing_reloads_between_two_real_editions() {
                 while !stop.load(Ordering::Relaxed) {
                     for &(port, _) in probes.iter() {
                         let found = index.lookup_port(port, None);
-                        assert!(!found.records.is_empty(), "port {port} went missing mid-reload");
+                        assert!(
+                            !found.records.is_empty(),
+                            "port {port} went missing mid-reload"
+                        );
                         assert!(found.version >= last_version, "version went backwards");
                         last_version = found.version;
                     }
                     assert!(!index.lookup_name("https", None).records.is_empty());
                     let snapshot = index.snapshot();
-                    let keys: Vec<RecordKey> =
-                        snapshot.list(&Filter::default()).map(|(k, _)| k.clone()).collect();
+                    let keys: Vec<RecordKey> = snapshot
+                        .list(&Filter::default())
+                        .map(|(k, _)| k.clone())
+                        .collect();
                     assert!(keys == *la || keys == *lb, "a scan mixed editions");
                     scans += 1;
                 }
@@ -112,7 +137,11 @@ fn readers_racing_reloads_between_two_real_editions() {
         })
         .collect();
     for i in 0..20 {
-        let next = if i % 2 == 0 { august.clone() } else { april.clone() };
+        let next = if i % 2 == 0 {
+            august.clone()
+        } else {
+            april.clone()
+        };
         let change = index.apply(next, &ReloadGuard::default()).expect("applies");
         let change = change.expect("editions differ");
         assert!(!change.diff.is_empty());

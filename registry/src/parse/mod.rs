@@ -298,7 +298,11 @@ pub fn detect(text: &str) -> Result<Format, ParseError> {
             continue;
         }
         services_like += 1;
-        if line.split('\t').nth(2).is_some_and(|f| f.trim().parse::<f64>().is_ok()) {
+        if line
+            .split('\t')
+            .nth(2)
+            .is_some_and(|f| f.trim().parse::<f64>().is_ok())
+        {
             nmap_like += 1;
         }
     }
