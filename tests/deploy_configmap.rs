@@ -112,7 +112,12 @@ fn server_binary() -> PathBuf {
         if profile == "release" {
             cmd.arg("--release");
         }
+        let started = Instant::now();
         let status = cmd.status().expect("run cargo build -p portolan-server");
+        eprintln!(
+            "cargo build -p portolan-server ({profile}): {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         assert!(
             status.success(),
             "cargo build -p portolan-server failed: {status}"
@@ -327,7 +332,12 @@ async fn configmap_swap_hot_reloads_without_failed_requests() {
     let mut volume = ConfigMapVolume::new(&mount, &v1);
 
     let mut server = Server::start(&volume.data_path());
+    let started = Instant::now();
     let channel = server.wait_ready(Duration::from_secs(60)).await;
+    eprintln!(
+        "portolan-server ready (readiness SERVING) after {} ms",
+        started.elapsed().as_millis()
+    );
     let mut client = PortRegistryClient::new(channel.clone());
     assert_eq!(
         description_443_tcp(&mut client)
