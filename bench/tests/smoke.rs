@@ -7,20 +7,24 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The `portolan-server` binary of this build profile, built on demand
-/// (`cargo build -p portolan-server`, a no-op when it is up to date).
+/// The `portolan-server` binary of this build profile. Built the way every
+/// test of the workspace builds binaries (`cargo build --workspace --bins`,
+/// which `.ci/run` runs beforehand), so the call is an up-to-date check and
+/// never rebuilds dependencies with another feature set.
 fn server_binary() -> PathBuf {
     let bench = PathBuf::from(env!("CARGO_BIN_EXE_portolan-bench"));
     let dir = bench.parent().expect("the bench binary has a folder");
     let release = dir.file_name().is_some_and(|n| n == "release");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
-    build.args(["build", "-p", "portolan-server", "--bin", "portolan-server"]);
+    build
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args(["build", "--quiet", "--workspace", "--bins"]);
     if release {
         build.arg("--release");
     }
     let status = build.status().expect("cargo runs");
-    assert!(status.success(), "building portolan-server failed");
+    assert!(status.success(), "cargo build --workspace --bins failed");
     let server = dir.join("portolan-server");
     assert!(
         server.is_file(),
