@@ -19,7 +19,7 @@
 //!   synchronous local lookups that survive server outages.
 //! * [`types`]: [`WatchEvent`], [`BatchQuery`]/[`BatchItem`],
 //!   [`ScanFilter`], [`RegistryInfo`].
-//! * [`error`]: [`Error`].
+//! * [`error`]: the one error enum, [`Error`].
 //! * [`retry`]: [`RetryPolicy`] (jittered exponential backoff).
 //!
 //! Background tasks (DNS re-resolution, cache invalidation, replica
