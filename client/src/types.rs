@@ -46,6 +46,7 @@ impl WatchMode {
 ///         WatchEventKind::Delta { invalidated, .. } => {
 ///             format!("delta {} -> {}: {} keys", event.from_version, event.version, invalidated.len())
 ///         }
+///         _ => "something newer".to_string(),
 ///     }
 /// }
 /// let e = WatchEvent { from_version: 3, version: 3, kind: WatchEventKind::Heartbeat };
