@@ -597,3 +597,52 @@ fn committed_placeholder_registry_is_the_embedded_excerpt() {
          regenerate it with PORTOLAN_REGENERATE_DEPLOY_DATA=1 (see this test's doc)"
     );
 }
+
+/// After a ConfigMap swap the server must go quiet: reading the data file
+/// must not itself count as a change to the watched directory, or every read
+/// would trigger the next reload forever (CPU in every pod, and
+/// `last_reload_outcome` flipping to UNCHANGED, hiding APPLIED or FAILED).
+/// In the kubelet's layout the file read lives in a `..<timestamp>`
+/// subdirectory, outside the (non-recursive) watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_goes_quiet_after_a_configmap_swap() {
+    let csv_path = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = std::fs::read_to_string(&csv_path).expect("read the IANA CSV");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut volume = ConfigMapVolume::new(tmp.path(), &gzip(csv.as_bytes()));
+    let mut server = Server::start(&volume.data_path());
+    let mut client = PortRegistryClient::new(server.wait_ready(Duration::from_secs(60)).await);
+
+    volume.update(&gzip(
+        with_443_description(&csv, NEW_443_DESCRIPTION).as_bytes(),
+    ));
+    let swapped = Instant::now();
+    while description_443_tcp(&mut client).await.ok().as_deref() != Some(NEW_443_DESCRIPTION) {
+        assert!(
+            swapped.elapsed() < Duration::from_secs(2),
+            "swap not served within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the debounce of any straggling event run out, then watch.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let info = |mut client: PortRegistryClient<Channel>| async move {
+        client
+            .get_registry_info(GetRegistryInfoRequest {})
+            .await
+            .expect("GetRegistryInfo")
+            .into_inner()
+    };
+    let before = info(client.clone()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = info(client.clone()).await;
+    assert_eq!(
+        before.last_reload_at, after.last_reload_at,
+        "the server kept reloading with nothing touching the file: {after:?}"
+    );
+    assert_eq!(
+        after.last_reload_outcome,
+        portolan::pb::ReloadOutcome::Applied as i32,
+        "the last reload is still the swap's"
+    );
+}
