@@ -9,10 +9,12 @@
 //! keys only) and what client caches and replicas apply, so it is the one
 //! description of "what changed" in the whole system.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::model::{PortRange, Record, RecordKey};
+use rustc_hash::FxBuildHasher;
+
+use crate::model::{PortRange, Record, RecordKey, fold_name};
 
 /// A record together with its identity.
 pub type KeyedRecord = (RecordKey, Arc<Record>);
@@ -35,32 +37,7 @@ impl Diff {
     /// Output order follows `new` for added and changed records and `old`
     /// for removed ones, so it is deterministic.
     pub fn between(old: &[KeyedRecord], new: &[KeyedRecord]) -> Self {
-        let old_by_key: HashMap<&RecordKey, &Arc<Record>> =
-            old.iter().map(|(k, r)| (k, r)).collect();
-        let mut diff = Diff::default();
-        let mut seen = 0usize;
-        for (key, record) in new {
-            match old_by_key.get(key) {
-                None => diff.added.push((key.clone(), Arc::clone(record))),
-                Some(previous) => {
-                    seen += 1;
-                    if !Arc::ptr_eq(previous, record) && ***previous != **record {
-                        diff.changed
-                            .push((key.clone(), Arc::clone(previous), Arc::clone(record)));
-                    }
-                }
-            }
-        }
-        if seen < old.len() {
-            let new_keys: std::collections::HashSet<&RecordKey> =
-                new.iter().map(|(k, _)| k).collect();
-            diff.removed = old
-                .iter()
-                .filter(|(k, _)| !new_keys.contains(k))
-                .map(|(k, r)| (k.clone(), Arc::clone(r)))
-                .collect();
-        }
-        diff
+        reconcile(old, new.to_vec()).1
     }
 
     /// Whether nothing changed.
@@ -100,12 +77,13 @@ impl Diff {
         ranges
     }
 
-    /// Lowercase names (and aliases) whose lookups may answer differently.
+    /// Folded names and aliases (see [`fold_name`]) whose lookups may
+    /// answer differently.
     pub fn touched_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         let mut push = |r: &Record| {
-            names.extend(r.name.iter().map(|n| n.to_ascii_lowercase()));
-            names.extend(r.aliases.iter().map(|n| n.to_ascii_lowercase()));
+            names.extend(r.name.iter().map(|n| fold_name(n)));
+            names.extend(r.aliases.iter().map(|n| fold_name(n)));
         };
         for (_, r) in &self.added {
             push(r);
@@ -121,6 +99,46 @@ impl Diff {
         names.dedup();
         names
     }
+}
+
+/// Diffs `new` against `old` and returns `new` with every unchanged record
+/// replaced by `old`'s `Arc` for it, so that unchanged records keep their
+/// identity across reloads (and can be recognised by pointer).
+pub fn reconcile(old: &[KeyedRecord], new: Vec<KeyedRecord>) -> (Vec<KeyedRecord>, Diff) {
+    let old_by_key: HashMap<&RecordKey, &Arc<Record>, FxBuildHasher> =
+        old.iter().map(|(k, r)| (k, r)).collect();
+    let mut diff = Diff::default();
+    let mut matched = 0usize;
+    let reconciled: Vec<KeyedRecord> = new
+        .into_iter()
+        .map(|(key, record)| match old_by_key.get(&key) {
+            Some(previous) => {
+                matched += 1;
+                if Arc::ptr_eq(previous, &record) || ***previous == *record {
+                    let previous = Arc::clone(previous);
+                    (key, previous)
+                } else {
+                    diff.changed
+                        .push((key.clone(), Arc::clone(previous), Arc::clone(&record)));
+                    (key, record)
+                }
+            }
+            None => {
+                diff.added.push((key.clone(), Arc::clone(&record)));
+                (key, record)
+            }
+        })
+        .collect();
+    if matched < old.len() {
+        let new_keys: HashSet<&RecordKey, FxBuildHasher> =
+            reconciled.iter().map(|(k, _)| k).collect();
+        diff.removed = old
+            .iter()
+            .filter(|(k, _)| !new_keys.contains(k))
+            .map(|(k, r)| (k.clone(), Arc::clone(r)))
+            .collect();
+    }
+    (reconciled, diff)
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@
 //! Unchanged records keep their `Arc` across reloads, so a map entry whose
 //! records did not change is recognised by pointer and left alone.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -40,7 +40,7 @@ use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
 use crate::diff::{Diff, KeyedRecord};
-use crate::model::{Protocol, Record, RecordKey, RecordState};
+use crate::model::{Protocol, Record, RecordKey, RecordState, fold_name};
 use crate::query::{self, Filter, MatchRank, SearchQuery};
 use crate::registry::{Registry, SourceInfo};
 
@@ -145,8 +145,6 @@ pub struct Change {
     pub to_version: u64,
     /// What changed.
     pub diff: Diff,
-    /// The registry after the change.
-    pub snapshot: Arc<Snapshot>,
 }
 
 /// An immutable record set of one version, for scans.
@@ -177,12 +175,8 @@ impl Snapshot {
             .iter()
             .map(|(_, r)| {
                 (
-                    r.name
-                        .as_deref()
-                        .unwrap_or("")
-                        .to_lowercase()
-                        .into_boxed_str(),
-                    r.description.to_lowercase().into_boxed_str(),
+                    fold_name(r.name.as_deref().unwrap_or("")).into_boxed_str(),
+                    fold_name(&r.description).into_boxed_str(),
                 )
             })
             .collect();
@@ -238,7 +232,7 @@ impl Snapshot {
     /// Ranked search: exact name, then name prefix, then name substring,
     /// then description; ties in scan order. At most `query.limit` results.
     pub fn search(&self, query: &SearchQuery) -> Vec<(MatchRank, &KeyedRecord)> {
-        let needle = query.text.trim().to_lowercase();
+        let needle = fold_name(query.text.trim());
         let mut hits: Vec<(MatchRank, u32)> = Vec::new();
         for (pos, &i) in self.scan_order.iter().enumerate() {
             let (name, desc) = &self.search_text[i as usize];
@@ -309,7 +303,7 @@ impl Index {
     /// replicas that mirror a server's versions).
     pub fn from_keyed(keyed: Vec<KeyedRecord>, source: SourceInfo, version: u64) -> Self {
         let snapshot = Snapshot::build(version, source, keyed);
-        let (ports, names) = build_maps(&snapshot.keyed);
+        let (ports, names) = build_maps(&snapshot.keyed, &Scope::All);
         let mut by_port = DashMap::with_capacity_and_hasher(ports.len(), FxBuildHasher);
         by_port.extend(ports);
         let mut by_name = DashMap::with_capacity_and_hasher(names.len(), FxBuildHasher);
@@ -377,10 +371,10 @@ impl Index {
     }
 
     fn with_name<T: Default>(&self, name: &str, f: impl FnOnce(&[Arc<IndexEntry>]) -> T) -> T {
-        let lowered;
+        let folded;
         let key = if name.chars().any(char::is_uppercase) {
-            lowered = name.to_lowercase();
-            lowered.as_str()
+            folded = fold_name(name);
+            folded.as_str()
         } else {
             name
         };
@@ -458,21 +452,9 @@ impl Index {
         } else if keyed.is_empty() {
             return Err(ApplyError::Empty);
         }
-        // Reuse the current Arc for every unchanged record.
-        let old_by_key: HashMap<&RecordKey, &Arc<Record>> =
-            current.keyed.iter().map(|(k, r)| (k, r)).collect();
-        let keyed: Vec<KeyedRecord> = keyed
-            .into_iter()
-            .map(|(k, r)| match old_by_key.get(&k) {
-                Some(old) if ***old == *r => {
-                    let old = Arc::clone(old);
-                    (k, old)
-                }
-                _ => (k, r),
-            })
-            .collect();
-        drop(old_by_key);
-        let diff = Diff::between(&current.keyed, &keyed);
+        // Unchanged records keep the current Arc, so unchanged map entries
+        // are recognised by pointer and left alone.
+        let (keyed, diff) = crate::diff::reconcile(&current.keyed, keyed);
         let to_version = version.unwrap_or(current.version + 1);
         // Nothing changed (and no explicit version to mirror): keep the
         // version; only refresh what is known about the source.
@@ -484,17 +466,19 @@ impl Index {
             }
             return Ok(None);
         }
-        let snapshot = Arc::new(Snapshot::build(to_version, source, keyed));
-        let (ports, names) = build_maps(&snapshot.keyed);
-        upsert_then_remove(&self.by_port, ports);
-        upsert_then_remove(&self.by_name, names);
-        self.snapshot.store(Arc::clone(&snapshot));
+        let snapshot = Snapshot::build(to_version, source, keyed);
+        // Only the ports and names the diff touched can answer differently;
+        // a small change rebuilds a handful of lists, not all 60,000.
+        let scope = Scope::touched_by(&diff);
+        let (ports, names) = build_maps(&snapshot.keyed, &scope);
+        upsert_then_remove(&self.by_port, ports, |port| scope.has_port(*port));
+        upsert_then_remove(&self.by_name, names, |name| scope.has_name(name));
+        self.snapshot.store(Arc::new(snapshot));
         self.version.store(to_version, Ordering::Release);
         Ok(Some(Change {
             from_version: current.version,
             to_version,
             diff,
-            snapshot,
         }))
     }
 }
@@ -520,49 +504,135 @@ fn matching<'a>(
 type PortMap = HashMap<u16, RecordList, FxBuildHasher>;
 type NameMap = HashMap<Box<str>, RecordList, FxBuildHasher>;
 
-/// Builds the port and name maps for a record set, lists in canonical order.
-fn build_maps(keyed: &[KeyedRecord]) -> (PortMap, NameMap) {
-    let mut ports: HashMap<u16, Vec<u32>, FxBuildHasher> = HashMap::default();
-    let mut names: HashMap<Box<str>, Vec<u32>, FxBuildHasher> = HashMap::default();
-    for (pos, (_, record)) in keyed.iter().enumerate() {
-        let pos = pos as u32;
-        if let Some(range) = record.ports {
-            for port in range.start..=range.end {
-                ports.entry(port).or_default().push(pos);
-            }
+/// Which ports and names a map (re)build covers.
+#[derive(Debug)]
+enum Scope {
+    /// Every port and name (a first build).
+    All,
+    /// Only what a diff touched: every port of every touched key's range,
+    /// and the folded names and aliases of touched records.
+    Touched {
+        ports: Vec<bool>,
+        names: HashSet<String, FxBuildHasher>,
+    },
+}
+
+impl Scope {
+    fn touched_by(diff: &Diff) -> Self {
+        let mut ports = vec![false; usize::from(u16::MAX) + 1];
+        for range in diff.touched_ports() {
+            ports[usize::from(range.start)..=usize::from(range.end)].fill(true);
         }
-        for name in record.name.iter().chain(record.aliases.iter()) {
-            let list = names
-                .entry(name.to_lowercase().into_boxed_str())
-                .or_default();
-            if list.last() != Some(&pos) {
-                list.push(pos);
-            }
+        Self::Touched {
+            ports,
+            names: diff.touched_names().into_iter().collect(),
         }
     }
-    let entries: Vec<Arc<IndexEntry>> = keyed
-        .iter()
-        .map(|(key, record)| {
+
+    fn has_port(&self, port: u16) -> bool {
+        match self {
+            Self::All => true,
+            Self::Touched { ports, .. } => ports[usize::from(port)],
+        }
+    }
+
+    fn has_name(&self, folded: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Touched { names, .. } => names.contains(folded),
+        }
+    }
+}
+
+/// Builds the port and name maps for the ports and names in `scope`, lists
+/// in canonical order; ports and names in scope that no record answers are
+/// absent from the result.
+///
+/// Ports are bucketed with a counting sort (every port of every range), and
+/// neighbouring ports whose lists are identical (the ports of one range)
+/// share one list allocation.
+fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortMap, NameMap) {
+    // One shared entry per record, made only for records some list in
+    // scope holds (a small change touches a handful).
+    let mut entries: Vec<Option<Arc<IndexEntry>>> = vec![None; keyed.len()];
+    let mut entry = |p: u32| -> Arc<IndexEntry> {
+        let (key, record) = &keyed[p as usize];
+        Arc::clone(entries[p as usize].get_or_insert_with(|| {
             Arc::new(IndexEntry {
                 key: key.clone(),
                 record: Arc::clone(record),
             })
-        })
-        .collect();
-    let finish = |mut positions: Vec<u32>| -> RecordList {
-        positions.sort_by(|&a, &b| {
-            query::canonical_cmp(
-                (&keyed[a as usize].1, a as usize),
-                (&keyed[b as usize].1, b as usize),
-            )
-        });
-        positions
-            .into_iter()
-            .map(|p| Arc::clone(&entries[p as usize]))
-            .collect()
+        }))
     };
-    let ports = ports.into_iter().map(|(k, v)| (k, finish(v))).collect();
-    let names = names.into_iter().map(|(k, v)| (k, finish(v))).collect();
+    let canonical = |a: &u32, b: &u32| {
+        query::canonical_cmp(
+            (&keyed[*a as usize].1, *a as usize),
+            (&keyed[*b as usize].1, *b as usize),
+        )
+    };
+
+    // Counting sort of (port, position) pairs.
+    let mut counts = vec![0u32; usize::from(u16::MAX) + 2];
+    for (_, record) in keyed {
+        if let Some(range) = record.ports {
+            for port in range.start..=range.end {
+                if scope.has_port(port) {
+                    counts[usize::from(port) + 1] += 1;
+                }
+            }
+        }
+    }
+    for i in 1..counts.len() {
+        counts[i] += counts[i - 1];
+    }
+    let mut next = counts.clone();
+    let mut positions = vec![0u32; counts[counts.len() - 1] as usize];
+    for (pos, (_, record)) in keyed.iter().enumerate() {
+        if let Some(range) = record.ports {
+            for port in (range.start..=range.end).filter(|&p| scope.has_port(p)) {
+                let slot = &mut next[usize::from(port)];
+                positions[*slot as usize] = pos as u32;
+                *slot += 1;
+            }
+        }
+    }
+    for port in 0..=usize::from(u16::MAX) {
+        positions[counts[port] as usize..counts[port + 1] as usize].sort_unstable_by(canonical);
+    }
+    let mut ports = PortMap::with_capacity_and_hasher(1 << 16, FxBuildHasher);
+    let mut previous: Option<(&[u32], RecordList)> = None;
+    for port in 0..=u16::MAX {
+        let bucket =
+            &positions[counts[usize::from(port)] as usize..counts[usize::from(port) + 1] as usize];
+        if bucket.is_empty() {
+            previous = None;
+            continue;
+        }
+        let list = match &previous {
+            Some((prev, list)) if *prev == bucket => Arc::clone(list),
+            _ => bucket.iter().map(|&p| entry(p)).collect(),
+        };
+        ports.insert(port, Arc::clone(&list));
+        previous = Some((bucket, list));
+    }
+
+    // Names: (lowercase name, position) pairs sorted by name, then grouped.
+    let mut named: Vec<(Box<str>, u32)> = Vec::with_capacity(keyed.len());
+    for (pos, (_, record)) in keyed.iter().enumerate() {
+        for name in record.name.iter().chain(record.aliases.iter()) {
+            let folded = fold_name(name);
+            if scope.has_name(&folded) {
+                named.push((folded.into_boxed_str(), pos as u32));
+            }
+        }
+    }
+    named.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| canonical(&a.1, &b.1)));
+    named.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    let mut names = NameMap::with_capacity_and_hasher(named.len(), FxBuildHasher);
+    for group in named.chunk_by(|a, b| a.0 == b.0) {
+        let list: RecordList = group.iter().map(|(_, p)| entry(*p)).collect();
+        names.insert(group[0].0.clone(), list);
+    }
     (ports, names)
 }
 
@@ -570,17 +640,18 @@ fn build_maps(keyed: &[KeyedRecord]) -> (PortMap, NameMap) {
 /// records keep their `Arc` across reloads, so pointers decide).
 fn same_list(a: &[Arc<IndexEntry>], b: &[Arc<IndexEntry>]) -> bool {
     a.len() == b.len()
-        && a
-            .iter()
+        && a.iter()
             .zip(b)
             .all(|(x, y)| Arc::ptr_eq(&x.record, &y.record) && x.key == y.key)
 }
 
-/// Brings `map` to `target`: first every insert or replacement, then every
-/// removal, so a key present in both is never missing.
+/// Brings the in-scope part of `map` to `target`: first every insert or
+/// replacement, then every removal of an in-scope key `target` lacks, so a
+/// key present in both versions is never missing.
 fn upsert_then_remove<K>(
     map: &DashMap<K, RecordList, FxBuildHasher>,
     target: HashMap<K, RecordList, FxBuildHasher>,
+    in_scope: impl Fn(&K) -> bool,
 ) where
     K: std::hash::Hash + Eq + Clone,
 {
@@ -594,7 +665,7 @@ fn upsert_then_remove<K>(
     }
     let stale: Vec<K> = map
         .iter()
-        .filter(|entry| !target.contains_key(entry.key()))
+        .filter(|entry| in_scope(entry.key()) && !target.contains_key(entry.key()))
         .map(|entry| entry.key().clone())
         .collect();
     for key in stale {
@@ -760,6 +831,36 @@ mod tests {
                 .is_none()
         );
         assert_eq!(index.version(), 2);
+    }
+
+    /// A reload only rebuilds what its diff touched; everything it touched
+    /// must come out exactly as a fresh index of the new edition.
+    #[test]
+    fn incremental_apply_equals_a_fresh_build() {
+        let mut next = edition_b();
+        next.records[3].ports = PortRange::new(6000, 6009); // x11 shrinks
+        next.records[2].name = Some("WWW-renamed".into()); // www renamed
+        let index = Index::new(edition_a());
+        index.apply(next.clone(), &ReloadGuard::default()).unwrap();
+        let fresh = Index::new(next);
+        for port in [4, 80, 99, 443, 6000, 6009, 6010, 6063, 7000] {
+            assert_eq!(
+                names(&index.lookup_port(port, None)),
+                names(&fresh.lookup_port(port, None)),
+                "port {port}"
+            );
+        }
+        for name in ["http", "www", "www-renamed", "x11", "gone", "https", "rdp"] {
+            assert_eq!(
+                names(&index.lookup_name(name, None)),
+                names(&fresh.lookup_name(name, None)),
+                "name {name}"
+            );
+        }
+        assert!(index.lookup_port(6010, None).records.is_empty());
+        assert!(index.lookup_name("www", None).records.is_empty());
+        assert_eq!(index.by_port.len(), fresh.by_port.len());
+        assert_eq!(index.by_name.len(), fresh.by_name.len());
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub use index::{
     ApplyError, Change, EntryLookup, Index, IndexEntry, LookupResult, ReloadGuard, Snapshot,
 };
 pub use model::{
-    Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate,
+    Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate, fold_name,
 };
 pub use parse::{Diagnostic, Format, ParseError, Parsed, parse};
 pub use query::{Filter, SearchQuery};

@@ -5,6 +5,17 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// The case folding used for name lookups and searches: ASCII lowercase for
+/// ASCII text (nearly every registry string, and the fast path), Unicode
+/// lowercase otherwise. Every place that compares names folds with this.
+pub fn fold_name(text: &str) -> String {
+    if text.is_ascii() {
+        text.to_ascii_lowercase()
+    } else {
+        text.to_lowercase()
+    }
+}
+
 /// A port or an inclusive port range such as x11's `6000-6063`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PortRange {

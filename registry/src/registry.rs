@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 
+use rustc_hash::FxBuildHasher;
+
 use crate::model::{PortRange, Protocol, Record, RecordKey, RecordState};
 use crate::parse::Format;
 
@@ -66,7 +68,8 @@ impl Registry {
     pub fn keys(&self) -> Vec<RecordKey> {
         /// The part of a record's identity that ordinals disambiguate.
         type Identity<'a> = (Option<&'a str>, Option<PortRange>, Option<&'a Protocol>);
-        let mut seen: HashMap<Identity<'_>, u32> = HashMap::with_capacity(self.records.len());
+        let mut seen: HashMap<Identity<'_>, u32, FxBuildHasher> =
+            HashMap::with_capacity_and_hasher(self.records.len(), FxBuildHasher);
         self.records
             .iter()
             .map(|r| {

@@ -84,7 +84,9 @@ fn replay(target: &'static str, name: &str, data: Vec<u8>) -> bool {
             accepted
         }
         Err(mpsc::RecvTimeoutError::Disconnected) => {
-            let panic = worker.join().expect_err("the worker died without an answer");
+            let panic = worker
+                .join()
+                .expect_err("the worker died without an answer");
             let message = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)

@@ -268,7 +268,7 @@ impl Reloader {
                         self.state
                             .set_reload_status(ReloadOutcome::Applied, String::new());
                         self.metrics.reload("applied");
-                        self.metrics.registry_loaded(&change.snapshot);
+                        self.metrics.registry_loaded(&self.state.snapshot());
                         tracing::info!(
                             trigger,
                             from_version = change.from_version,
