@@ -22,7 +22,7 @@ fi
 corpus="$fuzz_dir/corpus"
 mkdir -p "$corpus/parse_csv" "$corpus/parse_xml" "$corpus/parse_text" \
     "$corpus/parse_services" "$corpus/parse_nmap" "$corpus/parse_detect" \
-    "$corpus/decode_requests"
+    "$corpus/decode_requests" "$corpus/decode_responses"
 
 # copy SRC TARGET NAME: copies a file into a target's corpus.
 copy() { rm -f "$corpus/$2/$3"; cat "$1" > "$corpus/$2/$3"; }
@@ -97,6 +97,19 @@ printf '\012\0011\032\003ssh' > "$corpus/decode_requests/batch-name"
 printf '\012\0011\020\026\040\001' > "$corpus/decode_requests/batch-port"
 printf '\012\003sql\030\001\040\200\010\052\002\001\002\060\012' > "$corpus/decode_requests/search"
 printf '\010\007\020\002' > "$corpus/decode_requests/watch"
+
+printf '\012\0011\020\377\377\377\377\017' > "$corpus/decode_requests/batch-port-too-big"
+printf '\010\001\020\143' > "$corpus/decode_requests/unknown-enum"
+
+# --- response decoding (client side) --------------------------------------
+#   Record{name: "http", port: 80, port_end: 80, protocol: TCP, protocol_text: "tcp"}
+#   WatchEvent{from_version: 1, version: 1, heartbeat: {}}
+#   WatchEvent{version: 2, delta: {removed: [{name: "x", port: 1, port_end: 1}], last: true}}
+#   LookupResponse{records: [the Record above], version: 3}
+printf '\012\004http\020\120\030\120\040\001\052\003tcp' > "$corpus/decode_responses/record"
+printf '\010\001\020\001\052\000' > "$corpus/decode_responses/heartbeat"
+printf '\020\002\042\013\022\007\012\001x\020\001\030\001\040\001' > "$corpus/decode_responses/delta"
+printf '\012\021\012\004http\020\120\030\120\040\001\052\003tcp\020\003' > "$corpus/decode_responses/lookup-response"
 
 for dir in "$corpus"/*; do
     echo "$(basename "$dir"): $(ls "$dir" | wc -l) seeds"

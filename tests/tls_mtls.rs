@@ -164,9 +164,7 @@ fn assert_refused(result: Result<String, Error>, kind: Refused, causes: &[&str])
     let error = result.expect_err("the connection should have been refused");
     let message = match (kind, &error) {
         (Refused::AtConnect, Error::Unavailable { message }) => message,
-        (Refused::ByServerAlert, Error::Internal { code, message }) if code == "Unknown" => {
-            message
-        }
+        (Refused::ByServerAlert, Error::Internal { code, message }) if code == "Unknown" => message,
         _ => panic!("expected a refusal {kind:?}, got {error:?}"),
     };
     assert!(
