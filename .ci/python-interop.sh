@@ -7,7 +7,7 @@
 # Uses the python in PORTOLAN_PYTHON when set (.ci/run exports its venv's,
 # with tests/python/requirements.txt installed); otherwise creates
 # target/python-interop-venv and installs the pinned requirements into it.
-# Builds portolan-server (debug profile, shared with `cargo test`), then runs
+# Builds the workspace binaries (debug profile, shared with `cargo test`), then runs
 # pytest. pytest's exit 5 ("no tests collected") is a failure here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,9 @@ else
 fi
 "$PY" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
-cargo build --quiet --locked -p portolan-server --bin portolan-server
+# The same build as .ci/run's "binaries" step and tests/support's
+# workspace_binary (so no second, differently-featured build of the deps).
+cargo build --quiet --locked --workspace --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps \
   | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 export PORTOLAN_SERVER_BIN="$target_dir/debug/portolan-server"

@@ -34,6 +34,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+mod support;
+
 /// Where the Deployment mounts the registry ConfigMap, and the file `--data`
 /// names inside it (deploy/kubernetes/base/deployment.yaml).
 const DATA_FILE: &str = "registry.csv.gz";
@@ -71,8 +73,8 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 // The server binary.
 
 /// The `portolan-server` binary: `PORTOLAN_SERVER_BIN` when set, otherwise
-/// built with the cargo that runs this test, into this test's target dir and
-/// profile.
+/// built by the shared test helper (`cargo build --workspace --bins`, the
+/// same build `.ci/run` does before the tests, so there it is a no-op).
 fn server_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -85,45 +87,13 @@ fn server_binary() -> PathBuf {
             );
             return bin;
         }
-        // <target>/<profile>/deps/<this test>
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executable lives in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("<target>/<profile>");
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace_root())
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "portolan-server",
-                "--bin",
-                "portolan-server",
-            ])
-            .arg("--target-dir")
-            .arg(target_dir);
-        if profile == "release" {
-            cmd.arg("--release");
-        }
         let started = Instant::now();
-        let status = cmd.status().expect("run cargo build -p portolan-server");
+        let bin = support::workspace_binary("portolan-server", "portolan-server");
         eprintln!(
-            "cargo build -p portolan-server ({profile}): {:.1} s",
-            started.elapsed().as_secs_f64()
+            "portolan-server binary ready after {:.1} s: {}",
+            started.elapsed().as_secs_f64(),
+            bin.display()
         );
-        assert!(
-            status.success(),
-            "cargo build -p portolan-server failed: {status}"
-        );
-        let bin = profile_dir.join(format!("portolan-server{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.is_file(), "{} was not built", bin.display());
         bin
     })
     .clone()
