@@ -145,6 +145,8 @@ pub struct Change {
     pub to_version: u64,
     /// What changed.
     pub diff: Diff,
+    /// How many records the registry holds after the change.
+    pub records_after: usize,
 }
 
 /// An immutable record set of one version, for scans.
@@ -467,6 +469,7 @@ impl Index {
             return Ok(None);
         }
         let snapshot = Snapshot::build(to_version, source, keyed);
+        let records_after = snapshot.len();
         // Only the ports and names the diff touched can answer differently;
         // a small change rebuilds a handful of lists, not all 60,000.
         let scope = Scope::touched_by(&diff);
@@ -479,6 +482,7 @@ impl Index {
             from_version: current.version,
             to_version,
             diff,
+            records_after,
         }))
     }
 }

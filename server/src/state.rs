@@ -13,15 +13,25 @@
 //! broadcast.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
 use portolan::pb;
 use portolan_registry::{ApplyError, Change, Index, Registry, ReloadGuard, Snapshot};
 use tokio::sync::broadcast;
 
-/// How many applied changes are kept for Watch catch-up deltas.
+use crate::validate::WatchMode;
+
+/// How many applied changes are kept for Watch catch-up deltas, at most.
 pub const DEFAULT_HISTORY: usize = 64;
+
+/// The history also holds no more touched records in all than the registry
+/// has records: a catch-up delta larger than that is no cheaper than a
+/// snapshot, and the old records a history pins would otherwise grow memory
+/// by a registry's worth per kept change.
+fn history_record_budget(registry_len: usize) -> usize {
+    registry_len.max(crate::watch::MAX_PART_RECORDS)
+}
 
 /// How many changes a Watch stream may fall behind the broadcast before it
 /// is resynchronised with a snapshot.
@@ -36,6 +46,46 @@ pub struct ReloadStatus {
     pub error: String,
     /// When it was attempted (`None` before any reload).
     pub at: Option<SystemTime>,
+}
+
+/// An applied change as it is broadcast to Watch streams. The wire events
+/// for each mode are built once, by the first stream that needs them, and
+/// shared by every other stream (1,000 streams must not build 1,000 copies
+/// of the same delta).
+#[derive(Debug)]
+pub struct PublishedChange {
+    /// The change.
+    pub change: Arc<Change>,
+    full: OnceLock<Arc<[pb::WatchEvent]>>,
+    invalidate: OnceLock<Arc<[pb::WatchEvent]>>,
+}
+
+impl PublishedChange {
+    fn new(change: Arc<Change>) -> Self {
+        Self {
+            change,
+            full: OnceLock::new(),
+            invalidate: OnceLock::new(),
+        }
+    }
+
+    /// The change's Watch events in `mode`, built on first use.
+    pub fn events(&self, mode: WatchMode) -> Arc<[pb::WatchEvent]> {
+        let slot = match mode {
+            WatchMode::Full => &self.full,
+            WatchMode::Invalidate => &self.invalidate,
+        };
+        Arc::clone(slot.get_or_init(|| {
+            let change = std::slice::from_ref(&self.change);
+            crate::watch::delta_events(
+                self.change.from_version,
+                self.change.to_version,
+                change,
+                mode,
+            )
+            .into()
+        }))
+    }
 }
 
 /// How a new watcher is brought up to date (rule 1 of the Watch protocol).
@@ -54,7 +104,7 @@ pub enum CatchUp {
 pub struct WatchStart {
     /// Changes applied after `snapshot`'s version arrive here (earlier ones
     /// may too; receivers skip them by version).
-    pub changes: broadcast::Receiver<Arc<Change>>,
+    pub changes: broadcast::Receiver<Arc<PublishedChange>>,
     /// The current registry.
     pub snapshot: Arc<Snapshot>,
     /// How to bring the caller to `snapshot`'s version.
@@ -67,7 +117,7 @@ pub struct RegistryState {
     index: Index,
     history: Mutex<VecDeque<Arc<Change>>>,
     history_capacity: usize,
-    changes: broadcast::Sender<Arc<Change>>,
+    changes: broadcast::Sender<Arc<PublishedChange>>,
     reload_status: Mutex<ReloadStatus>,
 }
 
@@ -117,14 +167,20 @@ impl RegistryState {
             return Ok(None);
         };
         let change = Arc::new(change);
-        if history.len() == self.history_capacity {
-            history.pop_front();
-        }
         if self.history_capacity > 0 {
             history.push_back(Arc::clone(&change));
         }
+        let budget = history_record_budget(self.index.snapshot().len());
+        let mut held: usize = history.iter().map(|c| c.diff.len()).sum();
+        while history.len() > self.history_capacity || (held > budget && history.len() > 1) {
+            if let Some(oldest) = history.pop_front() {
+                held -= oldest.diff.len();
+            }
+        }
         // No receivers is fine: nobody is watching.
-        let _ = self.changes.send(Arc::clone(&change));
+        let _ = self
+            .changes
+            .send(Arc::new(PublishedChange::new(Arc::clone(&change))));
         Ok(Some(change))
     }
 
@@ -206,5 +262,63 @@ impl RegistryState {
             last_reload_at: status.at.map(prost_types::Timestamp::from),
             diagnostic_count: source.diagnostic_count as u64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use portolan_registry::{PortRange, Protocol, Record, SourceInfo};
+
+    use super::*;
+
+    fn registry(count: u16, description: &str) -> Registry {
+        let records = (1..=count)
+            .map(|port| Record {
+                name: Some(format!("svc{port}")),
+                ports: Some(PortRange::single(port)),
+                protocol: Some(Protocol::Tcp),
+                description: description.to_string(),
+                ..Record::default()
+            })
+            .collect();
+        Registry::new(records, SourceInfo::default())
+    }
+
+    /// Changes that each touch the whole registry would pin a registry's
+    /// worth of old records per kept change; the record budget keeps only
+    /// what is worth more than a snapshot.
+    #[test]
+    fn history_is_bounded_by_records_as_well_as_by_count() {
+        let state = RegistryState::new(registry(3000, "v0"), DEFAULT_HISTORY);
+        for round in 1..=5 {
+            let next = registry(3000, &format!("v{round}"));
+            state.apply(next, &ReloadGuard::default()).unwrap().unwrap();
+        }
+        let history = lock(&state.history);
+        assert_eq!(
+            history.len(),
+            1,
+            "only the last whole-registry change is kept"
+        );
+        assert_eq!(history[0].to_version, 6);
+        drop(history);
+        // A watcher one version behind still gets a delta, older ones a snapshot.
+        assert!(matches!(state.watch_start(5).catch_up, CatchUp::Changes(ref c) if c.len() == 1));
+        assert!(matches!(state.watch_start(3).catch_up, CatchUp::Snapshot));
+    }
+
+    #[test]
+    fn small_changes_are_kept_up_to_the_count_limit() {
+        let state = RegistryState::new(registry(3000, "v0"), 4);
+        let mut next = registry(3000, "v0");
+        for round in 1..=6 {
+            next.records[0].description = format!("round {round}");
+            state
+                .apply(next.clone(), &ReloadGuard::default())
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(lock(&state.history).len(), 4);
+        assert!(matches!(state.watch_start(3).catch_up, CatchUp::Changes(ref c) if c.len() == 4));
     }
 }

@@ -130,13 +130,10 @@ impl StreamTask {
                     return;
                 }
                 received = receiver.recv() => match received {
-                    Ok(change) if change.to_version <= version => Ok(()),
-                    Ok(change) if change.from_version == version => {
-                        let sent = self
-                            .send_delta(change.from_version, change.to_version, std::slice::from_ref(&change))
-                            .await;
-                        version = change.to_version;
-                        sent
+                    Ok(published) if published.change.to_version <= version => Ok(()),
+                    Ok(published) if published.change.from_version == version => {
+                        version = published.change.to_version;
+                        self.send_all(&published.events(self.mode)).await
                     }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
                         tracing::info!(version, "watch stream fell behind; resyncing with a snapshot");
@@ -170,8 +167,13 @@ impl StreamTask {
     }
 
     async fn send_delta(&self, from: u64, to: u64, changes: &[Arc<Change>]) -> Result<(), Ended> {
-        for event in delta_events(from, to, changes, self.mode) {
-            self.send(event).await?;
+        self.send_all(&delta_events(from, to, changes, self.mode))
+            .await
+    }
+
+    async fn send_all(&self, events: &[pb::WatchEvent]) -> Result<(), Ended> {
+        for event in events {
+            self.send(event.clone()).await?;
         }
         Ok(())
     }
@@ -267,6 +269,12 @@ fn compose(changes: &[Arc<Change>]) -> (Vec<KeyedRecord>, Vec<RecordKey>) {
 
 /// The events of a delta from `from` to `to`, in parts of at most
 /// [`MAX_PART_RECORDS`] records and keys together.
+///
+/// In INVALIDATE mode, a delta touching more keys than one part holds is
+/// sent as a snapshot instead (one small message meaning "forget
+/// everything"): dropping a whole cache costs its owner less than receiving
+/// and applying thousands of keys, and it costs the server one message per
+/// stream instead of thousands of keys per stream.
 pub fn delta_events(
     from: u64,
     to: u64,
@@ -297,6 +305,18 @@ pub fn delta_events(
             }
             deltas.push(current);
         }
+        WatchMode::Invalidate if upserts.len() + removed.len() > MAX_PART_RECORDS => {
+            let total = changes.last().map_or(0, |c| c.records_after);
+            return vec![pb::WatchEvent {
+                from_version: 0,
+                version: to,
+                event: Some(Event::Snapshot(pb::Snapshot {
+                    records: Vec::new(),
+                    last: true,
+                    total_records: total as u64,
+                })),
+            }];
+        }
         WatchMode::Invalidate => {
             let keys: Vec<pb::RecordKey> = upserts
                 .iter()
@@ -319,4 +339,72 @@ pub fn delta_events(
         last.last = true;
     }
     deltas.into_iter().map(event).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use portolan_registry::{
+        Index, PortRange, Protocol, Record, Registry, ReloadGuard, SourceInfo,
+    };
+
+    use super::*;
+
+    fn registry(count: u16, description: &str) -> Registry {
+        let records = (1..=count)
+            .map(|port| Record {
+                name: Some(format!("svc{port}")),
+                ports: Some(PortRange::single(port)),
+                protocol: Some(Protocol::Tcp),
+                description: description.to_string(),
+                ..Record::default()
+            })
+            .collect();
+        Registry::new(records, SourceInfo::default())
+    }
+
+    fn change(count: u16) -> Arc<Change> {
+        let index = Index::new(registry(count, "old"));
+        let change = index
+            .apply(registry(count, "new"), &ReloadGuard::default())
+            .expect("applies")
+            .expect("changes");
+        Arc::new(change)
+    }
+
+    #[test]
+    fn a_small_invalidation_is_one_delta_of_keys() {
+        let events = delta_events(1, 2, &[change(10)], WatchMode::Invalidate);
+        assert_eq!(events.len(), 1);
+        let Some(Event::Delta(delta)) = &events[0].event else {
+            panic!("expected a delta: {events:?}");
+        };
+        assert_eq!(delta.invalidated.len(), 10);
+        assert!(delta.upserted.is_empty() && delta.last);
+        assert_eq!((events[0].from_version, events[0].version), (1, 2));
+    }
+
+    #[test]
+    fn a_large_invalidation_becomes_one_forget_everything_snapshot() {
+        let events = delta_events(1, 2, &[change(2500)], WatchMode::Invalidate);
+        assert_eq!(events.len(), 1, "one message instead of 2,500 keys");
+        let Some(Event::Snapshot(snapshot)) = &events[0].event else {
+            panic!("expected a snapshot: {events:?}");
+        };
+        assert!(snapshot.records.is_empty() && snapshot.last);
+        assert_eq!(snapshot.total_records, 2500);
+        assert_eq!((events[0].from_version, events[0].version), (0, 2));
+    }
+
+    #[test]
+    fn a_large_full_delta_is_split_into_parts() {
+        let events = delta_events(1, 2, &[change(2500)], WatchMode::Full);
+        let sizes: Vec<(usize, bool)> = events
+            .iter()
+            .map(|e| match &e.event {
+                Some(Event::Delta(d)) => (d.upserted.len(), d.last),
+                other => panic!("expected deltas: {other:?}"),
+            })
+            .collect();
+        assert_eq!(sizes, [(1000, false), (1000, false), (500, true)]);
+    }
 }
