@@ -26,8 +26,8 @@ fn index() -> &'static Index {
 
 fn decode<M: Message + Default + PartialEq + std::fmt::Debug>(data: &[u8]) -> Option<M> {
     let message = M::decode(data).ok()?;
-    let again = M::decode(message.encode_to_vec().as_slice())
-        .expect("a re-encoded message must decode");
+    let again =
+        M::decode(message.encode_to_vec().as_slice()).expect("a re-encoded message must decode");
     assert_eq!(message, again, "round trip changed the message");
     Some(message)
 }

@@ -26,7 +26,9 @@ fuzz_target!(|data: &[u8]| {
     };
     if selector & 0b1000 != 0 {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(rest).expect("writing to a Vec cannot fail");
+        encoder
+            .write_all(rest)
+            .expect("writing to a Vec cannot fail");
         let gz = encoder.finish().expect("writing to a Vec cannot fail");
         let _ = parse(&gz, format);
     } else {
