@@ -115,6 +115,35 @@ async fn rename_over_and_in_place_writes_are_served() {
     server.stop().await;
 }
 
+/// The server's own reads of a plain data file must not look like changes:
+/// after one real change, it settles on that version and stops reloading.
+#[tokio::test]
+async fn reading_the_file_does_not_trigger_more_reloads() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let base = std::fs::read_to_string(&csv).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("registry.csv");
+    std::fs::write(&data, &base).unwrap();
+    let server = start_server_on_file(&data).await;
+    let mut client = server.ready_client().await;
+    std::fs::write(&data, variant(&base, "once")).unwrap();
+    wait_for_variant(&client, 2, "once").await;
+    let settled = info(&mut client).await;
+    assert_eq!(settled.last_reload_outcome, ReloadOutcome::Applied as i32);
+    // Hold still for several debounce periods (250 ms) on purpose: a server
+    // that re-reads the file because it read it would report UNCHANGED.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let later = info(&mut client).await;
+    assert_eq!(later.version, 2);
+    assert_eq!(
+        later.last_reload_outcome,
+        ReloadOutcome::Applied as i32,
+        "no reload was attempted after the change was applied"
+    );
+    assert_eq!(later.last_reload_at, settled.last_reload_at);
+    server.stop().await;
+}
+
 /// The kubelet's AtomicWriter: a new `..<timestamp>` directory, a
 /// `..data_tmp` symlink to it renamed over `..data`, the old directory
 /// deleted. The visible file is `registry.csv -> ..data/registry.csv`.

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use dashmap::DashMap;
 use futures::future::BoxFuture;
 use http_body::{Body, Frame, SizeHint};
 use portolan_registry::Snapshot;
@@ -98,6 +99,26 @@ pub struct Metrics {
     since_last_success: Gauge<f64, AtomicU64>,
     last_success_at: Mutex<Instant>,
     watch_streams: Gauge,
+    /// Handles of every series of each method seen so far, so a call costs
+    /// a map lookup by `&str` instead of building and hashing label sets.
+    methods: DashMap<Box<str>, Arc<MethodMetrics>>,
+}
+
+/// Most distinct request paths given their own series; further paths (only
+/// a client probing unknown methods produces them) share one `unknown`
+/// method, so label cardinality stays bounded.
+const MAX_METHODS: usize = 64;
+
+/// The series of one method, resolved once.
+#[derive(Debug)]
+struct MethodMetrics {
+    labels: CallLabels,
+    started: Counter,
+    handling_seconds: Histogram,
+    msg_sent: Counter,
+    /// `grpc_server_handled_total` per status code, created on first use so
+    /// that only codes that occurred are exported.
+    handled: [std::sync::OnceLock<Counter>; 17],
 }
 
 impl Default for Metrics {
@@ -183,7 +204,44 @@ impl Metrics {
             since_last_success,
             last_success_at: Mutex::new(Instant::now()),
             watch_streams,
+            methods: DashMap::new(),
         }
+    }
+
+    /// The series of the method at request `path`.
+    fn method(&self, path: &str) -> Arc<MethodMetrics> {
+        if let Some(known) = self.methods.get(path) {
+            return Arc::clone(&known);
+        }
+        let (key, labels) = if self.methods.len() < MAX_METHODS {
+            (path, call_labels(path))
+        } else {
+            let mut labels = call_labels(path);
+            labels.grpc_method = "unknown".to_string();
+            ("/unknown", labels)
+        };
+        let method = Arc::new(MethodMetrics {
+            started: self.started.get_or_create(&labels).clone(),
+            handling_seconds: self.handling_seconds.get_or_create(&labels).clone(),
+            msg_sent: self.msg_sent.get_or_create(&labels).clone(),
+            handled: Default::default(),
+            labels,
+        });
+        Arc::clone(self.methods.entry(key.into()).or_insert(method).value())
+    }
+
+    fn handled(&self, method: &MethodMetrics, code: Code) -> Counter {
+        let slot = &method.handled[code as usize % 17];
+        slot.get_or_init(|| {
+            let labels = HandledLabels {
+                grpc_type: method.labels.grpc_type,
+                grpc_service: method.labels.grpc_service.clone(),
+                grpc_method: method.labels.grpc_method.clone(),
+                grpc_code: code_name(code),
+            };
+            self.handled.get_or_create(&labels).clone()
+        })
+        .clone()
     }
 
     /// Records the registry now served (version and counts) as loaded now.
@@ -348,11 +406,11 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let labels = call_labels(request.uri().path());
-        self.metrics.started.get_or_create(&labels).inc();
+        let method = self.metrics.method(request.uri().path());
+        method.started.inc();
         let call = CallRecord {
             metrics: Arc::clone(&self.metrics),
-            labels,
+            method,
             started: Instant::now(),
             header_code: None,
         };
@@ -379,23 +437,16 @@ where
 #[derive(Debug)]
 struct CallRecord {
     metrics: Arc<Metrics>,
-    labels: CallLabels,
+    method: Arc<MethodMetrics>,
     started: Instant,
     header_code: Option<Code>,
 }
 
 impl CallRecord {
     fn finish(self, code: Code) {
-        let handled = HandledLabels {
-            grpc_type: self.labels.grpc_type,
-            grpc_service: self.labels.grpc_service.clone(),
-            grpc_method: self.labels.grpc_method.clone(),
-            grpc_code: code_name(code),
-        };
-        self.metrics.handled.get_or_create(&handled).inc();
-        self.metrics
+        self.metrics.handled(&self.method, code).inc();
+        self.method
             .handling_seconds
-            .get_or_create(&self.labels)
             .observe(self.started.elapsed().as_secs_f64());
     }
 }
@@ -474,10 +525,7 @@ impl Body for MeteredBody {
                     if sent > 0
                         && let Some(call) = &this.call
                     {
-                        call.metrics
-                            .msg_sent
-                            .get_or_create(&call.labels)
-                            .inc_by(sent);
+                        call.method.msg_sent.inc_by(sent);
                     }
                 }
                 if let Some(trailers) = frame.trailers_ref() {

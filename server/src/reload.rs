@@ -120,6 +120,14 @@ fn is_relevant(path: &Path, file_name: &OsString) -> bool {
 
 /// Starts a notify watcher on the data file's directory that pokes `tx`
 /// for every relevant event.
+/// Whether an event only reports that a file was opened, read or closed
+/// without being written.
+fn is_read_only_access(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(kind, notify::EventKind::Access(access)
+        if !matches!(access, AccessKind::Close(AccessMode::Write)))
+}
+
 fn start_watcher(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<RecommendedWatcher> {
     let directory = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
@@ -128,6 +136,10 @@ fn start_watcher(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<Recommende
     let file_name = path.file_name().map(OsString::from).unwrap_or_default();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let relevant = match &event {
+            // Our own reads of the file (open, read, close without writing)
+            // must not trigger a reload, or every reload would schedule the
+            // next one. A close after writing still counts.
+            Ok(event) if is_read_only_access(&event.kind) => false,
             Ok(event) => {
                 event.need_rescan() || event.paths.iter().any(|p| is_relevant(p, &file_name))
             }
