@@ -17,6 +17,17 @@ bin=target/release
 mkdir -p "$out"
 cargo build --release -p portolan-server -p portolan-bench -p portolan-cli
 
+# A second edition in CSV form (the 2026-08 XML exported as IANA CSV), so
+# reloads can also be measured CSV <-> CSV: the 2026-04 CSV and the 2026-08
+# XML differ in ~11,000 parsed records only because the XML resolves people's
+# names, while two CSV editions differ by the real edition change. Written to
+# a temporary directory, never into the repository.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+csv2="$tmp/edition-2026-08.csv"
+"$bin/portolan" --offline --data "$xml" export --format csv > "$csv2"
+"$bin/portolan" check "$csv2" > /dev/null
+
 run() {
   local name=$1; shift
   echo "### $name (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -26,12 +37,15 @@ run() {
 run steady-unary steady --data "$csv" --mix unary --duration 10s --rounds 3
 run steady-mixed steady --data "$csv" --duration 10s --rounds 3
 run reload reload --data "$csv" --alt-data "$xml" --duration 60s
+run reload-csv reload --data "$csv" --alt-data "$csv2" --duration 60s
 run watch-fanout watch-fanout --data "$csv" --alt-data "$xml" --iterations 3
+run watch-fanout-csv watch-fanout --data "$csv" --alt-data "$csv2" --iterations 3
 run watch-fanout-xml watch-fanout --data "$data/service-names-port-numbers-2026-04-24.xml" \
   --alt-data "$xml" --iterations 3
 run startup startup --data "$csv" --iterations 20
 run cli cli --data "$csv" --iterations 20
 run reload-cost reload-cost --data "$csv" --alt-data "$xml" --iterations 40
+run reload-cost-csv reload-cost --data "$csv" --alt-data "$csv2" --iterations 40
 run sweep sweep --data "$csv" --duration 3s --svg "$out/sweep.svg"
 if [ "$soak" = "--soak" ]; then
   run soak soak --data "$csv" --alt-data "$xml" --duration 10m
