@@ -62,6 +62,12 @@ pub struct Args {
     /// Interval of the content-hash poll that backs up file events.
     #[arg(long, env = "PORTOLAN_POLL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub poll_interval: Duration,
+    /// Version of the first registry served. Default: milliseconds since
+    /// the Unix epoch at startup, so versions keep growing across restarts
+    /// and a client never mistakes a restarted server's registry for the
+    /// one it holds.
+    #[arg(long, env = "PORTOLAN_INITIAL_VERSION")]
+    pub initial_version: Option<u64>,
     /// Refuse a reload that drops more than this fraction of the records
     /// (0-1; 1 disables the check).
     #[arg(long, env = "PORTOLAN_MAX_SHRINK", default_value_t = 0.5)]
@@ -119,6 +125,7 @@ impl Args {
             metrics_listen: None,
             reload_debounce: Duration::from_millis(250),
             poll_interval: Duration::from_secs(30),
+            initial_version: None,
             max_shrink: 0.5,
             max_watch_streams: 1024,
             max_stream_lifetime: Duration::from_secs(30 * 60),
@@ -195,6 +202,12 @@ fn read_tls_file(flag: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError
 impl Config {
     /// Validates `args` and loads the data file (blocking I/O).
     pub fn load(args: Args) -> Result<Self, ConfigError> {
+        if args.initial_version == Some(0) {
+            return Err(invalid(
+                "initial-version",
+                "0 means \"holds nothing\" in the Watch protocol; use 1 or more".to_string(),
+            ));
+        }
         if !(0.0..=1.0).contains(&args.max_shrink) {
             return Err(invalid(
                 "max-shrink",

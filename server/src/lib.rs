@@ -82,6 +82,15 @@ const HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The default first version: milliseconds since the Unix epoch, so a
+/// restarted server's versions are higher than anything it served before.
+fn startup_version() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .max(1)
+}
+
 /// Runs the server on `listener` until `shutdown` completes, then drains
 /// (bounded by `--shutdown-grace`). Binds `--metrics-listen` when given.
 ///
@@ -194,8 +203,13 @@ pub async fn run_with_listeners(
     tracing::info!(addr = %local_addr, "listening");
 
     // Build the index off the async threads, then report SERVING.
+    let first_version = args.initial_version.unwrap_or_else(startup_version);
     let state = tokio::task::spawn_blocking(move || {
-        Arc::new(RegistryState::new(initial, state::DEFAULT_HISTORY))
+        Arc::new(RegistryState::starting_at(
+            initial,
+            state::DEFAULT_HISTORY,
+            first_version,
+        ))
     })
     .await?;
     let snapshot = state.snapshot();
@@ -248,4 +262,29 @@ pub async fn run_with_listeners(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_first_version_grows_with_time_across_restarts() {
+        let first = startup_version();
+        // 2020-01-01 in milliseconds: any real clock is past it.
+        assert!(first > 1_577_836_800_000, "{first}");
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(
+            startup_version() > first,
+            "a later start gets a higher version"
+        );
+    }
+
+    #[test]
+    fn an_initial_version_of_zero_is_refused() {
+        let mut args = Args::defaults();
+        args.initial_version = Some(0);
+        let err = Config::load(args).unwrap_err();
+        assert!(err.to_string().starts_with("--initial-version:"), "{err}");
+    }
 }

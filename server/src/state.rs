@@ -131,9 +131,15 @@ impl RegistryState {
     /// State serving `registry` at version 1, keeping `history_capacity`
     /// changes for catch-up.
     pub fn new(registry: Registry, history_capacity: usize) -> Self {
+        Self::starting_at(registry, history_capacity, 1)
+    }
+
+    /// State serving `registry` at `version`.
+    pub fn starting_at(registry: Registry, history_capacity: usize, version: u64) -> Self {
         let (changes, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let keyed = portolan_registry::index::keyed_records(registry.records);
         Self {
-            index: Index::new(registry),
+            index: Index::from_keyed(keyed, registry.source, version),
             history: Mutex::new(VecDeque::with_capacity(history_capacity)),
             history_capacity,
             changes,

@@ -37,6 +37,9 @@ pub fn test_args(data: Option<&Path>) -> Args {
     args.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     args.data = data.map(Path::to_path_buf);
     args.reload_debounce = Duration::from_millis(50);
+    // Versions 1, 2, 3... make assertions readable; the binary's default is
+    // time-based (see `--initial-version`).
+    args.initial_version = Some(1);
     args.shutdown_grace = Duration::from_secs(5);
     args
 }
