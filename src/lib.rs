@@ -11,7 +11,12 @@
 pub mod convert;
 
 /// Generated protobuf types and gRPC stubs for `portolan.v1`.
-#[allow(missing_docs, missing_debug_implementations, clippy::all, clippy::pedantic)]
+#[allow(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::all,
+    clippy::pedantic
+)]
 pub mod pb {
     tonic::include_proto!("portolan.v1");
 }

@@ -119,6 +119,15 @@ impl Error {
     pub(crate) fn from_status(status: tonic::Status) -> Self {
         use tonic::Code;
         let message = describe_status(&status);
+        // A status the server sent arrives in trailers and has no source; one
+        // with a source was made here from a transport failure (the
+        // connection died mid-call: "h2 protocol error: broken pipe",
+        // "connection closed"). That is the server being unreachable, not a
+        // server error, so it is retried and lets the cache serve stale.
+        let from_transport = std::error::Error::source(&status).is_some();
+        if from_transport && matches!(status.code(), Code::Unknown | Code::Cancelled) {
+            return Self::Unavailable { message };
+        }
         match status.code() {
             Code::NotFound => Self::NotFound {
                 message,

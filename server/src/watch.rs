@@ -31,7 +31,11 @@ pub const MAX_PART_RECORDS: usize = 1000;
 
 /// How many events may wait for a slow receiver before the stream task
 /// stops reading the broadcast (and so, eventually, lags and resyncs).
-const OUTBOX: usize = 4;
+/// One: a stalled FULL stream then holds about three snapshot parts (the
+/// queued one, the one being sent, the one being built), not six; with
+/// `--max-watch-streams` receivers that never read, that is what bounds
+/// memory.
+const OUTBOX: usize = 1;
 
 /// The filter that passes every record (snapshots are never filtered).
 static EVERYTHING: std::sync::LazyLock<Filter> = std::sync::LazyLock::new(Filter::default);

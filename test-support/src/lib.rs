@@ -53,7 +53,11 @@ pub fn shared_data() -> Option<PathBuf> {
 /// When the folder exists but the file does not, or as [`shared_data`].
 pub fn shared_file(relative: &str) -> Option<PathBuf> {
     let path = shared_data()?.join(relative);
-    assert!(path.is_file(), "missing shared data file {}", path.display());
+    assert!(
+        path.is_file(),
+        "missing shared data file {}",
+        path.display()
+    );
     Some(path)
 }
 
