@@ -345,7 +345,16 @@ async fn configmap_swap_hot_reloads_without_failed_requests() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait (with a deadline) until the loop is really answering.
+    let loop_started = Instant::now();
+    while ok.load(Ordering::Relaxed) < 10 {
+        assert!(
+            loop_started.elapsed() < Duration::from_secs(10),
+            "the lookup loop never got going"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     for (payload, expected) in [(&v2, NEW_443_DESCRIPTION), (&v3, THIRD_443_DESCRIPTION)] {
         let swapped = Instant::now();

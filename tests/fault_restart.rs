@@ -350,7 +350,7 @@ async fn clients_ride_out_a_sigkill_and_converge_after_restart() {
         .expect("info after restart")
         .version;
 
-    // The replica follows the new server: version 1, generation C.
+    // The replica follows the new server: its version and generation C.
     eventually(Duration::from_secs(15), "the replica to follow", || async {
         let local = replica.lookup_name(PROBE, None);
         (replica.is_live() && local.version == v3 && local.records[0].description == "Generation C")
@@ -441,7 +441,7 @@ async fn a_restart_with_new_data_reaches_the_replica() {
         "Generation A"
     );
 
-    // Old process at version 1 (A); new process at version 1 (B).
+    // Old process with generation A, new process with B; each starts at its startup time.
     server.kill();
     write_atomically(&s.data, &generation(&s.base, "B"));
     let _server = ServerProcess::start(s.addr, &s.data);

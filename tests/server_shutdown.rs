@@ -42,6 +42,8 @@ fn start(data: &std::path::Path) -> (Running, SocketAddr) {
     let binary = workspace_binary("portolan-server", "portolan-server");
     let mut child = Command::new(binary)
         .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        // Readable versions: the test watches from version 1.
+        .args(["--initial-version", "1"])
         .arg("--data")
         .arg(data)
         .args(["--shutdown-grace", &format!("{}s", GRACE.as_secs())])

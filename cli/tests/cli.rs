@@ -53,6 +53,8 @@ async fn start_server(csv: &Path) -> Server {
     args.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     args.data = Some(data.clone());
     args.reload_debounce = Duration::from_millis(50);
+    // Versions 1, 2, 3... so waits for a version mean that many changes.
+    args.initial_version = Some(1);
     args.poll_interval = Duration::from_millis(500);
     args.shutdown_grace = Duration::from_secs(1);
     let config = tokio::task::spawn_blocking(move || Config::load(args))

@@ -48,6 +48,10 @@ impl TestServer {
         args.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         args.data = Some(data.clone());
         args.reload_debounce = Duration::from_millis(50);
+        // Versions 1, 2, 3... so waits for a version mean that many changes.
+        args.initial_version = Some(1);
+        // Versions 1, 2, 3... so waits for "version 2" mean one change.
+        args.initial_version = Some(1);
         args.poll_interval = Duration::from_millis(500);
         args.heartbeat_interval = Duration::from_secs(1);
         args.shutdown_grace = Duration::from_secs(2);

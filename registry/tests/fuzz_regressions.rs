@@ -30,9 +30,10 @@ const TARGETS: [&str; 6] = [
     "parse_detect",
 ];
 
-/// Request-decoding inputs are not parser inputs; they are replayed by the
-/// root package's tests, not here.
-const OTHER_TARGETS: [&str; 1] = ["decode_requests"];
+/// Decoding inputs are not parser inputs and need the protobuf types, which
+/// this network-free crate does not have; replay one with
+/// `cargo fuzz run decode_requests <file>` (see `fuzz/README.md`).
+const OTHER_TARGETS: [&str; 2] = ["decode_requests", "decode_responses"];
 
 fn regressions_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions")

@@ -69,6 +69,13 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        // Registering any SIGHUP listener replaces the default action
+        // (terminate) for the life of the process, so a SIGHUP before the
+        // reloader starts, or with no data file to reload, is harmless.
+        #[cfg(unix)]
+        if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP");
+        }
         let addr = config.args.listen;
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -118,8 +118,6 @@ fn is_relevant(path: &Path, file_name: &OsString) -> bool {
     }
 }
 
-/// Starts a notify watcher on the data file's directory that pokes `tx`
-/// for every relevant event.
 /// Whether an event only reports that a file was opened, read or closed
 /// without being written.
 fn is_read_only_access(kind: &notify::EventKind) -> bool {
@@ -128,6 +126,8 @@ fn is_read_only_access(kind: &notify::EventKind) -> bool {
         if !matches!(access, AccessKind::Close(AccessMode::Write)))
 }
 
+/// Starts a notify watcher on the data file's directory that pokes `tx`
+/// for every relevant event.
 fn start_watcher(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<RecommendedWatcher> {
     let directory = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
