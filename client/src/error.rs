@@ -124,8 +124,14 @@ impl Error {
         // connection died mid-call: "h2 protocol error: broken pipe",
         // "connection closed"). That is the server being unreachable, not a
         // server error, so it is retried and lets the cache serve stale.
+        // The exception is a TLS alert from the server: it refused our
+        // credentials, and retrying with the same ones cannot succeed.
         let from_transport = std::error::Error::source(&status).is_some();
-        if from_transport && matches!(status.code(), Code::Unknown | Code::Cancelled) {
+        let refused_by_tls_alert = message.contains("fatal alert");
+        if from_transport
+            && !refused_by_tls_alert
+            && matches!(status.code(), Code::Unknown | Code::Cancelled)
+        {
             return Self::Unavailable { message };
         }
         match status.code() {
