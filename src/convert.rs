@@ -289,6 +289,34 @@ pub fn key_from_pb(key: &pb::RecordKey) -> Result<RecordKey, ConvertError> {
     })
 }
 
+/// What a registry snapshot says about itself (version, source, counts,
+/// dates), as GetRegistryInfo reports it; the reload fields are left for the
+/// caller (only a server that reloads has them).
+pub fn snapshot_info_to_pb(snapshot: &portolan_registry::Snapshot) -> pb::RegistryInfo {
+    let source = snapshot.source();
+    pb::RegistryInfo {
+        version: snapshot.version(),
+        content_hash: source.content_hash.clone(),
+        source_path: source.path.clone(),
+        source_format: source.format_label(),
+        record_count: snapshot.len() as u64,
+        records_by_state: snapshot
+            .counts_by_state()
+            .into_iter()
+            .map(|(state, n)| (state.as_str().to_string(), n as u64))
+            .collect(),
+        records_by_protocol: snapshot
+            .counts_by_protocol()
+            .into_iter()
+            .map(|(protocol, n)| (protocol, n as u64))
+            .collect(),
+        registry_updated: source.updated.clone().unwrap_or_default(),
+        loaded_at: Some(prost_types::Timestamp::from(snapshot.loaded_at())),
+        diagnostic_count: source.diagnostic_count as u64,
+        ..pb::RegistryInfo::default()
+    }
+}
+
 /// A record and its key as the wire message, every field filled in
 /// (including the derived state and port class, and the key).
 pub fn record_to_pb(key: &RecordKey, record: &Record) -> pb::Record {

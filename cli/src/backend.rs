@@ -203,31 +203,7 @@ impl Backend {
                 .registry_info()
                 .await
                 .map_err(|e| describe(self.endpoint(), &e)),
-            Self::Offline(index) => {
-                let snapshot = index.snapshot();
-                let source = snapshot.source();
-                Ok(RegistryInfo {
-                    version: snapshot.version(),
-                    content_hash: source.content_hash.clone(),
-                    source_path: source.path.clone(),
-                    source_format: source.format_label(),
-                    record_count: snapshot.len() as u64,
-                    records_by_state: snapshot
-                        .counts_by_state()
-                        .into_iter()
-                        .map(|(k, v)| (k.as_str().to_string(), v as u64))
-                        .collect(),
-                    records_by_protocol: snapshot
-                        .counts_by_protocol()
-                        .into_iter()
-                        .map(|(k, v)| (k, v as u64))
-                        .collect(),
-                    registry_updated: source.updated.clone().unwrap_or_default(),
-                    loaded_at: Some(snapshot.loaded_at()),
-                    diagnostic_count: source.diagnostic_count as u64,
-                    ..RegistryInfo::default()
-                })
-            }
+            Self::Offline(index) => Ok(RegistryInfo::of_snapshot(&index.snapshot())),
         }
     }
 }

@@ -316,6 +316,12 @@ fn timestamp(ts: Option<prost_types::Timestamp>) -> Option<SystemTime> {
 }
 
 impl RegistryInfo {
+    /// What a local registry snapshot (an offline index, a replica's copy)
+    /// says about itself, described as a server would; no reload fields.
+    pub fn of_snapshot(snapshot: &portolan_registry::Snapshot) -> Self {
+        Self::from_pb(portolan::convert::snapshot_info_to_pb(snapshot))
+    }
+
     pub(crate) fn from_pb(info: pb::RegistryInfo) -> Self {
         let outcome = match pb::ReloadOutcome::try_from(info.last_reload_outcome) {
             Ok(pb::ReloadOutcome::Unspecified) | Err(_) => None,

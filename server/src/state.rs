@@ -242,31 +242,12 @@ impl RegistryState {
 
     /// What GetRegistryInfo reports.
     pub fn info(&self) -> pb::RegistryInfo {
-        let snapshot = self.index.snapshot();
-        let source = snapshot.source();
         let status = self.reload_status();
         pb::RegistryInfo {
-            version: snapshot.version(),
-            content_hash: source.content_hash.clone(),
-            source_path: source.path.clone(),
-            source_format: source.format_label(),
-            record_count: snapshot.len() as u64,
-            records_by_state: snapshot
-                .counts_by_state()
-                .into_iter()
-                .map(|(state, n)| (state.as_str().to_string(), n as u64))
-                .collect(),
-            records_by_protocol: snapshot
-                .counts_by_protocol()
-                .into_iter()
-                .map(|(protocol, n)| (protocol, n as u64))
-                .collect(),
-            registry_updated: source.updated.clone().unwrap_or_default(),
-            loaded_at: Some(prost_types::Timestamp::from(snapshot.loaded_at())),
             last_reload_outcome: status.outcome as i32,
             last_reload_error: status.error,
             last_reload_at: status.at.map(prost_types::Timestamp::from),
-            diagnostic_count: source.diagnostic_count as u64,
+            ..portolan::convert::snapshot_info_to_pb(&self.index.snapshot())
         }
     }
 }
