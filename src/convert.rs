@@ -270,7 +270,7 @@ pub fn key_to_pb(key: &RecordKey) -> pb::RecordKey {
     let (port, port_end) = ports_to_pb(key.ports);
     let (protocol, protocol_text) = protocol_to_pb(key.protocol.as_ref());
     pb::RecordKey {
-        name: key.name.clone(),
+        name: key.name.as_deref().map(str::to_owned),
         port,
         port_end,
         protocol: protocol as i32,
@@ -282,7 +282,7 @@ pub fn key_to_pb(key: &RecordKey) -> pb::RecordKey {
 /// A record key from the wire message.
 pub fn key_from_pb(key: &pb::RecordKey) -> Result<RecordKey, ConvertError> {
     Ok(RecordKey {
-        name: key.name.clone(),
+        name: key.name.as_deref().map(Into::into),
         ports: ports_from_pb(key.port, key.port_end, "key.port", "key.port_end")?,
         protocol: protocol_from_pb(key.protocol, &key.protocol_text, "key.protocol")?,
         ordinal: key.ordinal,
@@ -398,7 +398,7 @@ pub fn record_from_pb(record: &pb::Record) -> Result<(RecordKey, Record), Conver
     let key = match &record.key {
         Some(key) => key_from_pb(key)?,
         None => RecordKey {
-            name: domain.name.clone(),
+            name: domain.name.as_deref().map(Into::into),
             ports: domain.ports,
             protocol: domain.protocol.clone(),
             ordinal: 0,
@@ -485,7 +485,7 @@ mod tests {
 
     fn key_of(record: &Record, ordinal: u32) -> RecordKey {
         RecordKey {
-            name: record.name.clone(),
+            name: record.name.as_deref().map(Into::into),
             ports: record.ports,
             protocol: record.protocol.clone(),
             ordinal,

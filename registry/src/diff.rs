@@ -155,7 +155,7 @@ mod tests {
             ..Record::default()
         };
         let key = RecordKey {
-            name: record.name.clone(),
+            name: record.name.as_deref().map(Into::into),
             ports: record.ports,
             protocol: record.protocol.clone(),
             ordinal: 0,

@@ -159,9 +159,66 @@ pub struct Snapshot {
     keyed: Vec<KeyedRecord>,
     /// Indices into `keyed` in scan order ([`query::scan_cmp`]).
     scan_order: Vec<u32>,
-    /// Lowercase name and description per record (same indices as
-    /// `keyed`), so searches do not lowercase 14,500 strings per call.
-    search_text: Vec<(Box<str>, Box<str>)>,
+    /// Lowercase name and description of every record, so searches do not
+    /// lowercase 14,500 strings per call.
+    search_text: SearchText,
+}
+
+/// The folded ([`fold_name`]) name and description of every record of a
+/// snapshot, kept in one string rather than two allocations per record.
+#[derive(Debug, Default)]
+struct SearchText {
+    /// Every record's folded name then folded description, back to back.
+    text: String,
+    /// Per record (same indices as `keyed`): where its name ends and its
+    /// description starts, and where its description ends. Its name starts
+    /// where the previous record's description ends.
+    bounds: Vec<(u32, u32)>,
+}
+
+impl SearchText {
+    fn build(keyed: &[KeyedRecord]) -> Self {
+        let bytes: usize = keyed
+            .iter()
+            .map(|(_, r)| r.name.as_deref().map_or(0, str::len) + r.description.len())
+            .sum();
+        let mut out = Self {
+            text: String::with_capacity(bytes),
+            bounds: Vec::with_capacity(keyed.len()),
+        };
+        for (_, record) in keyed {
+            out.push_folded(record.name.as_deref().unwrap_or(""));
+            let name_end = out.offset();
+            out.push_folded(&record.description);
+            let description_end = out.offset();
+            out.bounds.push((name_end, description_end));
+        }
+        out
+    }
+
+    fn push_folded(&mut self, text: &str) {
+        if text.is_ascii() {
+            self.text
+                .extend(text.chars().map(|c| c.to_ascii_lowercase()));
+        } else {
+            self.text.push_str(&fold_name(text));
+        }
+    }
+
+    fn offset(&self) -> u32 {
+        // A registry's text is far below 4 GiB (the real one holds 1 MB).
+        u32::try_from(self.text.len()).expect("search text under 4 GiB")
+    }
+
+    /// The folded name and description of record `i`.
+    fn get(&self, i: usize) -> (&str, &str) {
+        let start = i.checked_sub(1).map_or(0, |p| self.bounds[p].1) as usize;
+        let (name_end, description_end) = self.bounds[i];
+        (
+            &self.text[start..name_end as usize],
+            &self.text[name_end as usize..description_end as usize],
+        )
+    }
 }
 
 impl Snapshot {
@@ -173,15 +230,7 @@ impl Snapshot {
                 (&keyed[b as usize].1, b as usize),
             )
         });
-        let search_text = keyed
-            .iter()
-            .map(|(_, r)| {
-                (
-                    fold_name(r.name.as_deref().unwrap_or("")).into_boxed_str(),
-                    fold_name(&r.description).into_boxed_str(),
-                )
-            })
-            .collect();
+        let search_text = SearchText::build(&keyed);
         Self {
             version,
             source,
@@ -237,7 +286,7 @@ impl Snapshot {
         let needle = fold_name(query.text.trim());
         let mut hits: Vec<(MatchRank, u32)> = Vec::new();
         for (pos, &i) in self.scan_order.iter().enumerate() {
-            let (name, desc) = &self.search_text[i as usize];
+            let (name, desc) = self.search_text.get(i as usize);
             let Some(rank) = query::rank(name, desc, &needle) else {
                 continue;
             };
@@ -306,10 +355,14 @@ impl Index {
     pub fn from_keyed(keyed: Vec<KeyedRecord>, source: SourceInfo, version: u64) -> Self {
         let snapshot = Snapshot::build(version, source, keyed);
         let (ports, names) = build_maps(&snapshot.keyed, &Scope::All);
-        let mut by_port = DashMap::with_capacity_and_hasher(ports.len(), FxBuildHasher);
-        by_port.extend(ports);
-        let mut by_name = DashMap::with_capacity_and_hasher(names.len(), FxBuildHasher);
-        by_name.extend(names);
+        let by_port = DashMap::with_capacity_and_hasher(ports.len(), FxBuildHasher);
+        for (port, list) in ports {
+            by_port.insert(port, list);
+        }
+        let by_name = DashMap::with_capacity_and_hasher(names.len(), FxBuildHasher);
+        for (name, list) in names {
+            by_name.insert(name, list);
+        }
         Self {
             by_port,
             by_name,
@@ -471,8 +524,14 @@ impl Index {
         let snapshot = Snapshot::build(to_version, source, keyed);
         let records_after = snapshot.len();
         // Only the ports and names the diff touched can answer differently;
-        // a small change rebuilds a handful of lists, not all 60,000.
-        let scope = Scope::touched_by(&diff);
+        // a small change rebuilds a handful of lists, not all 60,000. A diff
+        // touching most records touches nearly every list anyway, and
+        // rebuilding all of them skips working out which.
+        let scope = if diff.len() * 2 > snapshot.len() {
+            Scope::All
+        } else {
+            Scope::touched_by(&diff)
+        };
         let (ports, names) = build_maps(&snapshot.keyed, &scope);
         upsert_then_remove(&self.by_port, ports, |port| scope.has_port(*port));
         upsert_then_remove(&self.by_name, names, |name| scope.has_name(name));
@@ -505,8 +564,10 @@ fn matching<'a>(
         .filter(move |e| Protocol::matches(e.record.protocol.as_ref(), protocol))
 }
 
-type PortMap = HashMap<u16, RecordList, FxBuildHasher>;
-type NameMap = HashMap<Box<str>, RecordList, FxBuildHasher>;
+/// Port lists, in port order.
+type PortLists = Vec<(u16, RecordList)>;
+/// Name lists, in name order.
+type NameLists = Vec<(Box<str>, RecordList)>;
 
 /// Which ports and names a map (re)build covers.
 #[derive(Debug)]
@@ -548,14 +609,14 @@ impl Scope {
     }
 }
 
-/// Builds the port and name maps for the ports and names in `scope`, lists
-/// in canonical order; ports and names in scope that no record answers are
+/// Builds the port and name lists for the ports and names in `scope`
+/// (sorted by port and name; each list in canonical order); ports and names in scope that no record answers are
 /// absent from the result.
 ///
 /// Ports are bucketed with a counting sort (every port of every range), and
 /// neighbouring ports whose lists are identical (the ports of one range)
 /// share one list allocation.
-fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortMap, NameMap) {
+fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortLists, NameLists) {
     // One shared entry per record, made only for records some list in
     // scope holds (a small change touches a handful).
     let mut entries: Vec<Option<Arc<IndexEntry>>> = vec![None; keyed.len()];
@@ -603,7 +664,7 @@ fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortMap, NameMap) {
     for port in 0..=usize::from(u16::MAX) {
         positions[counts[port] as usize..counts[port + 1] as usize].sort_unstable_by(canonical);
     }
-    let mut ports = PortMap::with_capacity_and_hasher(1 << 16, FxBuildHasher);
+    let mut ports = PortLists::with_capacity(1 << 16);
     let mut previous: Option<(&[u32], RecordList)> = None;
     for port in 0..=u16::MAX {
         let bucket =
@@ -616,7 +677,7 @@ fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortMap, NameMap) {
             Some((prev, list)) if *prev == bucket => Arc::clone(list),
             _ => bucket.iter().map(|&p| entry(p)).collect(),
         };
-        ports.insert(port, Arc::clone(&list));
+        ports.push((port, Arc::clone(&list)));
         previous = Some((bucket, list));
     }
 
@@ -632,10 +693,14 @@ fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortMap, NameMap) {
     }
     named.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| canonical(&a.1, &b.1)));
     named.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
-    let mut names = NameMap::with_capacity_and_hasher(named.len(), FxBuildHasher);
-    for group in named.chunk_by(|a, b| a.0 == b.0) {
-        let list: RecordList = group.iter().map(|(_, p)| entry(*p)).collect();
-        names.insert(group[0].0.clone(), list);
+    let mut names = NameLists::with_capacity(named.len());
+    let mut named = named.into_iter().peekable();
+    while let Some((name, first)) = named.next() {
+        let mut list = vec![entry(first)];
+        while let Some((_, pos)) = named.next_if(|(next, _)| *next == name) {
+            list.push(entry(pos));
+        }
+        names.push((name, list.into()));
     }
     (ports, names)
 }
@@ -649,16 +714,17 @@ fn same_list(a: &[Arc<IndexEntry>], b: &[Arc<IndexEntry>]) -> bool {
             .all(|(x, y)| Arc::ptr_eq(&x.record, &y.record) && x.key == y.key)
 }
 
-/// Brings the in-scope part of `map` to `target`: first every insert or
-/// replacement, then every removal of an in-scope key `target` lacks, so a
-/// key present in both versions is never missing.
+/// Brings the in-scope part of `map` to `target` (sorted by key): first
+/// every insert or replacement, then every removal of an in-scope key
+/// `target` lacks, so a key present in both versions is never missing.
 fn upsert_then_remove<K>(
     map: &DashMap<K, RecordList, FxBuildHasher>,
-    target: HashMap<K, RecordList, FxBuildHasher>,
+    target: Vec<(K, RecordList)>,
     in_scope: impl Fn(&K) -> bool,
 ) where
-    K: std::hash::Hash + Eq + Clone,
+    K: std::hash::Hash + Ord + Clone,
 {
+    let holds = |key: &K| target.binary_search_by(|(k, _)| k.cmp(key)).is_ok();
     for (key, list) in &target {
         // The read guard is dropped at the end of this statement, before the
         // insert takes the shard's write lock.
@@ -669,7 +735,7 @@ fn upsert_then_remove<K>(
     }
     let stale: Vec<K> = map
         .iter()
-        .filter(|entry| in_scope(entry.key()) && !target.contains_key(entry.key()))
+        .filter(|entry| in_scope(entry.key()) && !holds(entry.key()))
         .map(|entry| entry.key().clone())
         .collect();
     for key in stale {
@@ -955,6 +1021,44 @@ mod tests {
         let mut limited = SearchQuery::new("http");
         limited.limit = 2;
         assert_eq!(snapshot.search(&limited).len(), 2);
+    }
+
+    /// Names and descriptions share one folded string per snapshot; each
+    /// record must see exactly its own text, including nameless records and
+    /// non-ASCII text whose lowercase form has another length.
+    #[test]
+    fn search_text_keeps_each_records_own_folded_text() {
+        let mut nameless = record(None, Some((4, 4)), Some(Protocol::Tcp));
+        nameless.description = "Unassigned".into();
+        let mut accented = record(Some("Café"), Some((5, 5)), Some(Protocol::Tcp));
+        accented.description = "ÉTÉ İstanbul Service".into();
+        let mut plain = record(Some("ZEBRA"), Some((6, 6)), Some(Protocol::Tcp));
+        plain.description = "Striped".into();
+        let keyed = keyed_records(vec![nameless, accented, plain]);
+        let text = SearchText::build(&keyed);
+        assert_eq!(text.get(0), ("", "unassigned"));
+        assert_eq!(
+            text.get(1),
+            ("café", &*"ÉTÉ İstanbul Service".to_lowercase())
+        );
+        assert_eq!(text.get(2), ("zebra", "striped"));
+
+        let index = Index::from_keyed(keyed, SourceInfo::default(), 1);
+        let snapshot = index.snapshot();
+        let found = |needle: &str| -> Vec<String> {
+            snapshot
+                .search(&SearchQuery::new(needle))
+                .into_iter()
+                .map(|(_, (k, _))| k.to_string())
+                .collect()
+        };
+        assert_eq!(found("CAFÉ"), ["Café 5/tcp"]);
+        assert_eq!(found("été"), ["Café 5/tcp"]);
+        assert_eq!(found("stripe"), ["ZEBRA 6/tcp"]);
+        assert!(
+            found("unassignedcafé").is_empty(),
+            "no match across records"
+        );
     }
 
     #[test]

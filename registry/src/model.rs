@@ -2,6 +2,7 @@
 //! the small value types it is made of.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,20 @@ pub fn fold_name(text: &str) -> String {
     } else {
         text.to_lowercase()
     }
+}
+
+/// Whether `text` starts with the ASCII `prefix`, ignoring ASCII case.
+fn starts_with_ignore_ascii_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// Whether `text` contains the ASCII `needle`, ignoring ASCII case.
+fn contains_ignore_ascii_case(text: &str, needle: &str) -> bool {
+    text.as_bytes()
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// A port or an inclusive port range such as x11's `6000-6063`.
@@ -101,15 +116,17 @@ impl Protocol {
     /// Parses a protocol name, case-insensitively. Unknown names become
     /// [`Protocol::Other`]; an empty string is `None`.
     pub fn parse(text: &str) -> Option<Self> {
-        let lower = text.trim().to_ascii_lowercase();
-        Some(match lower.as_str() {
-            "" => return None,
-            "tcp" => Self::Tcp,
-            "udp" => Self::Udp,
-            "sctp" => Self::Sctp,
-            "dccp" => Self::Dccp,
-            _ => Self::Other(lower.into_boxed_str()),
-        })
+        let text = text.trim();
+        let known = [Self::Tcp, Self::Udp, Self::Sctp, Self::Dccp];
+        if text.is_empty() {
+            return None;
+        }
+        Some(
+            known
+                .into_iter()
+                .find(|p| p.as_str().eq_ignore_ascii_case(text))
+                .unwrap_or_else(|| Self::Other(text.to_ascii_lowercase().into_boxed_str())),
+        )
     }
 
     /// The protocol's name, lowercase.
@@ -197,8 +214,10 @@ impl RecordState {
     ///   [`RecordState::Reserved`];
     /// * everything else is [`RecordState::Assigned`].
     pub fn derive(name: Option<&str>, description: &str, notes: Option<&str>) -> Self {
-        let desc = description.trim().to_ascii_lowercase();
-        let notes = notes.unwrap_or("").to_ascii_lowercase();
+        // Called for every row of every file: compare without allocating
+        // lowercase copies.
+        let desc = description.trim();
+        let notes = notes.unwrap_or("");
         let says_removed = |text: &str| {
             [
                 "removed",
@@ -208,22 +227,24 @@ impl RecordState {
                 "decommissioned",
             ]
             .iter()
-            .any(|w| text.contains(w))
+            .any(|w| contains_ignore_ascii_case(text, w))
         };
-        if desc.starts_with("unassigned") {
-            return if says_removed(&desc) || says_removed(&notes) {
+        if starts_with_ignore_ascii_case(desc, "unassigned") {
+            return if says_removed(desc) || says_removed(notes) {
                 Self::Removed
             } else {
                 Self::Unassigned
             };
         }
-        if desc.starts_with("reserved") {
+        if starts_with_ignore_ascii_case(desc, "reserved") {
             return Self::Reserved;
         }
-        if name.is_none() && (says_removed(&desc) || desc.starts_with("deprecated")) {
+        if name.is_none()
+            && (says_removed(desc) || starts_with_ignore_ascii_case(desc, "deprecated"))
+        {
             return Self::Removed;
         }
-        if name.is_some() && says_removed(&notes) && notes.contains("(removed") {
+        if name.is_some() && says_removed(notes) && contains_ignore_ascii_case(notes, "(removed") {
             return Self::Removed;
         }
         if name.is_none() && desc.is_empty() {
@@ -426,8 +447,9 @@ impl Record {
 /// or removed around it, which keeps diffs between editions small.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RecordKey {
-    /// Name as written.
-    pub name: Option<String>,
+    /// Name as written. Shared, not copied: every version of the index
+    /// holds each key more than once (snapshot, lookup maps, diffs).
+    pub name: Option<Arc<str>>,
     /// Port range.
     pub ports: Option<PortRange>,
     /// Protocol.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 
@@ -79,7 +80,7 @@ impl Registry {
                 let ordinal = *slot;
                 *slot += 1;
                 RecordKey {
-                    name: r.name.clone(),
+                    name: r.name.as_deref().map(Arc::from),
                     ports: r.ports,
                     protocol: r.protocol.clone(),
                     ordinal,
