@@ -25,12 +25,13 @@ use crate::validate::WatchMode;
 /// How many applied changes are kept for Watch catch-up deltas, at most.
 pub const DEFAULT_HISTORY: usize = 64;
 
-/// The history also holds no more touched records in all than the registry
-/// has records: a catch-up delta larger than that is no cheaper than a
-/// snapshot, and the old records a history pins would otherwise grow memory
-/// by a registry's worth per kept change.
+/// The history holds no more touched records in all than half the
+/// registry (at least one Watch part's worth). A catch-up delta that large
+/// costs about as much as a snapshot, and a kept change pins the old content
+/// of every record it touched: a change that rewrites most of the registry
+/// would otherwise keep a second registry alive until the next reload.
 fn history_record_budget(registry_len: usize) -> usize {
-    registry_len.max(crate::watch::MAX_PART_RECORDS)
+    (registry_len / 2).max(crate::watch::MAX_PART_RECORDS)
 }
 
 /// How many changes a Watch stream may fall behind the broadcast before it
@@ -173,12 +174,16 @@ impl RegistryState {
             return Ok(None);
         };
         let change = Arc::new(change);
-        if self.history_capacity > 0 {
-            history.push_back(Arc::clone(&change));
-        }
         let budget = history_record_budget(self.index.snapshot().len());
+        if self.history_capacity > 0 && change.diff.len() <= budget {
+            history.push_back(Arc::clone(&change));
+        } else {
+            // Older changes cannot chain past one that is not kept: a
+            // watcher behind it needs a snapshot anyway.
+            history.clear();
+        }
         let mut held: usize = history.iter().map(|c| c.diff.len()).sum();
-        while history.len() > self.history_capacity || (held > budget && history.len() > 1) {
+        while history.len() > self.history_capacity || held > budget {
             if let Some(oldest) = history.pop_front() {
                 held -= oldest.diff.len();
             }
@@ -271,26 +276,42 @@ mod tests {
         Registry::new(records, SourceInfo::default())
     }
 
-    /// Changes that each touch the whole registry would pin a registry's
-    /// worth of old records per kept change; the record budget keeps only
-    /// what is worth more than a snapshot.
+    /// A change touching most of the registry is not kept (its catch-up
+    /// delta would cost as much as a snapshot, and it would pin a second
+    /// registry of old records); changes within half the registry are,
+    /// until they add up to more than half.
     #[test]
     fn history_is_bounded_by_records_as_well_as_by_count() {
         let state = RegistryState::new(registry(3000, "v0"), DEFAULT_HISTORY);
-        for round in 1..=5 {
-            let next = registry(3000, &format!("v{round}"));
-            state.apply(next, &ReloadGuard::default()).unwrap().unwrap();
+        let mut next = registry(3000, "v0");
+        for port in 0..1200 {
+            next.records[port].description = "v1".into();
         }
+        state
+            .apply(next.clone(), &ReloadGuard::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(lock(&state.history).len(), 1, "1,200 of 3,000 is kept");
+        for port in 0..1200 {
+            next.records[port].description = "v2".into();
+        }
+        state.apply(next, &ReloadGuard::default()).unwrap().unwrap();
         let history = lock(&state.history);
-        assert_eq!(
-            history.len(),
-            1,
-            "only the last whole-registry change is kept"
-        );
-        assert_eq!(history[0].to_version, 6);
+        assert_eq!(history.len(), 1, "2,400 records held is more than half");
+        assert_eq!(history[0].to_version, 3);
         drop(history);
-        // A watcher one version behind still gets a delta, older ones a snapshot.
-        assert!(matches!(state.watch_start(5).catch_up, CatchUp::Changes(ref c) if c.len() == 1));
+        assert!(matches!(state.watch_start(2).catch_up, CatchUp::Changes(ref c) if c.len() == 1));
+        assert!(matches!(state.watch_start(1).catch_up, CatchUp::Snapshot));
+
+        // Every record changes: nothing is kept, so nothing old is pinned.
+        let change = state
+            .apply(registry(3000, "v3"), &ReloadGuard::default())
+            .unwrap()
+            .unwrap();
+        assert!(lock(&state.history).is_empty());
+        let old_record = Arc::downgrade(&change.diff.changed[0].1);
+        drop(change);
+        assert!(old_record.upgrade().is_none(), "the old edition is freed");
         assert!(matches!(state.watch_start(3).catch_up, CatchUp::Snapshot));
     }
 
