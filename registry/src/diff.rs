@@ -9,6 +9,7 @@
 //! keys only) and what client caches and replicas apply, so it is the one
 //! description of "what changed" in the whole system.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ impl Diff {
     /// Output order follows `new` for added and changed records and `old`
     /// for removed ones, so it is deterministic.
     pub fn between(old: &[KeyedRecord], new: &[KeyedRecord]) -> Self {
-        reconcile(old, new.to_vec()).1
+        reconcile(old, new.iter().cloned()).1
     }
 
     /// Whether nothing changed.
@@ -104,31 +105,46 @@ impl Diff {
 /// Diffs `new` against `old` and returns `new` with every unchanged record
 /// replaced by `old`'s `Arc` for it, so that unchanged records keep their
 /// identity across reloads (and can be recognised by pointer).
-pub fn reconcile(old: &[KeyedRecord], new: Vec<KeyedRecord>) -> (Vec<KeyedRecord>, Diff) {
+///
+/// `new` may hold shared records (a replica's delta) or owned ones (a
+/// freshly parsed file). An owned record equal to the old one is dropped
+/// as soon as it is compared, never copied into an `Arc`: a reload that
+/// changes a handful of records allocates a handful, not a registry.
+pub fn reconcile<R>(
+    old: &[KeyedRecord],
+    new: impl IntoIterator<Item = (RecordKey, R)>,
+) -> (Vec<KeyedRecord>, Diff)
+where
+    R: Borrow<Record> + Into<Arc<Record>>,
+{
     let old_by_key: HashMap<&RecordKey, &Arc<Record>, FxBuildHasher> =
         old.iter().map(|(k, r)| (k, r)).collect();
     let mut diff = Diff::default();
     let mut matched = 0usize;
-    let reconciled: Vec<KeyedRecord> = new
-        .into_iter()
-        .map(|(key, record)| match old_by_key.get(&key) {
-            Some(previous) => {
+    let new = new.into_iter();
+    let mut reconciled: Vec<KeyedRecord> = Vec::with_capacity(new.size_hint().0);
+    for (key, record) in new {
+        match old_by_key.get(&key) {
+            Some(&previous) => {
                 matched += 1;
-                if Arc::ptr_eq(previous, &record) || ***previous == *record {
-                    let previous = Arc::clone(previous);
-                    (key, previous)
+                let same = std::ptr::eq(Arc::as_ptr(previous), record.borrow())
+                    || **previous == *record.borrow();
+                if same {
+                    reconciled.push((key, Arc::clone(previous)));
                 } else {
+                    let record: Arc<Record> = record.into();
                     diff.changed
                         .push((key.clone(), Arc::clone(previous), Arc::clone(&record)));
-                    (key, record)
+                    reconciled.push((key, record));
                 }
             }
             None => {
+                let record: Arc<Record> = record.into();
                 diff.added.push((key.clone(), Arc::clone(&record)));
-                (key, record)
+                reconciled.push((key, record));
             }
-        })
-        .collect();
+        }
+    }
     if matched < old.len() {
         let new_keys: HashSet<&RecordKey, FxBuildHasher> =
             reconciled.iter().map(|(k, _)| k).collect();

@@ -448,8 +448,13 @@ impl Index {
         registry: Registry,
         guard: &ReloadGuard,
     ) -> Result<Option<Change>, ApplyError> {
-        let keyed = keyed_records(registry.records);
-        self.install(keyed, registry.source, None, Some(guard))
+        // Keys first (they borrow the records), then the records by value:
+        // the ones equal to the current registry's are dropped during the
+        // diff instead of being shared first, which keeps a reload's memory
+        // at one parsed copy of the file.
+        let keys = registry.keys();
+        let Registry { records, source } = registry;
+        self.install(keys.into_iter().zip(records), source, None, Some(guard))
     }
 
     /// Replaces the registry with already-keyed records and sets the version
@@ -460,7 +465,7 @@ impl Index {
         source: SourceInfo,
         version: u64,
     ) -> Result<Option<Change>, ApplyError> {
-        self.install(keyed, source, Some(version), None)
+        self.install(keyed.into_iter(), source, Some(version), None)
     }
 
     /// Applies a delta received from elsewhere (a server's watch stream):
@@ -488,23 +493,31 @@ impl Index {
         let mut appended: Vec<KeyedRecord> = replacements.into_iter().collect();
         appended.sort_by(|a, b| a.0.cmp(&b.0));
         keyed.extend(appended);
-        self.install(keyed, current.source.clone(), Some(version), None)
+        self.install(
+            keyed.into_iter(),
+            current.source.clone(),
+            Some(version),
+            None,
+        )
     }
 
-    fn install(
+    fn install<R>(
         &self,
-        keyed: Vec<KeyedRecord>,
+        keyed: impl ExactSizeIterator<Item = (RecordKey, R)>,
         source: SourceInfo,
         version: Option<u64>,
         guard: Option<&ReloadGuard>,
-    ) -> Result<Option<Change>, ApplyError> {
+    ) -> Result<Option<Change>, ApplyError>
+    where
+        R: std::borrow::Borrow<Record> + Into<Arc<Record>>,
+    {
         // A poisoned lock only means another writer panicked; the maps are
         // still consistent (each step leaves them valid), so carry on.
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.snapshot.load_full();
         if let Some(guard) = guard {
             guard.check(current.len(), keyed.len())?;
-        } else if keyed.is_empty() {
+        } else if keyed.len() == 0 {
             return Err(ApplyError::Empty);
         }
         // Unchanged records keep the current Arc, so unchanged map entries
