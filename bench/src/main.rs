@@ -3,6 +3,12 @@
 //! unexpected failure (a failed request, a version going backwards, a watch
 //! stream that missed the change), 2 when it could not run at all.
 
+/// The same allocator as `portolan-server`, so that the baseline server
+/// (this executable's `baseline-server`) differs from Portolan only in the
+/// registry work, not in how it allocates.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser as _;

@@ -3,6 +3,13 @@
 //! a bad one, before binding anything), binds the listener and runs the
 //! server until SIGTERM or SIGINT.
 
+/// jemalloc rather than the system allocator: it returns freed pages to
+/// the OS from a background thread (see `.cargo/config.toml`), so a reload's
+/// transient copy of the registry does not stay resident, and it serves the
+/// many small allocations of request handling with less contention.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
