@@ -117,20 +117,22 @@ pub fn reconcile<R>(
 where
     R: Borrow<Record> + Into<Arc<Record>>,
 {
-    let old_by_key: HashMap<&RecordKey, &Arc<Record>, FxBuildHasher> =
-        old.iter().map(|(k, r)| (k, r)).collect();
+    let old_by_key: HashMap<&RecordKey, &KeyedRecord, FxBuildHasher> =
+        old.iter().map(|keyed| (&keyed.0, keyed)).collect();
     let mut diff = Diff::default();
     let mut matched = 0usize;
     let new = new.into_iter();
     let mut reconciled: Vec<KeyedRecord> = Vec::with_capacity(new.size_hint().0);
     for (key, record) in new {
         match old_by_key.get(&key) {
-            Some(&previous) => {
+            Some(&(old_key, previous)) => {
                 matched += 1;
                 let same = std::ptr::eq(Arc::as_ptr(previous), record.borrow())
                     || **previous == *record.borrow();
                 if same {
-                    reconciled.push((key, Arc::clone(previous)));
+                    // The old key too, so its name stays one allocation
+                    // across versions.
+                    reconciled.push((old_key.clone(), Arc::clone(previous)));
                 } else {
                     let record: Arc<Record> = record.into();
                     diff.changed

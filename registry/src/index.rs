@@ -585,7 +585,8 @@ type NameLists = Vec<(Box<str>, RecordList)>;
 /// Which ports and names a map (re)build covers.
 #[derive(Debug)]
 enum Scope {
-    /// Every port and name (a first build).
+    /// Every port and name (a first build, or a diff touching most
+    /// records).
     All,
     /// Only what a diff touched: every port of every touched key's range,
     /// and the folded names and aliases of touched records.
@@ -622,9 +623,9 @@ impl Scope {
     }
 }
 
-/// Builds the port and name lists for the ports and names in `scope`
-/// (sorted by port and name; each list in canonical order); ports and names in scope that no record answers are
-/// absent from the result.
+/// Builds the port and name lists for the ports and names in `scope`,
+/// sorted by port and by name, each list in canonical order; ports and
+/// names in scope that no record answers are absent from the result.
 ///
 /// Ports are bucketed with a counting sort (every port of every range), and
 /// neighbouring ports whose lists are identical (the ports of one range)

@@ -26,9 +26,11 @@ fn starts_with_ignore_ascii_case(text: &str, prefix: &str) -> bool {
 
 /// Whether `text` contains the ASCII `needle`, ignoring ASCII case.
 fn contains_ignore_ascii_case(text: &str, needle: &str) -> bool {
-    text.as_bytes()
-        .windows(needle.len())
-        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+    needle.is_empty()
+        || text
+            .as_bytes()
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// A port or an inclusive port range such as x11's `6000-6063`.
