@@ -28,10 +28,17 @@ csv2="$tmp/edition-2026-08.csv"
 "$bin/portolan" --offline --data "$xml" export --format csv > "$csv2"
 "$bin/portolan" check "$csv2" > /dev/null
 
+# Results are committed: write this machine's temporary directory and the
+# repository's absolute path as placeholders.
+sanitize() {
+  sed -i -e "s#$tmp/#<tmp>/#g" -e "s#$(pwd)/##g" "$@"
+}
+
 run() {
   local name=$1; shift
   echo "### $name (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
   "$bin/portolan-bench" "$@" --json-out "$out/$name.json" | tee "$out/$name.txt"
+  sanitize "$out/$name.json" "$out/$name.txt"
 }
 
 run steady-unary steady --data "$csv" --mix unary --duration 10s --rounds 3
