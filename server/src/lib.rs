@@ -40,6 +40,8 @@ pub mod reload;
 pub mod service;
 pub mod state;
 pub mod status;
+#[cfg(test)]
+mod test_registry;
 pub mod validate;
 pub mod watch;
 

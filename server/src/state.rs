@@ -259,22 +259,8 @@ impl RegistryState {
 
 #[cfg(test)]
 mod tests {
-    use portolan_registry::{PortRange, Protocol, Record, SourceInfo};
-
     use super::*;
-
-    fn registry(count: u16, description: &str) -> Registry {
-        let records = (1..=count)
-            .map(|port| Record {
-                name: Some(format!("svc{port}")),
-                ports: Some(PortRange::single(port)),
-                protocol: Some(Protocol::Tcp),
-                description: description.to_string(),
-                ..Record::default()
-            })
-            .collect();
-        Registry::new(records, SourceInfo::default())
-    }
+    use crate::test_registry::numbered_registry as registry;
 
     /// A change touching most of the registry is not kept (its catch-up
     /// delta would cost as much as a snapshot, and it would pin a second

@@ -347,24 +347,10 @@ pub fn delta_events(
 
 #[cfg(test)]
 mod tests {
-    use portolan_registry::{
-        Index, PortRange, Protocol, Record, Registry, ReloadGuard, SourceInfo,
-    };
+    use portolan_registry::{Index, ReloadGuard};
 
     use super::*;
-
-    fn registry(count: u16, description: &str) -> Registry {
-        let records = (1..=count)
-            .map(|port| Record {
-                name: Some(format!("svc{port}")),
-                ports: Some(PortRange::single(port)),
-                protocol: Some(Protocol::Tcp),
-                description: description.to_string(),
-                ..Record::default()
-            })
-            .collect();
-        Registry::new(records, SourceInfo::default())
-    }
+    use crate::test_registry::numbered_registry as registry;
 
     fn change(count: u16) -> Arc<Change> {
         let index = Index::new(registry(count, "old"));
