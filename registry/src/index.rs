@@ -386,43 +386,55 @@ impl Index {
     /// `protocol` (`None` = any; records without a protocol match every
     /// protocol), in canonical order.
     pub fn lookup_port(&self, port: u16, protocol: Option<&Protocol>) -> LookupResult {
-        let version = self.version();
-        let records = match self.by_port.get(&port) {
-            Some(list) => matching(&list, protocol)
-                .map(|e| Arc::clone(&e.record))
-                .collect(),
-            None => Vec::new(),
-        };
+        let (version, records) = self.port_matches(port, protocol, |e| Arc::clone(&e.record));
         LookupResult { version, records }
     }
 
     /// [`Index::lookup_port`] answering entries (record and key).
     pub fn lookup_port_entries(&self, port: u16, protocol: Option<&Protocol>) -> EntryLookup {
-        let version = self.version();
-        let entries = match self.by_port.get(&port) {
-            Some(list) => matching(&list, protocol).cloned().collect(),
-            None => Vec::new(),
-        };
+        let (version, entries) = self.port_matches(port, protocol, Arc::clone);
         EntryLookup { version, entries }
     }
 
     /// Every record whose name or alias equals `name` case-insensitively,
     /// matching `protocol`, in canonical order.
     pub fn lookup_name(&self, name: &str, protocol: Option<&Protocol>) -> LookupResult {
-        let version = self.version();
-        let records = self.with_name(name, |list| {
-            matching(list, protocol)
-                .map(|e| Arc::clone(&e.record))
-                .collect()
-        });
+        let (version, records) = self.name_matches(name, protocol, |e| Arc::clone(&e.record));
         LookupResult { version, records }
     }
 
     /// [`Index::lookup_name`] answering entries (record and key).
     pub fn lookup_name_entries(&self, name: &str, protocol: Option<&Protocol>) -> EntryLookup {
-        let version = self.version();
-        let entries = self.with_name(name, |list| matching(list, protocol).cloned().collect());
+        let (version, entries) = self.name_matches(name, protocol, Arc::clone);
         EntryLookup { version, entries }
+    }
+
+    /// The version (read first, see the module docs), then `each` of the
+    /// entries of `port` matching `protocol`.
+    fn port_matches<T>(
+        &self,
+        port: u16,
+        protocol: Option<&Protocol>,
+        each: impl Fn(&Arc<IndexEntry>) -> T,
+    ) -> (u64, Vec<T>) {
+        let version = self.version();
+        let items = match self.by_port.get(&port) {
+            Some(list) => matching(&list, protocol).map(each).collect(),
+            None => Vec::new(),
+        };
+        (version, items)
+    }
+
+    /// [`Index::port_matches`] for a name.
+    fn name_matches<T>(
+        &self,
+        name: &str,
+        protocol: Option<&Protocol>,
+        each: impl Fn(&Arc<IndexEntry>) -> T,
+    ) -> (u64, Vec<T>) {
+        let version = self.version();
+        let items = self.with_name(name, |list| matching(list, protocol).map(each).collect());
+        (version, items)
     }
 
     fn with_name<T: Default>(&self, name: &str, f: impl FnOnce(&[Arc<IndexEntry>]) -> T) -> T {
