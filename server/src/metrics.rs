@@ -109,6 +109,9 @@ pub struct Metrics {
 /// method, so label cardinality stays bounded.
 const MAX_METHODS: usize = 64;
 
+/// The key those further paths share in the method table.
+const UNKNOWN_METHOD_KEY: &str = "/unknown";
+
 /// The series of one method, resolved once.
 #[derive(Debug)]
 struct MethodMetrics {
@@ -216,9 +219,12 @@ impl Metrics {
         let (key, labels) = if self.methods.len() < MAX_METHODS {
             (path, call_labels(path))
         } else {
+            if let Some(shared) = self.methods.get(UNKNOWN_METHOD_KEY) {
+                return Arc::clone(&shared);
+            }
             let mut labels = call_labels(path);
             labels.grpc_method = "unknown".to_string();
-            ("/unknown", labels)
+            (UNKNOWN_METHOD_KEY, labels)
         };
         let method = Arc::new(MethodMetrics {
             started: self.started.get_or_create(&labels).clone(),
@@ -655,6 +661,24 @@ mod tests {
             call_labels("/grpc.health.v1.Health/Check").grpc_type,
             "unary"
         );
+    }
+
+    /// Paths beyond the first MAX_METHODS share one `unknown` method, so a
+    /// client probing random paths cannot grow the series without bound.
+    #[test]
+    fn paths_beyond_the_limit_share_the_unknown_method() {
+        let metrics = Metrics::new();
+        for i in 0..MAX_METHODS {
+            let method = metrics.method(&format!("/probe.Service/M{i}"));
+            assert_eq!(method.labels.grpc_method, format!("M{i}"));
+        }
+        let first_extra = metrics.method("/probe.Service/Extra1");
+        let second_extra = metrics.method("/probe.Service/Extra2");
+        assert_eq!(first_extra.labels.grpc_method, "unknown");
+        assert!(Arc::ptr_eq(&first_extra, &second_extra));
+        assert_eq!(metrics.methods.len(), MAX_METHODS + 1);
+        let known_again = metrics.method("/probe.Service/M3");
+        assert_eq!(known_again.labels.grpc_method, "M3");
     }
 
     #[test]
