@@ -35,11 +35,11 @@ fn decode<M: Message + Default + PartialEq + std::fmt::Debug>(data: &[u8]) -> Op
 fn run_lookup(lookup: &Lookup) {
     let index = index();
     let result = match lookup {
-        Lookup::Port { port, protocol } => index.lookup_port(*port, protocol.as_ref()),
-        Lookup::Name { name, protocol } => index.lookup_name(name, protocol.as_ref()),
+        Lookup::Port { port, protocol } => index.lookup_port_entries(*port, protocol.as_ref()),
+        Lookup::Name { name, protocol } => index.lookup_name_entries(name, protocol.as_ref()),
     };
-    for record in &result.records {
-        let _ = convert::unkeyed_record_to_pb(record);
+    for entry in &result.entries {
+        let _ = convert::record_to_pb(&entry.key, &entry.record);
     }
 }
 
