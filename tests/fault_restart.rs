@@ -147,12 +147,15 @@ struct Setup {
     _dir: tempfile::TempDir,
     data: PathBuf,
     base: Vec<u8>,
-    base_records: u64,
+    /// The records of every generation: the sample's plus the probe row.
+    records: u64,
     addr: SocketAddr,
     uri: String,
 }
 
-fn setup(sample: &Path) -> Setup {
+/// Writes generation A of `sample` to a fresh data file and starts the
+/// server on it on a free port; returns once it serves that generation.
+async fn serve_generation_a(sample: &Path) -> (Setup, ServerProcess) {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("registry.csv");
     let base = std::fs::read(sample).expect("read the sample CSV");
@@ -161,24 +164,39 @@ fn setup(sample: &Path) -> Setup {
         .registry
         .len() as u64;
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    Setup {
+    let s = Setup {
         _dir: dir,
         data,
         base,
-        base_records,
+        records: base_records + 1,
         addr,
         uri: format!("http://{addr}"),
-    }
+    };
+    write_atomically(&s.data, &generation(&s.base, "A"));
+    let server = ServerProcess::start(s.addr, &s.data);
+    wait_serving(&s.uri, s.records).await;
+    (s, server)
+}
+
+/// A replica of the server at `uri`, starting empty and reconnecting fast.
+fn start_replica(uri: &str) -> ReplicaClient {
+    ReplicaClient::start(
+        Client::builder(uri)
+            .connect_timeout(Duration::from_millis(300))
+            .connect_lazy()
+            .expect("replica client"),
+        Registry::default(),
+        ReplicaConfig {
+            heartbeat_timeout: Duration::from_secs(3),
+            reconnect: fast_reconnect(),
+        },
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_ride_out_a_sigkill_and_converge_after_restart() {
     let sample = require_shared_file!("iana/sample-1000.csv");
-    let s = setup(&sample);
-    let records = s.base_records + 1;
-    write_atomically(&s.data, &generation(&s.base, "A"));
-    let mut server = ServerProcess::start(s.addr, &s.data);
-    wait_serving(&s.uri, records).await;
+    let (s, mut server) = serve_generation_a(&sample).await;
 
     // The three clients, each with its own channel.
     let plain = Client::builder(&s.uri)
@@ -210,17 +228,7 @@ async fn clients_ride_out_a_sigkill_and_converge_after_restart() {
             ..CacheConfig::default()
         },
     );
-    let replica = ReplicaClient::start(
-        Client::builder(&s.uri)
-            .connect_timeout(Duration::from_millis(300))
-            .connect_lazy()
-            .expect("replica client"),
-        Registry::default(),
-        ReplicaConfig {
-            heartbeat_timeout: Duration::from_secs(3),
-            reconnect: fast_reconnect(),
-        },
-    );
+    let replica = start_replica(&s.uri);
     assert!(cache.wait_live(Duration::from_secs(10)).await, "cache live");
     let v1 = plain.registry_info().await.expect("info").version;
     assert!(replica.wait_for_version(v1, Duration::from_secs(10)).await);
@@ -343,7 +351,7 @@ async fn clients_ride_out_a_sigkill_and_converge_after_restart() {
             .expect("retried across the restart"),
         "Generation C"
     );
-    wait_serving(&s.uri, records).await;
+    wait_serving(&s.uri, s.records).await;
     let v3 = plain
         .registry_info()
         .await
@@ -357,7 +365,7 @@ async fn clients_ride_out_a_sigkill_and_converge_after_restart() {
             .then_some(())
     })
     .await;
-    assert_eq!(replica.stats().records, records);
+    assert_eq!(replica.stats().records, s.records);
     // The cache is live again and serves C, not stale.
     let fresh = eventually(Duration::from_secs(15), "the cache to recover", || async {
         let answer = cache.lookup_name(PROBE, None).await.ok()?;
@@ -418,23 +426,9 @@ fn is_connection_loss(error: &portolan_client::Error) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_with_new_data_reaches_the_replica() {
     let sample = require_shared_file!("iana/sample-1000.csv");
-    let s = setup(&sample);
-    let records = s.base_records + 1;
-    write_atomically(&s.data, &generation(&s.base, "A"));
-    let mut server = ServerProcess::start(s.addr, &s.data);
-    wait_serving(&s.uri, records).await;
+    let (s, mut server) = serve_generation_a(&sample).await;
 
-    let replica = ReplicaClient::start(
-        Client::builder(&s.uri)
-            .connect_timeout(Duration::from_millis(300))
-            .connect_lazy()
-            .expect("replica client"),
-        Registry::default(),
-        ReplicaConfig {
-            heartbeat_timeout: Duration::from_secs(3),
-            reconnect: fast_reconnect(),
-        },
-    );
+    let replica = start_replica(&s.uri);
     assert!(replica.wait_for_version(1, Duration::from_secs(10)).await);
     assert_eq!(
         replica.lookup_name(PROBE, None).records[0].description,
@@ -445,7 +439,7 @@ async fn a_restart_with_new_data_reaches_the_replica() {
     server.kill();
     write_atomically(&s.data, &generation(&s.base, "B"));
     let _server = ServerProcess::start(s.addr, &s.data);
-    wait_serving(&s.uri, records).await;
+    wait_serving(&s.uri, s.records).await;
 
     eventually(
         Duration::from_secs(15),

@@ -281,30 +281,34 @@ impl Decoder for RawDecoder {
     }
 }
 
-/// Sends `body` as the request message of unary method `method`.
-async fn raw_unary(
-    channel: &Channel,
-    method: &'static str,
-    body: Vec<u8>,
-) -> Result<Vec<u8>, Status> {
+/// The request path of PortRegistry method `method` (e.g. `LookupName`).
+fn method_path(method: &str) -> tonic::codegen::http::uri::PathAndQuery {
+    format!("/portolan.v1.PortRegistry/{method}")
+        .try_into()
+        .expect("a valid request path")
+}
+
+/// Sends `body` as the request message of PortRegistry's unary method
+/// `method`.
+async fn raw_unary(channel: &Channel, method: &str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready().await.expect("channel ready");
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
+    let path = method_path(method);
     grpc.unary(tonic::Request::new(body), path, RawCodec)
         .await
         .map(tonic::Response::into_inner)
 }
 
-/// Sends `items` on the request stream of `method`; returns the first
-/// response item (or the status the stream ended with).
+/// Sends `items` on the request stream of PortRegistry's method `method`;
+/// returns the first response item (or the status the stream ended with).
 async fn raw_streaming_first(
     channel: &Channel,
-    method: &'static str,
+    method: &str,
     items: Vec<Vec<u8>>,
 ) -> Result<Option<Vec<u8>>, Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready().await.expect("channel ready");
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
+    let path = method_path(method);
     let mut stream = grpc
         .streaming(
             tonic::Request::new(tokio_stream::iter(items)),
@@ -314,6 +318,16 @@ async fn raw_streaming_first(
         .await?
         .into_inner();
     stream.message().await
+}
+
+/// Asserts that `body`, sent as the request message of unary method
+/// `method`, fails to decode: INTERNAL with a message containing `needle`.
+async fn assert_undecodable(channel: &Channel, method: &str, body: Vec<u8>, needle: &str) {
+    assert_status(
+        raw_unary(channel, method, body).await,
+        Code::Internal,
+        needle,
+    );
 }
 
 /// Protobuf field `field` of wire type 2 (length-delimited) holding `bytes`.
@@ -337,76 +351,43 @@ async fn invalid_utf8_and_broken_protobuf_are_refused_by_decoding() {
 
     // The raw path works: a well-formed LookupNameRequest{name: "https"}
     // sent as bytes decodes to the real answer.
-    let ok = raw_unary(
-        &channel,
-        "/portolan.v1.PortRegistry/LookupName",
-        length_delimited(1, b"https"),
-    )
-    .await
-    .expect("well-formed raw request");
+    let ok = raw_unary(&channel, "LookupName", length_delimited(1, b"https"))
+        .await
+        .expect("well-formed raw request");
     let ok = LookupResponse::decode(ok.as_slice()).expect("a LookupResponse");
     assert!(ok.records.iter().any(|r| r.port == Some(443)));
 
     // Invalid UTF-8 in `string` fields: prost refuses to decode, and tonic
     // maps decode errors to INTERNAL before any handler runs.
     let bad_utf8: &[u8] = b"ht\xff\xfetp";
-    assert_status(
-        raw_unary(
-            &channel,
-            "/portolan.v1.PortRegistry/LookupName",
-            length_delimited(1, bad_utf8),
-        )
-        .await,
-        Code::Internal,
+    assert_undecodable(
+        &channel,
+        "LookupName",
+        length_delimited(1, bad_utf8),
         "UTF-8",
-    );
-    assert_status(
-        raw_unary(
-            &channel,
-            "/portolan.v1.PortRegistry/Search",
-            length_delimited(1, b"\xc3\x28"),
-        )
-        .await,
-        Code::Internal,
+    )
+    .await;
+    assert_undecodable(
+        &channel,
+        "Search",
+        length_delimited(1, b"\xc3\x28"),
         "UTF-8",
-    );
+    )
+    .await;
     // A BatchLookup item whose id is invalid UTF-8: the request stream is
     // broken, so the response stream ends with INTERNAL.
     assert_status(
-        raw_streaming_first(
-            &channel,
-            "/portolan.v1.PortRegistry/BatchLookup",
-            vec![length_delimited(1, b"\x80")],
-        )
-        .await,
+        raw_streaming_first(&channel, "BatchLookup", vec![length_delimited(1, b"\x80")]).await,
         Code::Internal,
         "UTF-8",
     );
     // Not protobuf at all: a truncated varint, and a length running past
     // the end of the message.
-    assert_status(
-        raw_unary(
-            &channel,
-            "/portolan.v1.PortRegistry/LookupPort",
-            vec![0x08, 0xff],
-        )
-        .await,
-        Code::Internal,
-        "",
-    );
-    assert_status(
-        raw_unary(
-            &channel,
-            "/portolan.v1.PortRegistry/LookupName",
-            vec![0x0a, 0x7f, b'a'],
-        )
-        .await,
-        Code::Internal,
-        "",
-    );
+    assert_undecodable(&channel, "LookupPort", vec![0x08, 0xff], "").await;
+    assert_undecodable(&channel, "LookupName", vec![0x0a, 0x7f, b'a'], "").await;
     // A method that does not exist.
     assert_status(
-        raw_unary(&channel, "/portolan.v1.PortRegistry/DropTables", Vec::new()).await,
+        raw_unary(&channel, "DropTables", Vec::new()).await,
         Code::Unimplemented,
         "",
     );
@@ -414,7 +395,7 @@ async fn invalid_utf8_and_broken_protobuf_are_refused_by_decoding() {
     // The same connection, and a separate client, are still served.
     let again = raw_unary(
         &channel,
-        "/portolan.v1.PortRegistry/LookupPort",
+        "LookupPort",
         port_request(443, Protocol::Tcp as i32).encode_to_vec(),
     )
     .await

@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use portolan::pb::port_registry_client::PortRegistryClient;
 use portolan::pb::{
-    GetRegistryInfoRequest, LookupPortRequest, Protocol, RegistryInfo, ReloadOutcome,
+    GetRegistryInfoRequest, LookupPortRequest, LookupResponse, Protocol, RegistryInfo,
+    ReloadOutcome,
 };
 use portolan_test_support::require_shared_file;
 use tonic::transport::Channel;
 
-use support::{eventually, start_server_on_file};
+use support::{TestServer, eventually, start_server_on_file};
 
 /// How quickly a changed file must be served.
 const RELOAD_DEADLINE: Duration = Duration::from_secs(2);
@@ -73,6 +74,49 @@ async fn wait_for_variant(client: &PortRegistryClient<Channel>, version: u64, ta
     .await;
 }
 
+/// Copies `csv` to `registry.csv` in a new temporary directory and serves
+/// it; returns the directory (keep it alive), the copy's path, the server and
+/// a client once the registry is loaded.
+async fn serve_copy_of(
+    csv: &Path,
+) -> (
+    tempfile::TempDir,
+    PathBuf,
+    TestServer,
+    PortRegistryClient<Channel>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("registry.csv");
+    std::fs::copy(csv, &data).unwrap();
+    let server = start_server_on_file(&data).await;
+    let client = server.ready_client().await;
+    (dir, data, server, client)
+}
+
+/// Waits until GetRegistryInfo reports a failed reload; returns that info.
+async fn wait_for_failed_reload(client: &PortRegistryClient<Channel>, what: &str) -> RegistryInfo {
+    eventually(RELOAD_DEADLINE, what, || {
+        let mut client = client.clone();
+        async move {
+            let now = info(&mut client).await;
+            (now.last_reload_outcome == ReloadOutcome::Failed as i32).then_some(now)
+        }
+    })
+    .await
+}
+
+/// Looks up 443/tcp (https).
+async fn lookup_443_tcp(client: &mut PortRegistryClient<Channel>) -> LookupResponse {
+    client
+        .lookup_port(LookupPortRequest {
+            port: 443,
+            protocol: Protocol::Tcp as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn write_atomically(path: &Path, contents: &str) {
     let temporary = path.with_extension("csv.tmp");
     std::fs::write(&temporary, contents).unwrap();
@@ -83,11 +127,7 @@ fn write_atomically(path: &Path, contents: &str) {
 async fn rename_over_and_in_place_writes_are_served() {
     let csv = require_shared_file!("iana/service-names-port-numbers.csv");
     let base = std::fs::read_to_string(&csv).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("registry.csv");
-    std::fs::write(&data, &base).unwrap();
-    let server = start_server_on_file(&data).await;
-    let mut client = server.ready_client().await;
+    let (_dir, data, server, mut client) = serve_copy_of(&csv).await;
     assert_eq!(info(&mut client).await.version, 1);
 
     // An editor's save: write elsewhere, rename over the file.
@@ -100,14 +140,7 @@ async fn rename_over_and_in_place_writes_are_served() {
     let after = info(&mut client).await;
     assert_eq!(after.last_reload_outcome, ReloadOutcome::Applied as i32);
     assert_eq!(after.record_count, FULL_CSV_RECORDS + 1);
-    let https = client
-        .lookup_port(LookupPortRequest {
-            port: 443,
-            protocol: Protocol::Tcp as i32,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let https = lookup_443_tcp(&mut client).await;
     assert_eq!(
         https.records[0].description,
         "http protocol over TLS/SSL (in-place)"
@@ -121,11 +154,7 @@ async fn rename_over_and_in_place_writes_are_served() {
 async fn reading_the_file_does_not_trigger_more_reloads() {
     let csv = require_shared_file!("iana/service-names-port-numbers.csv");
     let base = std::fs::read_to_string(&csv).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("registry.csv");
-    std::fs::write(&data, &base).unwrap();
-    let server = start_server_on_file(&data).await;
-    let mut client = server.ready_client().await;
+    let (_dir, data, server, mut client) = serve_copy_of(&csv).await;
     std::fs::write(&data, variant(&base, "once")).unwrap();
     wait_for_variant(&client, 2, "once").await;
     let settled = info(&mut client).await;
@@ -211,22 +240,11 @@ async fn kubernetes_configmap_symlink_swaps_are_served() {
 async fn a_truncated_file_keeps_the_last_good_registry() {
     let csv = require_shared_file!("iana/service-names-port-numbers.csv");
     let truncated = require_shared_file!("bad/truncated.csv");
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("registry.csv");
-    std::fs::copy(&csv, &data).unwrap();
-    let server = start_server_on_file(&data).await;
-    let mut client = server.ready_client().await;
+    let (_dir, data, server, mut client) = serve_copy_of(&csv).await;
     let good = info(&mut client).await;
 
     std::fs::write(&data, std::fs::read(&truncated).unwrap()).unwrap();
-    let failed = eventually(RELOAD_DEADLINE, "the failed reload to be reported", || {
-        let mut client = client.clone();
-        async move {
-            let now = info(&mut client).await;
-            (now.last_reload_outcome == ReloadOutcome::Failed as i32).then_some(now)
-        }
-    })
-    .await;
+    let failed = wait_for_failed_reload(&client, "the failed reload to be reported").await;
     assert!(
         failed.last_reload_error.contains("truncated"),
         "{}",
@@ -241,14 +259,7 @@ async fn a_truncated_file_keeps_the_last_good_registry() {
     assert_eq!(failed.version, good.version);
     assert_eq!(failed.content_hash, good.content_hash);
     assert_eq!(failed.record_count, FULL_CSV_RECORDS);
-    let still = client
-        .lookup_port(LookupPortRequest {
-            port: 443,
-            protocol: Protocol::Tcp as i32,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let still = lookup_443_tcp(&mut client).await;
     assert_eq!(still.records[0].name.as_deref(), Some("https"));
     assert_eq!(still.version, 1);
 
@@ -264,25 +275,10 @@ async fn a_truncated_file_keeps_the_last_good_registry() {
 async fn a_file_that_shrinks_by_ninety_percent_is_refused() {
     let csv = require_shared_file!("iana/service-names-port-numbers.csv");
     let sample = require_shared_file!("iana/sample-1000.csv");
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("registry.csv");
-    std::fs::copy(&csv, &data).unwrap();
-    let server = start_server_on_file(&data).await;
-    let client = server.ready_client().await;
+    let (_dir, data, server, client) = serve_copy_of(&csv).await;
 
     write_atomically(&data, &std::fs::read_to_string(&sample).unwrap());
-    let refused = eventually(
-        RELOAD_DEADLINE,
-        "the shrink guard to refuse the file",
-        || {
-            let mut client = client.clone();
-            async move {
-                let now = info(&mut client).await;
-                (now.last_reload_outcome == ReloadOutcome::Failed as i32).then_some(now)
-            }
-        },
-    )
-    .await;
+    let refused = wait_for_failed_reload(&client, "the shrink guard to refuse the file").await;
     assert!(
         refused.last_reload_error.contains("1000 records")
             && refused.last_reload_error.contains("14512"),

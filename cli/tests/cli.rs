@@ -30,6 +30,21 @@ fn json_lines(stdout: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// Runs `cmd`, asserts that it exits 0, and returns its stdout.
+fn success_stdout(cmd: &mut Command) -> Vec<u8> {
+    cmd.assert().success().get_output().stdout.clone()
+}
+
+/// Runs `cmd`, asserts that it exits 0, and parses its stdout as JSON lines.
+fn success_json(cmd: &mut Command) -> Vec<Value> {
+    json_lines(&success_stdout(cmd))
+}
+
+/// The next line `watch` printed, within `timeout`, parsed as JSON.
+fn recv_json(lines: &mpsc::Receiver<String>, timeout: Duration, what: &str) -> Value {
+    serde_json::from_str(&lines.recv_timeout(timeout).expect(what)).expect("json")
+}
+
 struct Server {
     endpoint: String,
     data: PathBuf,
@@ -95,14 +110,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 #[test]
 fn offline_lookup_by_port_name_and_protocol() {
-    let out = portolan()
-        .args(["--offline", "lookup", "2692"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let rows = json_lines(&out);
+    let rows = success_json(portolan().args(["--offline", "lookup", "2692"]));
     assert_eq!(rows.len(), 2);
     assert!(
         rows.iter()
@@ -111,24 +119,12 @@ fn offline_lookup_by_port_name_and_protocol() {
     assert_eq!(rows[0]["state"], "assigned");
 
     // Global flags after the subcommand; protocol in the query or as a flag.
-    let out = portolan()
-        .args(["lookup", "2692/udp", "--offline"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let rows = json_lines(&out);
+    let rows = success_json(portolan().args(["lookup", "2692/udp", "--offline"]));
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["protocol"], "udp");
-    let out = portolan()
-        .args(["--offline", "lookup", "ADMINS-LMS", "--proto", "tcp"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(json_lines(&out)[0]["protocol"], "tcp");
+    let rows =
+        success_json(portolan().args(["--offline", "lookup", "ADMINS-LMS", "--proto", "tcp"]));
+    assert_eq!(rows[0]["protocol"], "tcp");
 
     portolan()
         .args(["--offline", "lookup", "1"])
@@ -165,13 +161,7 @@ fn usage_errors_exit_2_and_help_exits_0() {
 
 #[test]
 fn table_and_csv_outputs() {
-    let out = portolan()
-        .args(["--offline", "-o", "table", "lookup", "2692"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let out = success_stdout(portolan().args(["--offline", "-o", "table", "lookup", "2692"]));
     let text = String::from_utf8(out).expect("utf8");
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("NAME"), "{text}");
@@ -194,14 +184,7 @@ fn table_and_csv_outputs() {
 
 #[test]
 fn offline_search_list_info_export() {
-    let out = portolan()
-        .args(["--offline", "search", "lms", "--limit", "1"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let rows = json_lines(&out);
+    let rows = success_json(portolan().args(["--offline", "search", "lms", "--limit", "1"]));
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["name"], "admins-lms");
     portolan()
@@ -209,23 +192,16 @@ fn offline_search_list_info_export() {
         .assert()
         .code(1);
 
-    let out = portolan()
-        .args([
-            "--offline",
-            "list",
-            "--proto",
-            "udp",
-            "--range",
-            "2692-2700",
-            "--state",
-            "assigned",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let rows = json_lines(&out);
+    let rows = success_json(portolan().args([
+        "--offline",
+        "list",
+        "--proto",
+        "udp",
+        "--range",
+        "2692-2700",
+        "--state",
+        "assigned",
+    ]));
     assert!(!rows.is_empty());
     for r in &rows {
         assert!(r["protocol"] == "udp" || r["protocol"].is_null());
@@ -233,14 +209,7 @@ fn offline_search_list_info_export() {
         assert!(r["port"].as_u64().expect("port") <= 2700);
     }
 
-    let out = portolan()
-        .args(["--offline", "info"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let info = &json_lines(&out)[0];
+    let info = &success_json(portolan().args(["--offline", "info"]))[0];
     assert_eq!(info["source_path"], "embedded");
     assert_eq!(info["record_count"], 101);
 
@@ -249,14 +218,7 @@ fn offline_search_list_info_export() {
         .assert()
         .success()
         .stdout(predicate::str::contains("admins-lms\t2692/tcp"));
-    let out = portolan()
-        .args(["--offline", "export", "--format", "json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let records = json_lines(&out);
+    let records = success_json(portolan().args(["--offline", "export", "--format", "json"]));
     assert_eq!(records.len(), 101, "one JSON record per line");
     portolan()
         .args(["--offline", "export", "--format", "csv"])
@@ -268,30 +230,19 @@ fn offline_search_list_info_export() {
 #[test]
 fn offline_with_a_data_file() {
     let csv = require_shared_file!("iana/service-names-port-numbers.csv");
-    let out = portolan()
-        .args(["--offline", "--data"])
-        .arg(&csv)
-        .args(["lookup", "443/tcp"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(json_lines(&out)[0]["name"], "https");
+    let rows = success_json(
+        portolan()
+            .args(["--offline", "--data"])
+            .arg(&csv)
+            .args(["lookup", "443/tcp"]),
+    );
+    assert_eq!(rows[0]["name"], "https");
 }
 
 #[test]
 fn check_reports_counts_diagnostics_and_errors() {
     let services = require_shared_file!("etc/services-debian");
-    let out = portolan()
-        .arg("check")
-        .arg(&services)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report = &json_lines(&out)[0];
+    let report = &success_json(portolan().arg("check").arg(&services))[0];
     assert_eq!(report["valid"], true);
     assert_eq!(report["format"], "services");
     assert!(report["records"].as_u64().expect("count") > 100);
@@ -372,17 +323,8 @@ async fn against_a_server() {
     let ep = server.endpoint.clone();
 
     let e = ep.clone();
-    let out = blocking(move || {
-        portolan()
-            .args(["lookup", "443", "--endpoint", &e])
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone()
-    })
-    .await;
-    let rows = json_lines(&out);
+    let rows =
+        blocking(move || success_json(portolan().args(["lookup", "443", "--endpoint", &e]))).await;
     assert!(rows.len() >= 3);
     assert!(
         rows.iter()
@@ -468,11 +410,7 @@ async fn against_a_server() {
             }
         }
     });
-    let first: Value = serde_json::from_str(
-        &rx.recv_timeout(Duration::from_secs(20))
-            .expect("snapshot line"),
-    )
-    .expect("json");
+    let first = recv_json(&rx, Duration::from_secs(20), "snapshot line");
     assert_eq!(first["event"], "snapshot");
     let text = std::fs::read_to_string(&server.data).expect("read");
     let changed = text.replacen(
@@ -483,11 +421,7 @@ async fn against_a_server() {
     let tmp = server.data.with_extension("tmp");
     std::fs::write(&tmp, changed).expect("write");
     std::fs::rename(&tmp, &server.data).expect("rename");
-    let delta: Value = serde_json::from_str(
-        &rx.recv_timeout(Duration::from_secs(10))
-            .expect("delta line"),
-    )
-    .expect("json");
+    let delta = recv_json(&rx, Duration::from_secs(10), "delta line");
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(delta["event"], "delta");
