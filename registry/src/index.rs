@@ -409,20 +409,48 @@ impl Index {
         EntryLookup { version, entries }
     }
 
-    /// The version (read first, see the module docs), then `each` of the
-    /// entries of `port` matching `protocol`.
+    /// Reads the lookup of `port` in place: `read` gets the version (read
+    /// first, see the module docs) and the entries covering `port` that
+    /// match `protocol`, in canonical order, while the port's list is
+    /// read-locked. Nothing is cloned or collected, which suits a caller
+    /// that only reads the entries, such as one writing a reply. `read`
+    /// must not call back into the index.
+    pub fn read_port_entries<T>(
+        &self,
+        port: u16,
+        protocol: Option<&Protocol>,
+        read: impl FnOnce(u64, &mut dyn Iterator<Item = &Arc<IndexEntry>>) -> T,
+    ) -> T {
+        let version = self.version();
+        match self.by_port.get(&port) {
+            Some(list) => read(version, &mut matching(&list, protocol)),
+            None => read(version, &mut matching(&[], protocol)),
+        }
+    }
+
+    /// [`Index::read_port_entries`] for the records named `name` (or with
+    /// it as an alias), case-insensitively.
+    pub fn read_name_entries<T>(
+        &self,
+        name: &str,
+        protocol: Option<&Protocol>,
+        read: impl FnOnce(u64, &mut dyn Iterator<Item = &Arc<IndexEntry>>) -> T,
+    ) -> T {
+        let version = self.version();
+        self.with_name(name, |list| read(version, &mut matching(list, protocol)))
+    }
+
+    /// The version, then `each` of the entries of `port` matching
+    /// `protocol`.
     fn port_matches<T>(
         &self,
         port: u16,
         protocol: Option<&Protocol>,
         each: impl Fn(&Arc<IndexEntry>) -> T,
     ) -> (u64, Vec<T>) {
-        let version = self.version();
-        let items = match self.by_port.get(&port) {
-            Some(list) => matching(&list, protocol).map(each).collect(),
-            None => Vec::new(),
-        };
-        (version, items)
+        self.read_port_entries(port, protocol, |version, entries| {
+            (version, entries.map(each).collect())
+        })
     }
 
     /// [`Index::port_matches`] for a name.
@@ -432,12 +460,13 @@ impl Index {
         protocol: Option<&Protocol>,
         each: impl Fn(&Arc<IndexEntry>) -> T,
     ) -> (u64, Vec<T>) {
-        let version = self.version();
-        let items = self.with_name(name, |list| matching(list, protocol).map(each).collect());
-        (version, items)
+        self.read_name_entries(name, protocol, |version, entries| {
+            (version, entries.map(each).collect())
+        })
     }
 
-    fn with_name<T: Default>(&self, name: &str, f: impl FnOnce(&[Arc<IndexEntry>]) -> T) -> T {
+    /// `f` of the list of `name` (folded), or of an empty list.
+    fn with_name<T>(&self, name: &str, f: impl FnOnce(&[Arc<IndexEntry>]) -> T) -> T {
         let folded;
         let key = if name.chars().any(char::is_uppercase) {
             folded = fold_name(name);
@@ -447,7 +476,7 @@ impl Index {
         };
         match self.by_name.get(key) {
             Some(list) => f(&list),
-            None => T::default(),
+            None => f(&[]),
         }
     }
 
@@ -877,6 +906,62 @@ mod tests {
             ["rdp/any", "rdp/any"]
         );
         assert!(index.lookup_name("nope", None).records.is_empty());
+    }
+
+    #[test]
+    fn reading_entries_in_place_sees_what_a_lookup_answers() {
+        let index = Index::new(edition_a());
+        index
+            .apply(edition_b(), &ReloadGuard::permissive())
+            .unwrap();
+        let keys = |version: u64, entries: &mut dyn Iterator<Item = &Arc<IndexEntry>>| {
+            (
+                version,
+                entries.map(|e| e.key.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let owned_keys = |found: EntryLookup| {
+            let keys = found.entries.iter().map(|e| e.key.to_string()).collect();
+            (found.version, keys)
+        };
+        for (port, protocol) in [
+            (80, None),
+            (80, Some(Protocol::Udp)),
+            (6010, Some(Protocol::Tcp)),
+            (443, None),
+            (99, None),
+            (6064, None),
+        ] {
+            let read = index.read_port_entries(port, protocol.as_ref(), keys);
+            assert_eq!(
+                read,
+                owned_keys(index.lookup_port_entries(port, protocol.as_ref())),
+                "port {port}"
+            );
+        }
+        assert_eq!(
+            index.read_port_entries(80, None, keys),
+            (
+                2,
+                vec![
+                    "http 80/tcp".to_string(),
+                    "http 80/udp".into(),
+                    "www 80/tcp".into()
+                ]
+            )
+        );
+        for (name, protocol) in [
+            ("HTTP", None),
+            ("rdp", Some(Protocol::Sctp)),
+            ("gone", None),
+        ] {
+            assert_eq!(
+                index.read_name_entries(name, protocol.as_ref(), keys),
+                owned_keys(index.lookup_name_entries(name, protocol.as_ref())),
+                "name {name}"
+            );
+        }
+        assert_eq!(index.read_name_entries("gone", None, keys), (2, Vec::new()));
     }
 
     #[test]
