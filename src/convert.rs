@@ -1,11 +1,13 @@
 //! Conversions between the registry's domain types ([`portolan_registry`])
 //! and the protobuf messages of `portolan.v1` ([`crate::pb`]).
 //!
-//! This is the only module that knows both sides. Domain → protobuf never
-//! fails; protobuf → domain returns a [`ConvertError`] naming the field when
-//! a message holds something the domain cannot represent (an unknown enum
-//! value, a port above 65535, a range whose end precedes its start,
-//! `PROTOCOL_OTHER` without a name).
+//! This module and [`crate::wire`] (which writes the server's replies
+//! straight to wire bytes, checked against this module) are the only ones
+//! that know both sides. Domain → protobuf never fails; protobuf → domain
+//! returns a [`ConvertError`] naming the field when a message holds
+//! something the domain cannot represent (an unknown enum value, a port
+//! above 65535, a range whose end precedes its start, `PROTOCOL_OTHER`
+//! without a name).
 //!
 //! # Round trips
 //! `record_from_pb(&record_to_pb(&key, &record))` gives back `(key, record)`
@@ -64,8 +66,14 @@ impl std::error::Error for ConvertError {}
 /// (`None`, a row naming no protocol, is `PROTOCOL_UNSPECIFIED` with empty
 /// text).
 pub fn protocol_to_pb(protocol: Option<&Protocol>) -> (pb::Protocol, String) {
+    let (value, text) = protocol_wire(protocol);
+    (value, text.to_string())
+}
+
+/// [`protocol_to_pb`] without copying the text.
+pub(crate) fn protocol_wire(protocol: Option<&Protocol>) -> (pb::Protocol, &str) {
     match protocol {
-        None => (pb::Protocol::Unspecified, String::new()),
+        None => (pb::Protocol::Unspecified, ""),
         Some(p) => {
             let value = match p {
                 Protocol::Tcp => pb::Protocol::Tcp,
@@ -74,7 +82,7 @@ pub fn protocol_to_pb(protocol: Option<&Protocol>) -> (pb::Protocol, String) {
                 Protocol::Dccp => pb::Protocol::Dccp,
                 Protocol::Other(_) => pb::Protocol::Other,
             };
-            (value, p.as_str().to_string())
+            (value, p.as_str())
         }
     }
 }
@@ -153,7 +161,7 @@ pub fn port_class_to_pb(class: Option<PortClass>) -> pb::PortClass {
 // Small value types
 // ---------------------------------------------------------------------------
 
-fn ports_to_pb(ports: Option<PortRange>) -> (Option<u32>, Option<u32>) {
+pub(crate) fn ports_to_pb(ports: Option<PortRange>) -> (Option<u32>, Option<u32>) {
     match ports {
         Some(range) => (Some(u32::from(range.start)), Some(u32::from(range.end))),
         None => (None, None),
@@ -191,19 +199,25 @@ fn ports_from_pb(
 
 /// A registry date as the wire message.
 pub fn date_to_pb(date: &RegistryDate) -> pb::RegistryDate {
-    let (year, month, day) = match date.parsed {
+    let (year, month, day) = date_parts(date);
+    pb::RegistryDate {
+        text: date.text.clone(),
+        year,
+        month,
+        day,
+    }
+}
+
+/// A date's year, month and day as the wire fields hold them (0 when
+/// absent).
+pub(crate) fn date_parts(date: &RegistryDate) -> (u32, u32, u32) {
+    match date.parsed {
         Some((year, month, day)) => (
             u32::from(year),
             u32::from(month),
             u32::from(day.unwrap_or(0)),
         ),
         None => (0, 0, 0),
-    };
-    pb::RegistryDate {
-        text: date.text.clone(),
-        year,
-        month,
-        day,
     }
 }
 

@@ -49,7 +49,7 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use portolan::pb::port_registry_server::PortRegistryServer;
+use portolan::wire_server::port_registry_server::PortRegistryServer;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;

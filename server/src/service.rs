@@ -1,6 +1,8 @@
 //! [`PortRegistryService`]: the `portolan.v1.PortRegistry` handlers. Each
 //! handler validates its request ([`crate::validate`]), reads the registry
-//! state, and maps failures through [`crate::status`].
+//! state, and maps failures through [`crate::status`]. Replies that carry
+//! records are written straight to wire bytes by [`portolan::wire`], which
+//! is why the service implements [`portolan::wire_server`]'s trait.
 //!
 //! Server streams (BatchLookup, Search, ListRecords, Watch) are produced by
 //! spawned tasks that stop when the client goes away or when shutdown
@@ -11,10 +13,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::Stream;
-use portolan::convert;
 use portolan::pb;
-use portolan::pb::port_registry_server::PortRegistry;
-use portolan_registry::{EntryLookup, Protocol};
+use portolan::wire::{EncodedBatchLookupResponse, EncodedLookupResponse, EncodedRecord};
+use portolan::wire_server::port_registry_server::PortRegistry;
+use portolan_registry::{IndexEntry, Protocol, Record, RecordKey};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
@@ -84,32 +86,52 @@ fn describe(protocol: Option<&Protocol>) -> String {
     protocol.map(|p| format!("/{p}")).unwrap_or_default()
 }
 
-/// Runs one validated lookup; NOT_FOUND when nothing matches.
-fn lookup(state: &RegistryState, query: &Lookup) -> Result<pb::LookupResponse, ServiceError> {
-    let EntryLookup { version, entries } = match query {
+/// Runs one validated lookup, writing its records with `write` (given the
+/// version and at least one record) straight from the index; NOT_FOUND
+/// when nothing matches.
+fn lookup<T>(
+    state: &RegistryState,
+    query: &Lookup,
+    write: impl FnOnce(u64, &mut dyn Iterator<Item = (&RecordKey, &Record)>) -> T,
+) -> Result<T, ServiceError> {
+    let write_if_found = |version, entries: &mut dyn Iterator<Item = &Arc<IndexEntry>>| {
+        let mut records = entries.map(|e| (&e.key, &*e.record)).peekable();
+        records
+            .peek()
+            .is_some()
+            .then(|| write(version, &mut records))
+    };
+    let written = match query {
         Lookup::Port { port, protocol } => {
-            state.index().lookup_port_entries(*port, protocol.as_ref())
+            state
+                .index()
+                .read_port_entries(*port, protocol.as_ref(), write_if_found)
         }
         Lookup::Name { name, protocol } => {
-            state.index().lookup_name_entries(name, protocol.as_ref())
+            state
+                .index()
+                .read_name_entries(name, protocol.as_ref(), write_if_found)
         }
     };
-    if entries.is_empty() {
-        return Err(ServiceError::NotFound(match query {
+    written.ok_or_else(|| {
+        ServiceError::NotFound(match query {
             Lookup::Port { port, protocol } => {
                 format!("no record for port {port}{}", describe(protocol.as_ref()))
             }
             Lookup::Name { name, protocol } => {
                 format!("no record named {name:?}{}", describe(protocol.as_ref()))
             }
-        }));
-    }
-    Ok(pb::LookupResponse {
-        records: entries
-            .iter()
-            .map(|e| convert::record_to_pb(&e.key, &e.record))
-            .collect(),
-        version,
+        })
+    })
+}
+
+/// Runs one validated lookup and writes its reply.
+fn lookup_reply(
+    state: &RegistryState,
+    query: &Lookup,
+) -> Result<EncodedLookupResponse, ServiceError> {
+    lookup(state, query, |version, records| {
+        EncodedLookupResponse::new(records, version)
     })
 }
 
@@ -140,22 +162,22 @@ impl PortRegistry for PortRegistryService {
     async fn lookup_port(
         &self,
         request: Request<pb::LookupPortRequest>,
-    ) -> Result<Response<pb::LookupResponse>, Status> {
+    ) -> Result<Response<EncodedLookupResponse>, Status> {
         let query = validate::lookup_port(request.get_ref())?;
         let state = self.registry()?;
-        Ok(Response::new(lookup(&state, &query)?))
+        Ok(Response::new(lookup_reply(&state, &query)?))
     }
 
     async fn lookup_name(
         &self,
         request: Request<pb::LookupNameRequest>,
-    ) -> Result<Response<pb::LookupResponse>, Status> {
+    ) -> Result<Response<EncodedLookupResponse>, Status> {
         let query = validate::lookup_name(request.get_ref())?;
         let state = self.registry()?;
-        Ok(Response::new(lookup(&state, &query)?))
+        Ok(Response::new(lookup_reply(&state, &query)?))
     }
 
-    type BatchLookupStream = ResponseStream<pb::BatchLookupResponse>;
+    type BatchLookupStream = ResponseStream<EncodedBatchLookupResponse>;
 
     async fn batch_lookup(
         &self,
@@ -193,7 +215,7 @@ impl PortRegistry for PortRegistryService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    type SearchStream = ResponseStream<pb::Record>;
+    type SearchStream = ResponseStream<EncodedRecord>;
 
     async fn search(
         &self,
@@ -203,10 +225,10 @@ impl PortRegistry for PortRegistryService {
         let state = self.registry()?;
         self.refuse_during_shutdown()?;
         let snapshot = state.snapshot();
-        let records: Vec<pb::Record> = snapshot
+        let records: Vec<EncodedRecord> = snapshot
             .search(&query)
             .into_iter()
-            .map(|(_, (key, record))| convert::record_to_pb(key, record))
+            .map(|(_, (key, record))| EncodedRecord::new(key, record))
             .collect();
         let shutdown = self.shared.shutdown.clone();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
@@ -220,7 +242,7 @@ impl PortRegistry for PortRegistryService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    type ListRecordsStream = ResponseStream<pb::Record>;
+    type ListRecordsStream = ResponseStream<EncodedRecord>;
 
     async fn list_records(
         &self,
@@ -235,7 +257,7 @@ impl PortRegistry for PortRegistryService {
         tokio::spawn(async move {
             // One snapshot from start to end; records converted one at a time.
             for (key, record) in snapshot.list(&filter) {
-                if !send_item(&tx, &shutdown, convert::record_to_pb(key, record)).await {
+                if !send_item(&tx, &shutdown, EncodedRecord::new(key, record)).await {
                     return;
                 }
             }
@@ -281,20 +303,19 @@ impl PortRegistry for PortRegistryService {
 fn answer_batch_item(
     state: &RegistryState,
     item: pb::BatchLookupRequest,
-) -> pb::BatchLookupResponse {
-    let answer = validate::batch_item(&item).and_then(|query| lookup(state, &query));
+) -> EncodedBatchLookupResponse {
+    let answer = validate::batch_item(&item).and_then(|query| {
+        lookup(state, &query, |version, records| {
+            EncodedBatchLookupResponse::found(&item.id, records, version)
+        })
+    });
     match answer {
-        Ok(found) => pb::BatchLookupResponse {
-            id: item.id,
-            records: found.records,
-            version: found.version,
-            error: None,
-        },
-        Err(error) => pb::BatchLookupResponse {
+        Ok(found) => found,
+        Err(error) => EncodedBatchLookupResponse::from_message(&pb::BatchLookupResponse {
             id: item.id,
             records: Vec::new(),
             version: state.index().version(),
             error: Some(error.to_item_error()),
-        },
+        }),
     }
 }

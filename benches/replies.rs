@@ -1,0 +1,80 @@
+//! Criterion benchmarks of writing a lookup reply for the real 2026 IANA
+//! CSV, the server's own work per lookup besides the transport:
+//! * `reply_via_messages`: lookup, `convert::record_to_pb` for each record,
+//!   then prost encoding (how the server wrote replies before `wire`);
+//! * `reply_written_directly`: the lookup read in place and written by
+//!   `portolan::wire` (what the server does now).
+//!
+//! Both produce the same bytes (see `tests/wire_real_data.rs`). Each
+//! iteration answers the same 16 lookups: well-known ports, a port inside a
+//! range, and names.
+//!
+//! Run: `cargo bench -p portolan --bench replies`. The CSV comes from the
+//! shared data folder (see `portolan-test-support`); without it the
+//! embedded excerpt is used.
+// criterion_group! generates a public function that cannot carry a doc comment.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use portolan::wire::EncodedLookupResponse;
+use portolan::{convert, pb};
+use portolan_registry::{Index, IndexEntry, embedded, parse};
+use prost::Message as _;
+
+const PORTS: [u16; 12] = [22, 25, 53, 80, 110, 143, 443, 993, 3306, 5432, 6010, 8080];
+const NAMES: [&str; 4] = ["http", "HTTPS", "ssh", "domain"];
+
+/// Writes one reply as the server does; answers its length.
+fn write_reply(version: u64, entries: &mut dyn Iterator<Item = &Arc<IndexEntry>>) -> usize {
+    EncodedLookupResponse::new(entries.map(|e| (&e.key, &*e.record)), version).encoded_len()
+}
+
+fn benches(c: &mut Criterion) {
+    let csv = portolan_test_support::shared_data()
+        .and_then(|dir| std::fs::read(dir.join("iana/service-names-port-numbers.csv")).ok())
+        .unwrap_or_else(|| embedded::SOURCE.as_bytes().to_vec());
+    let index = Index::new(parse::parse(&csv, None).expect("parses").registry);
+
+    c.bench_function("reply_via_messages", |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            let mut answer = |found: portolan_registry::EntryLookup| {
+                let reply = pb::LookupResponse {
+                    records: found
+                        .entries
+                        .iter()
+                        .map(|e| convert::record_to_pb(&e.key, &e.record))
+                        .collect(),
+                    version: found.version,
+                };
+                bytes += reply.encode_to_vec().len();
+            };
+            for port in PORTS {
+                answer(index.lookup_port_entries(black_box(port), None));
+            }
+            for name in NAMES {
+                answer(index.lookup_name_entries(black_box(name), None));
+            }
+            bytes
+        })
+    });
+
+    c.bench_function("reply_written_directly", |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            for port in PORTS {
+                bytes += index.read_port_entries(black_box(port), None, write_reply);
+            }
+            for name in NAMES {
+                bytes += index.read_name_entries(black_box(name), None, write_reply);
+            }
+            bytes
+        })
+    });
+}
+
+criterion_group!(replies, benches);
+criterion_main!(replies);
