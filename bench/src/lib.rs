@@ -10,6 +10,8 @@
 //! * [`workload`]: the request mix and the ports and names it draws from.
 //! * [`load`]: the closed-loop load generator (N connections × M requests in
 //!   flight) with an HDR latency histogram.
+//! * [`summary`]: the load's client, which reads of each reply only what
+//!   the load checks (version, record count, item error).
 //! * [`report`]: result blocks, printed compactly or as JSON.
 //! * [`plot`]: the sweep's SVG chart.
 //! * [`scenarios`]: one module per scenario (`steady`, `reload`,
@@ -26,5 +28,6 @@ pub mod procstat;
 pub mod report;
 pub mod scenarios;
 pub mod servers;
+pub mod summary;
 pub mod util;
 pub mod workload;

@@ -3,7 +3,9 @@
 //! request as soon as the previous one is answered, until the duration
 //! passes or the request budget is spent. Latencies go into an HDR
 //! histogram (nanoseconds, 3 significant digits); answers are sorted into
-//! successes, expected misses (NOT_FOUND) and failures by status code.
+//! successes, expected misses (NOT_FOUND) and failures by status code. A
+//! reply is read as far as [`crate::summary`] decodes it: a hit without a
+//! record fails as `EmptyReply`.
 //!
 //! With version checking on, every connection remembers the highest
 //! registry version it has seen answered; a response whose version is lower
@@ -18,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
-use portolan::pb::port_registry_client::PortRegistryClient;
 use portolan::pb::{
     BatchLookupRequest, LookupNameRequest, LookupPortRequest, batch_lookup_request,
 };
@@ -29,6 +30,8 @@ use tonic::transport::Channel;
 
 use crate::procstat;
 use crate::servers::{self, Kind, Target};
+use crate::summary::LookupSummary;
+use crate::summary::client::port_registry_client::PortRegistryClient;
 use crate::workload::{Miss, Op, Workload};
 
 /// How much load to send.
@@ -345,13 +348,11 @@ async fn phase(
     Ok(total)
 }
 
-fn status_outcome<T>(
-    result: Result<tonic::Response<T>, tonic::Status>,
-    version: impl Fn(&T) -> u64,
-) -> Outcome {
+fn status_outcome(result: Result<tonic::Response<LookupSummary>, tonic::Status>) -> Outcome {
     match result {
+        Ok(r) if r.get_ref().records.is_empty() => Outcome::Failed("EmptyReply".into()),
         Ok(r) => {
-            let v = version(r.get_ref());
+            let v = r.get_ref().version;
             Outcome::Ok(Some((v, v)))
         }
         Err(s) if s.code() == Code::NotFound => Outcome::NotFound,
@@ -376,21 +377,21 @@ async fn request(
     match op {
         Op::PortExact => {
             let p = workload.exact_port(rng);
-            status_outcome(client.lookup_port(port(p)).await, |r| r.version)
+            status_outcome(client.lookup_port(port(p)).await)
         }
         Op::PortInRange => {
             let p = workload.range_port(rng);
-            status_outcome(client.lookup_port(port(p)).await, |r| r.version)
+            status_outcome(client.lookup_port(port(p)).await)
         }
         Op::Name => {
             let n = workload.name(rng).to_string();
-            status_outcome(client.lookup_name(name(&n)).await, |r| r.version)
+            status_outcome(client.lookup_name(name(&n)).await)
         }
         Op::Miss => match workload.miss(rng) {
-            Miss::Port(p) => status_outcome(client.lookup_port(port(p)).await, |r| r.version),
+            Miss::Port(p) => status_outcome(client.lookup_port(port(p)).await),
             Miss::Name(n) => {
                 let n = n.to_string();
-                status_outcome(client.lookup_name(name(&n)).await, |r| r.version)
+                status_outcome(client.lookup_name(name(&n)).await)
             }
         },
         Op::Batch => batch(client, workload, rng).await,
@@ -437,6 +438,9 @@ async fn batch(
                 match item.error {
                     Some(e) if e.code == Code::NotFound as i32 => {}
                     Some(e) => return Outcome::Failed(format!("Batch{:?}", Code::from(e.code))),
+                    None if item.records.is_empty() => {
+                        return Outcome::Failed("BatchEmptyReply".into());
+                    }
                     None => {
                         let v = item.version;
                         versions = Some(match versions {

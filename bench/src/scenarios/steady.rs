@@ -1,7 +1,14 @@
-//! `steady`: lookups at a fixed load against Portolan and the baseline,
-//! interleaved (baseline, portolan, baseline, portolan, ...) to cancel
-//! drift, reporting each server's median run (by throughput) and
-//! Portolan's throughput and p99 as ratios to the baseline's.
+//! `steady`: lookups at a fixed load against Portolan and the baseline, in
+//! rounds of one run each, reporting each server's median run (by
+//! throughput) and Portolan's throughput and p99 as ratios to the
+//! baseline's.
+//!
+//! On a shared machine the speed available drifts from one run to the next
+//! by more than the difference being measured. Each round therefore pairs
+//! two adjacent runs, and the order alternates (baseline first in odd
+//! rounds, Portolan first in even ones) so neither server always runs
+//! second. The ratios reported are the medians of the per-round ratios,
+//! which drift between rounds does not move.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -14,6 +21,7 @@ use super::{Portolan, SteadyArgs};
 use crate::load::{self, LoadConfig, RunStats};
 use crate::report::{Check, Report, run_failures, run_line};
 use crate::servers::{self, Target};
+use crate::util;
 use crate::workload::Workload;
 
 /// Portolan against the baseline under one load.
@@ -27,9 +35,13 @@ pub struct Comparison {
     pub portolan: RunStats,
     /// The baseline's median run, when a baseline ran.
     pub baseline: Option<RunStats>,
-    /// Portolan throughput / baseline throughput.
+    /// Portolan throughput / baseline throughput, per round.
+    pub round_throughput_ratios: Vec<f64>,
+    /// Portolan p99 / baseline p99, per round.
+    pub round_p99_ratios: Vec<f64>,
+    /// The median of the per-round throughput ratios.
     pub throughput_ratio: Option<f64>,
-    /// Portolan p99 / baseline p99.
+    /// The median of the per-round p99 ratios.
     pub p99_ratio: Option<f64>,
 }
 
@@ -42,7 +54,22 @@ pub fn median_run(runs: &[RunStats]) -> Option<RunStats> {
         .map(|r| (*r).clone())
 }
 
-/// Runs `rounds` interleaved pairs (baseline first) and compares medians.
+/// `numerator / denominator` for each round with a usable denominator.
+fn per_round(
+    portolan: &[RunStats],
+    baseline: &[RunStats],
+    value: impl Fn(&RunStats) -> f64,
+) -> Vec<f64> {
+    portolan
+        .iter()
+        .zip(baseline)
+        .filter(|(_, b)| value(b) > 0.0)
+        .map(|(p, b)| value(p) / value(b))
+        .collect()
+}
+
+/// Runs `rounds` rounds of one run per server (baseline first in odd
+/// rounds, Portolan first in even ones) and compares them.
 pub async fn compare(
     portolan: Target,
     baseline: Option<Target>,
@@ -52,29 +79,29 @@ pub async fn compare(
 ) -> Result<Comparison> {
     let mut portolan_runs = Vec::new();
     let mut baseline_runs = Vec::new();
-    for _ in 0..rounds.max(1) {
-        if let Some(b) = baseline {
+    for round in 0..rounds.max(1) {
+        let baseline_first = round % 2 == 0;
+        if let (Some(b), true) = (baseline, baseline_first) {
             baseline_runs.push(load::run(b, Arc::clone(&workload), cfg).await?);
         }
         portolan_runs.push(load::run(portolan, Arc::clone(&workload), cfg).await?);
+        if let (Some(b), false) = (baseline, baseline_first) {
+            baseline_runs.push(load::run(b, Arc::clone(&workload), cfg).await?);
+        }
     }
     let p = median_run(&portolan_runs).ok_or_else(|| anyhow::anyhow!("no portolan run"))?;
     let b = median_run(&baseline_runs);
-    let throughput_ratio = b
-        .as_ref()
-        .filter(|b| b.throughput_rps > 0.0)
-        .map(|b| p.throughput_rps / b.throughput_rps);
-    let p99_ratio = b
-        .as_ref()
-        .filter(|b| b.latency.p99_us > 0.0)
-        .map(|b| p.latency.p99_us / b.latency.p99_us);
+    let round_throughput_ratios = per_round(&portolan_runs, &baseline_runs, |r| r.throughput_rps);
+    let round_p99_ratios = per_round(&portolan_runs, &baseline_runs, |r| r.latency.p99_us);
     Ok(Comparison {
+        throughput_ratio: util::quantile(&round_throughput_ratios, 0.5),
+        p99_ratio: util::quantile(&round_p99_ratios, 0.5),
+        round_throughput_ratios,
+        round_p99_ratios,
         portolan_runs,
         baseline_runs,
         portolan: p,
         baseline: b,
-        throughput_ratio,
-        p99_ratio,
     })
 }
 
@@ -107,8 +134,9 @@ pub async fn run(a: SteadyArgs) -> Result<Report> {
     };
     let _ = writeln!(
         text,
-        "{serving}; {} connections x {} in flight total, {:?}/run after {:?} warm-up, {} round(s) \
-         interleaved baseline-first; figures are each server's median run by throughput",
+        "{serving}; {} connections x {} in flight total, {:?}/run after {:?} warm-up, {} round(s), \
+         baseline first in odd rounds and second in even ones; medians are each server's median \
+         run by throughput; ratios are the medians of the per-round ratios",
         cfg.connections,
         cfg.in_flight,
         cfg.duration,
@@ -116,12 +144,26 @@ pub async fn run(a: SteadyArgs) -> Result<Report> {
         a.rounds.max(1)
     );
     let _ = writeln!(text, "runs:");
-    let mut b_iter = cmp.baseline_runs.iter();
     for (i, p) in cmp.portolan_runs.iter().enumerate() {
-        if let Some(b) = b_iter.next() {
-            let _ = writeln!(text, "  {}. {}", i + 1, run_line(b));
+        let b = cmp.baseline_runs.get(i);
+        let pair = if i % 2 == 0 {
+            [b, Some(p)]
+        } else {
+            [Some(p), b]
+        };
+        for run in pair.into_iter().flatten() {
+            let _ = writeln!(text, "  {}. {}", i + 1, run_line(run));
         }
-        let _ = writeln!(text, "  {}. {}", i + 1, run_line(p));
+        if let (Some(t), Some(p99)) = (
+            cmp.round_throughput_ratios.get(i),
+            cmp.round_p99_ratios.get(i),
+        ) {
+            let _ = writeln!(
+                text,
+                "  {}. ratio        throughput {t:.3}x  p99 {p99:.3}x",
+                i + 1
+            );
+        }
     }
     let _ = writeln!(text, "median:");
     if let Some(b) = &cmp.baseline {
@@ -131,7 +173,9 @@ pub async fn run(a: SteadyArgs) -> Result<Report> {
     if let (Some(t), Some(p99)) = (cmp.throughput_ratio, cmp.p99_ratio) {
         let _ = writeln!(
             text,
-            "portolan/baseline: throughput {t:.3}x ({:.0} vs {:.0} req/s), p99 {p99:.3}x ({:.1} vs {:.1} us)",
+            "portolan/baseline (median of {} rounds): throughput {t:.3}x, p99 {p99:.3}x \
+             (medians of runs: {:.0} vs {:.0} req/s, p99 {:.1} vs {:.1} us)",
+            cmp.round_throughput_ratios.len(),
             cmp.portolan.throughput_rps,
             cmp.baseline.as_ref().map_or(0.0, |b| b.throughput_rps),
             cmp.portolan.latency.p99_us,
