@@ -411,10 +411,10 @@ impl Index {
 
     /// Reads the lookup of `port` in place: `read` gets the version (read
     /// first, see the module docs) and the entries covering `port` that
-    /// match `protocol`, in canonical order, while the port's list is
-    /// read-locked. Nothing is cloned or collected, which suits a caller
-    /// that only reads the entries, such as one writing a reply. `read`
-    /// must not call back into the index.
+    /// match `protocol`, in canonical order. Only the port's list is shared
+    /// (one reference count), no entry is cloned and nothing is collected,
+    /// which suits a caller that only reads the entries, such as one writing
+    /// a reply. No lock is held while `read` runs.
     pub fn read_port_entries<T>(
         &self,
         port: u16,
@@ -422,10 +422,11 @@ impl Index {
         read: impl FnOnce(u64, &mut dyn Iterator<Item = &Arc<IndexEntry>>) -> T,
     ) -> T {
         let version = self.version();
-        match self.by_port.get(&port) {
-            Some(list) => read(version, &mut matching(&list, protocol)),
-            None => read(version, &mut matching(&[], protocol)),
-        }
+        let list = self.by_port.get(&port).map(|list| Arc::clone(&*list));
+        read(
+            version,
+            &mut matching(list.as_deref().unwrap_or_default(), protocol),
+        )
     }
 
     /// [`Index::read_port_entries`] for the records named `name` (or with
@@ -437,7 +438,11 @@ impl Index {
         read: impl FnOnce(u64, &mut dyn Iterator<Item = &Arc<IndexEntry>>) -> T,
     ) -> T {
         let version = self.version();
-        self.with_name(name, |list| read(version, &mut matching(list, protocol)))
+        let list = self.name_list(name);
+        read(
+            version,
+            &mut matching(list.as_deref().unwrap_or_default(), protocol),
+        )
     }
 
     /// The version, then `each` of the entries of `port` matching
@@ -465,8 +470,8 @@ impl Index {
         })
     }
 
-    /// `f` of the list of `name` (folded), or of an empty list.
-    fn with_name<T>(&self, name: &str, f: impl FnOnce(&[Arc<IndexEntry>]) -> T) -> T {
+    /// The list of `name` (folded), if any.
+    fn name_list(&self, name: &str) -> Option<RecordList> {
         let folded;
         let key = if name.chars().any(char::is_uppercase) {
             folded = fold_name(name);
@@ -474,10 +479,7 @@ impl Index {
         } else {
             name
         };
-        match self.by_name.get(key) {
-            Some(list) => f(&list),
-            None => f(&[]),
-        }
+        self.by_name.get(key).map(|list| Arc::clone(&*list))
     }
 
     /// Replaces the registry with `registry` (parsed and validated by the
