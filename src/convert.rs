@@ -66,12 +66,12 @@ impl std::error::Error for ConvertError {}
 /// (`None`, a row naming no protocol, is `PROTOCOL_UNSPECIFIED` with empty
 /// text).
 pub fn protocol_to_pb(protocol: Option<&Protocol>) -> (pb::Protocol, String) {
-    let (value, text) = protocol_wire(protocol);
+    let (value, text) = protocol_to_pb_ref(protocol);
     (value, text.to_string())
 }
 
 /// [`protocol_to_pb`] without copying the text.
-pub(crate) fn protocol_wire(protocol: Option<&Protocol>) -> (pb::Protocol, &str) {
+pub(crate) fn protocol_to_pb_ref(protocol: Option<&Protocol>) -> (pb::Protocol, &str) {
     match protocol {
         None => (pb::Protocol::Unspecified, ""),
         Some(p) => {

@@ -16,10 +16,12 @@
 //!
 //! # Staying in step with the contract
 //! [`convert::record_to_pb`] remains the one definition of how a record
-//! maps to the contract. The tests here check that, for every record of
-//! every source the registry parses, the bytes written here equal
-//! `record_to_pb(..).encode_to_vec()` byte for byte, so a field added to
-//! one and not the other fails them.
+//! maps to the contract. Tests check that the bytes written here equal
+//! `record_to_pb(..).encode_to_vec()` byte for byte: the unit tests below
+//! on records that fill every field with edge values, and
+//! `tests/wire_real_data.rs` on every record of the real IANA CSV and XML,
+//! nmap-services and `/etc/services` files. A field added to the contract
+//! needs a line in both writers and a value in that unit test.
 
 use std::fmt;
 
@@ -31,7 +33,8 @@ use prost::{DecodeError, Message};
 use crate::convert;
 use crate::pb;
 
-/// The longest varint a message length can need (lengths are below 2^32).
+/// Room reserved for a nested message's length prefix: a 5-byte varint
+/// holds lengths below 2^35, far beyond any record.
 const MAX_LENGTH_PREFIX: usize = 5;
 
 macro_rules! encoded_message {
@@ -39,7 +42,9 @@ macro_rules! encoded_message {
         $(#[$doc])*
         ///
         /// It holds the message's encoded fields. Decoding one (which the
-        /// server never does) keeps each field's bytes, so it round-trips.
+        /// server never does) re-encodes each known field it reads, so the
+        /// result means the same message; unknown fields are dropped, and
+        /// equality compares bytes.
         #[derive(Clone, Default, PartialEq, Eq)]
         pub struct $name {
             bytes: Vec<u8>,
@@ -118,10 +123,10 @@ encoded_message!(
 /// Typical size of one encoded record, for sizing reply buffers.
 const TYPICAL_RECORD_LEN: usize = 256;
 
-/// A reply buffer sized for `records` (by its upper size bound, capped so a
-/// long list grows as it is written instead).
+/// A reply buffer sized for a few records (most lookups answer one to
+/// four; a longer reply grows as it is written).
 fn reply_buffer<I: Iterator>(records: &I, extra: usize) -> Vec<u8> {
-    let expected = records.size_hint().1.unwrap_or(1).min(16);
+    let expected = records.size_hint().1.unwrap_or(1).clamp(1, 4);
     Vec::with_capacity(expected * TYPICAL_RECORD_LEN + extra)
 }
 
@@ -176,7 +181,7 @@ impl EncodedRecord {
 /// Writes the fields of `portolan.v1.Record` (see `record_to_pb`).
 fn put_record(out: &mut Vec<u8>, key: &RecordKey, record: &Record) {
     let (port, port_end) = convert::ports_to_pb(record.ports);
-    let (protocol, protocol_text) = convert::protocol_wire(record.protocol.as_ref());
+    let (protocol, protocol_text) = convert::protocol_to_pb_ref(record.protocol.as_ref());
     if let Some(name) = &record.name {
         put_str_always(out, 1, name);
     }
@@ -225,7 +230,7 @@ fn put_record(out: &mut Vec<u8>, key: &RecordKey, record: &Record) {
 /// Writes the fields of `portolan.v1.RecordKey` (see `key_to_pb`).
 fn put_key(out: &mut Vec<u8>, key: &RecordKey) {
     let (port, port_end) = convert::ports_to_pb(key.ports);
-    let (protocol, protocol_text) = convert::protocol_wire(key.protocol.as_ref());
+    let (protocol, protocol_text) = convert::protocol_to_pb_ref(key.protocol.as_ref());
     if let Some(name) = &key.name {
         put_str_always(out, 1, name);
     }

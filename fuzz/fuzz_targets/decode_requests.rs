@@ -4,17 +4,21 @@
 //! way tonic does for an incoming gRPC message, then runs what decodes
 //! through the server's own validation (`portolan_server::validate`) and,
 //! when it validates, executes the query against an index of the embedded
-//! registry and converts the answer to protobuf, as the handlers do.
+//! registry and writes the reply as the handlers do (read in place, written
+//! by `portolan::wire`).
 //!
 //! None of it may panic. Whatever decodes must also survive an
-//! encode/decode round trip unchanged.
+//! encode/decode round trip unchanged, and every reply written must be the
+//! same bytes as the same answer converted with `convert::record_to_pb` and
+//! encoded by prost.
 #![no_main]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
+use portolan::wire::EncodedLookupResponse;
 use portolan::{convert, pb};
-use portolan_registry::Index;
+use portolan_registry::{Index, IndexEntry};
 use portolan_server::validate::{self, Lookup};
 use prost::Message;
 
@@ -32,15 +36,34 @@ fn decode<M: Message + Default + PartialEq + std::fmt::Debug>(data: &[u8]) -> Op
     Some(message)
 }
 
+/// The reply as the handlers write it.
+fn write_reply(version: u64, entries: &mut dyn Iterator<Item = &Arc<IndexEntry>>) -> Vec<u8> {
+    EncodedLookupResponse::new(entries.map(|e| (&e.key, &*e.record)), version)
+        .as_bytes()
+        .to_vec()
+}
+
 fn run_lookup(lookup: &Lookup) {
     let index = index();
-    let result = match lookup {
-        Lookup::Port { port, protocol } => index.lookup_port_entries(*port, protocol.as_ref()),
-        Lookup::Name { name, protocol } => index.lookup_name_entries(name, protocol.as_ref()),
+    let (written, result) = match lookup {
+        Lookup::Port { port, protocol } => (
+            index.read_port_entries(*port, protocol.as_ref(), write_reply),
+            index.lookup_port_entries(*port, protocol.as_ref()),
+        ),
+        Lookup::Name { name, protocol } => (
+            index.read_name_entries(name, protocol.as_ref(), write_reply),
+            index.lookup_name_entries(name, protocol.as_ref()),
+        ),
     };
-    for entry in &result.entries {
-        let _ = convert::record_to_pb(&entry.key, &entry.record);
-    }
+    let converted = pb::LookupResponse {
+        records: result
+            .entries
+            .iter()
+            .map(|entry| convert::record_to_pb(&entry.key, &entry.record))
+            .collect(),
+        version: result.version,
+    };
+    assert_eq!(written, converted.encode_to_vec(), "the two writers differ");
 }
 
 fuzz_target!(|data: &[u8]| {
