@@ -4,6 +4,11 @@
 //! every other method is UNIMPLEMENTED. It also serves `grpc.health.v1`
 //! (SERVING), so it is started and checked exactly like Portolan.
 //!
+//! `--reply-records N` makes every answer hold N copies of the record. That
+//! is not the baseline of the targets; it exists to ask how much of a gap
+//! comes from reply size alone, by giving the baseline replies as large as
+//! Portolan's (the load reports each server's mean reply size).
+//!
 //! Accepted connections get `TCP_NODELAY`, as Portolan's do, so neither
 //! server pays Nagle/delayed-ACK stalls on streamed replies.
 //!
@@ -28,17 +33,20 @@ use tonic::{Request, Response, Status, Streaming};
 #[derive(Debug, Clone)]
 pub struct Baseline {
     record: Record,
+    reply_records: usize,
 }
 
 impl Default for Baseline {
     fn default() -> Self {
-        Self::new()
+        Self::new(1)
     }
 }
 
 impl Baseline {
-    /// The service with its fixed record (https, 443/tcp).
-    pub fn new() -> Self {
+    /// The service with its fixed record (https, 443/tcp), answering every
+    /// lookup and batch item with `reply_records` copies of it (at least
+    /// one; more only to compare at a larger reply size).
+    pub fn new(reply_records: usize) -> Self {
         let record = Record {
             name: Some("https".into()),
             port: Some(443),
@@ -59,12 +67,19 @@ impl Baseline {
             }),
             ..Record::default()
         };
-        Self { record }
+        Self {
+            record,
+            reply_records: reply_records.max(1),
+        }
+    }
+
+    fn records(&self) -> Vec<Record> {
+        vec![self.record.clone(); self.reply_records]
     }
 
     fn reply(&self) -> LookupResponse {
         LookupResponse {
-            records: vec![self.record.clone()],
+            records: self.records(),
             version: 1,
         }
     }
@@ -94,11 +109,11 @@ impl PortRegistry for Baseline {
         &self,
         request: Request<Streaming<BatchLookupRequest>>,
     ) -> Result<Response<Self::BatchLookupStream>, Status> {
-        let record = self.record.clone();
+        let this = self.clone();
         let out = request.into_inner().map(move |item| {
             item.map(|item| BatchLookupResponse {
                 id: item.id,
-                records: vec![record.clone()],
+                records: this.records(),
                 version: 1,
                 error: None,
             })
@@ -142,8 +157,9 @@ impl PortRegistry for Baseline {
 }
 
 /// Serves the baseline on `listen` until the process is killed, printing
-/// the bound address on standard output first.
-pub async fn serve(listen: SocketAddr) -> Result<()> {
+/// the bound address on standard output first; every answer holds
+/// `reply_records` copies of the fixed record.
+pub async fn serve(listen: SocketAddr, reply_records: usize) -> Result<()> {
     use std::io::Write as _;
 
     let listener = tokio::net::TcpListener::bind(listen)
@@ -157,7 +173,7 @@ pub async fn serve(listen: SocketAddr) -> Result<()> {
     reporter.set_serving::<PortRegistryServer<Baseline>>().await;
     tonic::transport::Server::builder()
         .add_service(health)
-        .add_service(PortRegistryServer::new(Baseline::new()))
+        .add_service(PortRegistryServer::new(Baseline::new(reply_records)))
         .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await?;
     Ok(())

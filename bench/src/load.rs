@@ -4,8 +4,8 @@
 //! passes or the request budget is spent. Latencies go into an HDR
 //! histogram (nanoseconds, 3 significant digits); answers are sorted into
 //! successes, expected misses (NOT_FOUND) and failures by status code. A
-//! reply is read as far as [`crate::summary`] decodes it: a hit without a
-//! record fails as `EmptyReply`.
+//! reply is read as far as [`crate::summary`] decodes it: a hit whose first
+//! record is missing or does not decode fails as `BadReply`.
 //!
 //! With version checking on, every connection remembers the highest
 //! registry version it has seen answered; a response whose version is lower
@@ -30,8 +30,8 @@ use tonic::transport::Channel;
 
 use crate::procstat;
 use crate::servers::{self, Kind, Target};
-use crate::summary::LookupSummary;
 use crate::summary::client::port_registry_client::PortRegistryClient;
+use crate::summary::{LookupSummary, first_record_decodes};
 use crate::workload::{Miss, Op, Workload};
 
 /// How much load to send.
@@ -123,6 +123,9 @@ pub struct RunStats {
     /// Responses whose version was lower than one already seen on the same
     /// connection before the request was sent.
     pub version_regressions: u64,
+    /// Mean encoded size in bytes of a successful lookup reply (for a
+    /// BatchLookup stream, of one item).
+    pub mean_reply_bytes: f64,
     /// Lowest version answered.
     pub version_min: Option<u64>,
     /// Highest version answered.
@@ -138,16 +141,39 @@ impl RunStats {
 
 /// What one request came to.
 enum Outcome {
-    /// Answered; versions (lowest, highest) when the answer carries any.
-    Ok(Option<(u64, u64)>),
+    /// Answered; versions (lowest, highest) when the answer carries any, and
+    /// the replies' encoded bytes and count.
+    Ok(Option<(u64, u64)>, Replies),
     /// NOT_FOUND (expected for misses; tolerated for any lookup).
     NotFound,
     /// Anything else.
     Failed(String),
 }
 
+/// Encoded bytes of the replies to one request, and how many there were.
+#[derive(Debug, Clone, Copy, Default)]
+struct Replies {
+    bytes: u64,
+    count: u64,
+}
+
+impl Replies {
+    fn of(message: &impl prost::Message) -> Self {
+        Self {
+            bytes: message.encoded_len() as u64,
+            count: 1,
+        }
+    }
+
+    fn add(&mut self, other: Replies) {
+        self.bytes += other.bytes;
+        self.count += other.count;
+    }
+}
+
 /// Per-task tallies, merged at the end.
 struct Tally {
+    replies: Replies,
     hist: Histogram<u64>,
     ok: u64,
     not_found: u64,
@@ -167,6 +193,7 @@ impl Tally {
             // cannot fail.
             hist: Histogram::new_with_bounds(1, 120_000_000_000, 3)
                 .expect("valid histogram bounds"),
+            replies: Replies::default(),
             ok: 0,
             not_found: 0,
             failed: 0,
@@ -180,6 +207,7 @@ impl Tally {
 
     fn merge(&mut self, other: Tally) {
         let _ = self.hist.add(&other.hist);
+        self.replies.add(other.replies);
         self.ok += other.ok;
         self.not_found += other.not_found;
         self.failed += other.failed;
@@ -275,6 +303,11 @@ pub async fn run_on(
         server_cpu_us_per_request,
         server_peak_rss_mib,
         version_regressions: tally.regressions,
+        mean_reply_bytes: if tally.replies.count > 0 {
+            tally.replies.bytes as f64 / tally.replies.count as f64
+        } else {
+            0.0
+        },
         version_min: tally.vmin,
         version_max: tally.vmax,
     })
@@ -317,8 +350,9 @@ async fn phase(
                 let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 let _ = tally.hist.record(ns.max(1));
                 match outcome {
-                    Outcome::Ok(versions) => {
+                    Outcome::Ok(versions, replies) => {
                         tally.ok += 1;
+                        tally.replies.add(replies);
                         if let Some((lo, hi)) = versions {
                             if check && lo < floor {
                                 tally.regressions += 1;
@@ -350,10 +384,10 @@ async fn phase(
 
 fn status_outcome(result: Result<tonic::Response<LookupSummary>, tonic::Status>) -> Outcome {
     match result {
-        Ok(r) if r.get_ref().records.is_empty() => Outcome::Failed("EmptyReply".into()),
+        Ok(r) if !first_record_decodes(&r.get_ref().records) => Outcome::Failed("BadReply".into()),
         Ok(r) => {
             let v = r.get_ref().version;
-            Outcome::Ok(Some((v, v)))
+            Outcome::Ok(Some((v, v)), Replies::of(r.get_ref()))
         }
         Err(s) if s.code() == Code::NotFound => Outcome::NotFound,
         Err(s) => Outcome::Failed(format!("{:?}", s.code())),
@@ -431,6 +465,7 @@ async fn batch(
     };
     let mut answered = 0usize;
     let mut versions: Option<(u64, u64)> = None;
+    let mut replies = Replies::default();
     loop {
         match stream.message().await {
             Ok(Some(item)) => {
@@ -438,10 +473,11 @@ async fn batch(
                 match item.error {
                     Some(e) if e.code == Code::NotFound as i32 => {}
                     Some(e) => return Outcome::Failed(format!("Batch{:?}", Code::from(e.code))),
-                    None if item.records.is_empty() => {
-                        return Outcome::Failed("BatchEmptyReply".into());
+                    None if !first_record_decodes(&item.records) => {
+                        return Outcome::Failed("BatchBadReply".into());
                     }
                     None => {
+                        replies.add(Replies::of(&item));
                         let v = item.version;
                         versions = Some(match versions {
                             Some((lo, hi)) => (lo.min(v), hi.max(v)),
@@ -457,5 +493,5 @@ async fn batch(
     if answered != expected {
         return Outcome::Failed("BatchIncomplete".into());
     }
-    Outcome::Ok(versions)
+    Outcome::Ok(versions, replies)
 }

@@ -117,6 +117,9 @@ pub fn run_line(r: &RunStats) -> String {
         r.not_found,
         r.failed
     );
+    if r.mean_reply_bytes > 0.0 {
+        let _ = write!(s, "  reply {:.0}B", r.mean_reply_bytes);
+    }
     if let Some(cpu) = r.server_cpu_us_per_request {
         let _ = write!(s, "  cpu {cpu:.1}us/req");
     }

@@ -186,11 +186,18 @@ impl PortolanCommand {
 }
 
 /// Starts the baseline server (this executable's `baseline-server`
-/// subcommand) on an ephemeral loopback port and waits until it serves.
-pub async fn spawn_baseline(deadline: Duration) -> Result<ServerProcess> {
+/// subcommand) on an ephemeral loopback port, each answer holding
+/// `reply_records` copies of its record, and waits until it serves.
+pub async fn spawn_baseline(deadline: Duration, reply_records: usize) -> Result<ServerProcess> {
     let exe = std::env::current_exe().context("locating portolan-bench's own executable")?;
     let mut child = Command::new(&exe)
-        .args(["baseline-server", "--listen", "127.0.0.1:0"])
+        .args([
+            "baseline-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--reply-records",
+        ])
+        .arg(reply_records.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

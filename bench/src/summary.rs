@@ -8,11 +8,14 @@
 //! does for nothing. On a shared machine that work competes with the server
 //! under test, and more so the larger the replies, so it would charge the
 //! server for the load tool's own decoding. [`LookupSummary`] keeps each
-//! record as its undecoded bytes instead. The baseline and Portolan are read
-//! the same way. These types decode the same wire messages as
+//! record as its undecoded bytes instead, and the load decodes only the
+//! first record of every reply ([`first_record_decodes`]), so a reply whose
+//! records are not valid protobuf still fails. The baseline and Portolan
+//! are read the same way. These types decode the same wire messages as
 //! `portolan.v1.LookupResponse` and `portolan.v1.BatchLookupResponse`.
 
-use portolan::pb::ItemError;
+use portolan::pb::{ItemError, Record};
+use prost::Message as _;
 use prost::bytes::Bytes;
 
 /// A `portolan.v1.LookupResponse` with its records left encoded.
@@ -43,6 +46,14 @@ pub struct BatchItemSummary {
     pub error: Option<ItemError>,
 }
 
+/// Whether a reply's first record decodes as a `portolan.v1.Record` that
+/// names a service or a port (`false` for a reply without records).
+pub fn first_record_decodes(records: &[Bytes]) -> bool {
+    records.first().is_some_and(|first| {
+        Record::decode(first.clone()).is_ok_and(|r| r.name.is_some() || r.port.is_some())
+    })
+}
+
 /// The load's `PortRegistry` client (generated from the same proto), whose
 /// lookups answer with the summaries above.
 #[allow(
@@ -59,7 +70,6 @@ pub mod client {
 mod tests {
     use super::*;
     use portolan::pb;
-    use prost::Message as _;
 
     fn record(name: &str, port: u32) -> pb::Record {
         pb::Record {
@@ -82,6 +92,23 @@ mod tests {
         assert_eq!(summary.records.len(), 2);
         let first = pb::Record::decode(summary.records[0].clone()).unwrap();
         assert_eq!(first, record("http", 80));
+        assert!(first_record_decodes(&summary.records));
+    }
+
+    #[test]
+    fn a_reply_without_a_decodable_first_record_is_caught() {
+        assert!(!first_record_decodes(&[]));
+        // Field 1 (name) claims 5 bytes but only 2 follow.
+        assert!(!first_record_decodes(&[Bytes::from_static(&[
+            0x0a, 5, b'h', b't'
+        ])]));
+        // Field 1 holding bytes that are not UTF-8.
+        assert!(!first_record_decodes(&[Bytes::from_static(&[
+            0x0a, 2, 0xff, 0xfe
+        ])]));
+        // A record with neither name nor port.
+        let empty = pb::Record::default().encode_to_vec();
+        assert!(!first_record_decodes(&[Bytes::from(empty)]));
     }
 
     #[test]

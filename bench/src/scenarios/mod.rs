@@ -158,13 +158,19 @@ pub struct SteadyArgs {
     #[command(flatten)]
     /// Load.
     pub load: LoadArgs,
-    /// Baseline/Portolan run pairs, interleaved (baseline, portolan, ...).
-    /// The median run of each server (by throughput) is reported.
+    /// Rounds of one run per server (baseline first in odd rounds, second
+    /// in even ones). Each server's median run is reported, and the ratios
+    /// are the medians of the per-round ratios; use an odd number.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
     /// Skip the baseline.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Records in each baseline answer (copies of its fixed record). The
+    /// targets use 1; more gives the baseline replies as large as
+    /// Portolan's, to see how much of a gap is reply size alone.
+    #[arg(long, default_value_t = 1)]
+    pub baseline_reply_records: usize,
 }
 
 /// `reload` arguments.
@@ -318,6 +324,9 @@ pub struct BaselineArgs {
     /// Loopback address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: std::net::SocketAddr,
+    /// Records in every answer (copies of the fixed record).
+    #[arg(long, default_value_t = 1)]
+    pub reply_records: usize,
 }
 
 /// A Portolan server to measure: one this tool started, or a running one.
@@ -394,7 +403,7 @@ pub async fn run(command: Command) -> Result<Report> {
         Command::Sweep(a) => sweep::run(a).await,
         Command::Soak(a) => soak::run(a).await,
         Command::BaselineServer(a) => {
-            crate::baseline::serve(a.listen).await?;
+            crate::baseline::serve(a.listen, a.reply_records).await?;
             bail!("baseline server stopped")
         }
     }

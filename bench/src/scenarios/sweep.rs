@@ -23,7 +23,7 @@ pub async fn run(a: SweepArgs) -> Result<Report> {
     workload.mix = a.load.mix.mix();
     let workload = Arc::new(workload);
     let portolan = super::portolan(&a.server, "sweep").await?;
-    let baseline = servers::spawn_baseline(Duration::from_secs(30)).await?;
+    let baseline = servers::spawn_baseline(Duration::from_secs(30), 1).await?;
     let mut levels = vec![1usize];
     while levels
         .last()
