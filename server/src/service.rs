@@ -66,11 +66,12 @@ impl PortRegistryService {
         Self { shared }
     }
 
-    fn registry(&self) -> Result<Arc<RegistryState>, ServiceError> {
+    /// The registry state, borrowed: a unary call needs no reference count
+    /// of its own (an atomic that every call on every core would share).
+    fn registry(&self) -> Result<&Arc<RegistryState>, ServiceError> {
         self.shared
             .registry
             .get()
-            .cloned()
             .ok_or_else(|| ServiceError::Unavailable("the registry is still loading".into()))
     }
 
@@ -165,7 +166,7 @@ impl PortRegistry for PortRegistryService {
     ) -> Result<Response<EncodedLookupResponse>, Status> {
         let query = validate::lookup_port(request.get_ref())?;
         let state = self.registry()?;
-        Ok(Response::new(lookup_reply(&state, &query)?))
+        Ok(Response::new(lookup_reply(state, &query)?))
     }
 
     async fn lookup_name(
@@ -174,7 +175,7 @@ impl PortRegistry for PortRegistryService {
     ) -> Result<Response<EncodedLookupResponse>, Status> {
         let query = validate::lookup_name(request.get_ref())?;
         let state = self.registry()?;
-        Ok(Response::new(lookup_reply(&state, &query)?))
+        Ok(Response::new(lookup_reply(state, &query)?))
     }
 
     type BatchLookupStream = ResponseStream<EncodedBatchLookupResponse>;
@@ -183,7 +184,7 @@ impl PortRegistry for PortRegistryService {
         &self,
         request: Request<Streaming<pb::BatchLookupRequest>>,
     ) -> Result<Response<Self::BatchLookupStream>, Status> {
-        let state = self.registry()?;
+        let state = Arc::clone(self.registry()?);
         let mut inbound = request.into_inner();
         let shutdown = self.shared.shutdown.clone();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
@@ -272,7 +273,7 @@ impl PortRegistry for PortRegistryService {
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let params = validate::watch(request.get_ref())?;
-        let state = self.registry()?;
+        let state = Arc::clone(self.registry()?);
         self.refuse_during_shutdown()?;
         let permit = Arc::clone(&self.shared.watch_slots)
             .try_acquire_owned()
