@@ -41,8 +41,8 @@ run() {
   sanitize "$out/$name.json" "$out/$name.txt"
 }
 
-run steady-unary steady --data "$csv" --mix unary --duration 5s --rounds 9
-run steady-mixed steady --data "$csv" --duration 5s --rounds 9
+run steady-unary steady --data "$csv" --mix unary --duration 4s --rounds 15
+run steady-mixed steady --data "$csv" --duration 4s --rounds 15
 run reload reload --data "$csv" --alt-data "$xml" --duration 60s
 run reload-csv reload --data "$csv" --alt-data "$csv2" --duration 60s
 run watch-fanout watch-fanout --data "$csv" --alt-data "$xml" --iterations 3
