@@ -411,12 +411,7 @@ pub fn record_from_pb(record: &pb::Record) -> Result<(RecordKey, Record), Conver
     };
     let key = match &record.key {
         Some(key) => key_from_pb(key)?,
-        None => RecordKey {
-            name: domain.name.as_deref().map(Into::into),
-            ports: domain.ports,
-            protocol: domain.protocol.clone(),
-            ordinal: 0,
-        },
+        None => RecordKey::of(&domain, 0),
     };
     Ok((key, domain))
 }
@@ -497,19 +492,10 @@ mod tests {
         }
     }
 
-    fn key_of(record: &Record, ordinal: u32) -> RecordKey {
-        RecordKey {
-            name: record.name.as_deref().map(Into::into),
-            ports: record.ports,
-            protocol: record.protocol.clone(),
-            ordinal,
-        }
-    }
-
     #[test]
     fn full_record_round_trips() {
         let record = full_record();
-        let key = key_of(&record, 2);
+        let key = RecordKey::of(&record, 2);
         let wire = record_to_pb(&key, &record);
         assert_eq!(wire.port, Some(6000));
         assert_eq!(wire.port_end, Some(6063));
@@ -548,7 +534,7 @@ mod tests {
             ..Record::default()
         };
         for (record, ordinal) in [(nameless, 0), (portless, 1)] {
-            let key = key_of(&record, ordinal);
+            let key = RecordKey::of(&record, ordinal);
             let wire = record_to_pb(&key, &record);
             assert_eq!(record_from_pb(&wire).unwrap(), (key, record));
         }
@@ -646,13 +632,13 @@ mod tests {
             ..Record::default()
         };
         let diff = Diff {
-            added: vec![(key_of(&added, 0), Arc::new(added.clone()))],
+            added: vec![(RecordKey::of(&added, 0), Arc::new(added.clone()))],
             changed: vec![(
-                key_of(&old_record, 0),
+                RecordKey::of(&old_record, 0),
                 Arc::new(old_record.clone()),
                 Arc::new(new_record.clone()),
             )],
-            removed: vec![(key_of(&removed, 0), Arc::new(removed.clone()))],
+            removed: vec![(RecordKey::of(&removed, 0), Arc::new(removed.clone()))],
         };
         let delta = pb::Delta {
             upserted: delta_upserts_to_pb(&diff),
@@ -665,6 +651,6 @@ mod tests {
         let (upserts, removed_keys) = delta_from_pb(&delta).unwrap();
         assert_eq!(upserts[0].1.as_ref(), &added);
         assert_eq!(upserts[1].1.as_ref(), &new_record);
-        assert_eq!(removed_keys, vec![key_of(&removed, 0)]);
+        assert_eq!(removed_keys, vec![RecordKey::of(&removed, 0)]);
     }
 }

@@ -323,27 +323,7 @@ mod tests {
             name: name.map(str::to_string),
             ports: ports.and_then(|(start, end)| PortRange::new(start, end)),
             protocol,
-            description: String::new(),
-            assignees: Vec::new(),
-            contacts: Vec::new(),
-            registration_date: None,
-            modification_date: None,
-            references: Vec::new(),
-            service_code: None,
-            unauthorized_use: None,
-            notes: None,
-            aliases: Vec::new(),
-            open_frequency: None,
-            state: RecordState::Assigned,
-        }
-    }
-
-    fn key_of(record: &Record, ordinal: u32) -> RecordKey {
-        RecordKey {
-            name: record.name.as_deref().map(Into::into),
-            ports: record.ports,
-            protocol: record.protocol.clone(),
-            ordinal,
+            ..Record::default()
         }
     }
 
@@ -359,9 +339,9 @@ mod tests {
     #[test]
     fn a_bare_record_encodes_as_prost_does() {
         let bare = record(None, None, None);
-        assert_same_bytes(&key_of(&bare, 0), &bare);
+        assert_same_bytes(&RecordKey::of(&bare, 0), &bare);
         let http = record(Some("http"), Some((80, 80)), Some(Protocol::Tcp));
-        assert_same_bytes(&key_of(&http, 0), &http);
+        assert_same_bytes(&RecordKey::of(&http, 0), &http);
     }
 
     #[test]
@@ -394,7 +374,7 @@ mod tests {
                 Some(Protocol::Other("ddp".into())),
             )
         };
-        assert_same_bytes(&key_of(&full, 7), &full);
+        assert_same_bytes(&RecordKey::of(&full, 7), &full);
         // A body past 127 bytes needs a two-byte length prefix; past 16 KiB,
         // three.
         let long = Record {
@@ -403,7 +383,7 @@ mod tests {
             open_frequency: Some(-1.5e-300),
             ..record(Some("long"), Some((0, 65535)), Some(Protocol::Dccp))
         };
-        assert_same_bytes(&key_of(&long, u32::MAX), &long);
+        assert_same_bytes(&RecordKey::of(&long, u32::MAX), &long);
     }
 
     #[test]
@@ -413,7 +393,7 @@ mod tests {
             description: "World Wide Web HTTP".into(),
             ..record(Some("www"), Some((80, 80)), Some(Protocol::Udp))
         };
-        let (http_key, www_key) = (key_of(&http, 0), key_of(&www, 0));
+        let (http_key, www_key) = (RecordKey::of(&http, 0), RecordKey::of(&www, 0));
         let entries = [(&http_key, &http), (&www_key, &www)];
         let expected_records = vec![
             convert::record_to_pb(&http_key, &http),

@@ -172,13 +172,7 @@ mod tests {
             description: desc.into(),
             ..Record::default()
         };
-        let key = RecordKey {
-            name: record.name.as_deref().map(Into::into),
-            ports: record.ports,
-            protocol: record.protocol.clone(),
-            ordinal: 0,
-        };
-        (key, Arc::new(record))
+        (RecordKey::of(&record, 0), Arc::new(record))
     }
 
     #[test]

@@ -460,6 +460,19 @@ pub struct RecordKey {
     pub ordinal: u32,
 }
 
+impl RecordKey {
+    /// The key of `record` as the `ordinal`-th row with its (name, ports,
+    /// protocol); [`crate::Registry::keys`] counts the ordinals.
+    pub fn of(record: &Record, ordinal: u32) -> Self {
+        Self {
+            name: record.name.as_deref().map(Arc::from),
+            ports: record.ports,
+            protocol: record.protocol.clone(),
+            ordinal,
+        }
+    }
+}
+
 impl fmt::Display for RecordKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.name.as_deref().unwrap_or("-"))?;

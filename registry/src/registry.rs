@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 
@@ -79,12 +78,7 @@ impl Registry {
                     .or_insert(0);
                 let ordinal = *slot;
                 *slot += 1;
-                RecordKey {
-                    name: r.name.as_deref().map(Arc::from),
-                    ports: r.ports,
-                    protocol: r.protocol.clone(),
-                    ordinal,
-                }
+                RecordKey::of(r, ordinal)
             })
             .collect()
     }
