@@ -19,8 +19,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use portolan::convert;
 use portolan::wire::EncodedLookupResponse;
-use portolan::{convert, pb};
 use portolan_registry::{Index, IndexEntry, embedded, parse};
 use prost::Message as _;
 
@@ -42,15 +42,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut bytes = 0;
             let mut answer = |found: portolan_registry::EntryLookup| {
-                let reply = pb::LookupResponse {
-                    records: found
-                        .entries
-                        .iter()
-                        .map(|e| convert::record_to_pb(&e.key, &e.record))
-                        .collect(),
-                    version: found.version,
-                };
-                bytes += reply.encode_to_vec().len();
+                bytes += convert::lookup_to_pb(&found).encode_to_vec().len();
             };
             for port in PORTS {
                 answer(index.lookup_port_entries(black_box(port), None));

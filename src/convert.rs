@@ -27,7 +27,8 @@ use std::sync::Arc;
 
 use portolan_registry::diff::KeyedRecord;
 use portolan_registry::{
-    Diff, Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate,
+    Diff, EntryLookup, Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState,
+    RegistryDate,
 };
 
 use crate::pb;
@@ -337,6 +338,21 @@ pub fn record_to_pb(key: &RecordKey, record: &Record) -> pb::Record {
     let mut out = unkeyed_record_to_pb(record);
     out.key = Some(key_to_pb(key));
     out
+}
+
+/// A point lookup's answer as the wire message, records converted with
+/// [`record_to_pb`]. The server writes the same bytes with
+/// [`crate::wire::EncodedLookupResponse`] instead; this is the message path
+/// that writer is checked against.
+pub fn lookup_to_pb(found: &EntryLookup) -> pb::LookupResponse {
+    pb::LookupResponse {
+        records: found
+            .entries
+            .iter()
+            .map(|e| record_to_pb(&e.key, &e.record))
+            .collect(),
+        version: found.version,
+    }
 }
 
 /// A record as the wire message without its key (`key` absent). Use

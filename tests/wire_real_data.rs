@@ -3,7 +3,6 @@
 //! record of every real source the registry parses: the bytes must be equal.
 
 use portolan::convert;
-use portolan::pb;
 use portolan::wire::{EncodedLookupResponse, EncodedRecord};
 use portolan_registry::{Index, parse};
 use portolan_test_support::require_shared_file;
@@ -75,14 +74,7 @@ fn lookup_replies_for_real_ports_decode_to_the_converted_records() {
             found.entries.iter().map(|e| (&e.key, &*e.record)),
             found.version,
         );
-        let expected = pb::LookupResponse {
-            records: found
-                .entries
-                .iter()
-                .map(|e| convert::record_to_pb(&e.key, &e.record))
-                .collect(),
-            version: found.version,
-        };
+        let expected = convert::lookup_to_pb(&found);
         assert_eq!(
             reply.to_message().expect("decodes"),
             expected,

@@ -55,15 +55,8 @@ fn run_lookup(lookup: &Lookup) {
             index.lookup_name_entries(name, protocol.as_ref()),
         ),
     };
-    let converted = pb::LookupResponse {
-        records: result
-            .entries
-            .iter()
-            .map(|entry| convert::record_to_pb(&entry.key, &entry.record))
-            .collect(),
-        version: result.version,
-    };
-    assert_eq!(written, converted.encode_to_vec(), "the two writers differ");
+    let converted = convert::lookup_to_pb(&result).encode_to_vec();
+    assert_eq!(written, converted, "the two writers differ");
 }
 
 fuzz_target!(|data: &[u8]| {
