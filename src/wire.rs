@@ -25,7 +25,7 @@
 
 use std::fmt;
 
-use portolan_registry::{Person, Record, RecordKey, RegistryDate};
+use portolan_registry::{Person, PortRange, Protocol, Record, RecordKey, RegistryDate};
 use prost::bytes::{Buf, BufMut};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::{DecodeError, Message};
@@ -180,15 +180,12 @@ impl EncodedRecord {
 
 /// Writes the fields of `portolan.v1.Record` (see `record_to_pb`).
 fn put_record(out: &mut Vec<u8>, key: &RecordKey, record: &Record) {
-    let (port, port_end) = convert::ports_to_pb(record.ports);
-    let (protocol, protocol_text) = convert::protocol_to_pb_ref(record.protocol.as_ref());
-    if let Some(name) = &record.name {
-        put_str_always(out, 1, name);
-    }
-    put_optional_uint32(out, 2, port);
-    put_optional_uint32(out, 3, port_end);
-    put_enum(out, 4, protocol as i32);
-    put_str(out, 5, protocol_text);
+    put_identity(
+        out,
+        record.name.as_deref(),
+        record.ports,
+        record.protocol.as_ref(),
+    );
     put_str(out, 6, &record.description);
     for person in &record.assignees {
         put_message(out, 7, |out| put_person(out, person));
@@ -229,18 +226,29 @@ fn put_record(out: &mut Vec<u8>, key: &RecordKey, record: &Record) {
 
 /// Writes the fields of `portolan.v1.RecordKey` (see `key_to_pb`).
 fn put_key(out: &mut Vec<u8>, key: &RecordKey) {
-    let (port, port_end) = convert::ports_to_pb(key.ports);
-    let (protocol, protocol_text) = convert::protocol_to_pb_ref(key.protocol.as_ref());
-    if let Some(name) = &key.name {
+    put_identity(out, key.name.as_deref(), key.ports, key.protocol.as_ref());
+    if key.ordinal != 0 {
+        encoding::uint32::encode(6, &key.ordinal, out);
+    }
+}
+
+/// Fields 1-5 (name, port, port_end, protocol, protocol_text), which
+/// `Record` and `RecordKey` number alike.
+fn put_identity(
+    out: &mut Vec<u8>,
+    name: Option<&str>,
+    ports: Option<PortRange>,
+    protocol: Option<&Protocol>,
+) {
+    let (port, port_end) = convert::ports_to_pb(ports);
+    let (protocol, protocol_text) = convert::protocol_to_pb_ref(protocol);
+    if let Some(name) = name {
         put_str_always(out, 1, name);
     }
     put_optional_uint32(out, 2, port);
     put_optional_uint32(out, 3, port_end);
     put_enum(out, 4, protocol as i32);
     put_str(out, 5, protocol_text);
-    if key.ordinal != 0 {
-        encoding::uint32::encode(6, &key.ordinal, out);
-    }
 }
 
 /// Writes the fields of `portolan.v1.Person` (see `person_to_pb`).
@@ -316,7 +324,7 @@ fn put_enum(out: &mut Vec<u8>, tag: u32, value: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use portolan_registry::{PortRange, Protocol, RecordState};
+    use portolan_registry::RecordState;
 
     fn record(name: Option<&str>, ports: Option<(u16, u16)>, protocol: Option<Protocol>) -> Record {
         Record {
