@@ -2,10 +2,14 @@
 //! CSV, the server's own work per lookup besides the transport:
 //! * `reply_via_messages`: lookup, `convert::record_to_pb` for each record,
 //!   then prost encoding (how the server wrote replies before `wire`);
-//! * `reply_written_directly`: the lookup read in place and written by
-//!   `portolan::wire` (what the server does now).
+//! * `reply_written_directly`: the lookup read in place and each record
+//!   written by `portolan::wire` (how the server wrote replies before
+//!   entries kept their encoding);
+//! * `reply_from_kept_encodings`: the lookup read in place and each entry's
+//!   kept encoding copied (what the server does now; the first iteration
+//!   writes the encodings, every later one copies them).
 //!
-//! Both produce the same bytes (see `tests/wire_real_data.rs`). Each
+//! All three produce the same bytes (see `tests/wire_real_data.rs`). Each
 //! iteration answers the same 16 lookups: well-known ports, a port inside a
 //! range, and names.
 //!
@@ -27,9 +31,15 @@ use prost::Message as _;
 const PORTS: [u16; 12] = [22, 25, 53, 80, 110, 143, 443, 993, 3306, 5432, 6010, 8080];
 const NAMES: [&str; 4] = ["http", "HTTPS", "ssh", "domain"];
 
-/// Writes one reply as the server does; answers its length.
+/// Writes one reply, each record written afresh; answers its length.
 fn write_reply(version: u64, entries: &mut dyn Iterator<Item = &Arc<IndexEntry>>) -> usize {
     EncodedLookupResponse::new(entries.map(|e| (&e.key, &*e.record)), version).encoded_len()
+}
+
+/// Writes one reply as the server does, from the entries' kept encodings;
+/// answers its length.
+fn copy_reply(version: u64, entries: &mut dyn Iterator<Item = &Arc<IndexEntry>>) -> usize {
+    EncodedLookupResponse::from_entries(entries.map(|e| &**e), version).encoded_len()
 }
 
 fn benches(c: &mut Criterion) {
@@ -62,6 +72,19 @@ fn benches(c: &mut Criterion) {
             }
             for name in NAMES {
                 bytes += index.read_name_entries(black_box(name), None, write_reply);
+            }
+            bytes
+        })
+    });
+
+    c.bench_function("reply_from_kept_encodings", |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            for port in PORTS {
+                bytes += index.read_port_entries(black_box(port), None, copy_reply);
+            }
+            for name in NAMES {
+                bytes += index.read_name_entries(black_box(name), None, copy_reply);
             }
             bytes
         })

@@ -8,6 +8,13 @@
 //! writers here append the same bytes prost would produce directly from a
 //! borrowed [`Record`], with one buffer per reply.
 //!
+//! Lookups (LookupPort, LookupName, BatchLookup items) go one step further:
+//! each index entry's `Record` is written once, by the first reply that
+//! carries it, and kept with the entry ([`entry_record`]); later replies
+//! copy those bytes. A reply then costs one copy per record instead of one
+//! write per field, and reads one buffer instead of every string of the
+//! record.
+//!
 //! The encoded types ([`EncodedLookupResponse`], [`EncodedBatchLookupResponse`],
 //! [`EncodedRecord`]) implement [`prost::Message`] over their bytes, so the
 //! server's generated stubs ([`crate::wire_server`]) send them with tonic's
@@ -25,7 +32,7 @@
 
 use std::fmt;
 
-use portolan_registry::{Person, PortRange, Protocol, Record, RecordKey, RegistryDate};
+use portolan_registry::{IndexEntry, Person, PortRange, Protocol, Record, RecordKey, RegistryDate};
 use prost::bytes::{Buf, BufMut};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::{DecodeError, Message};
@@ -145,6 +152,19 @@ impl EncodedLookupResponse {
     }
 }
 
+impl EncodedLookupResponse {
+    /// [`EncodedLookupResponse::new`] for index entries, each copied from
+    /// its kept encoding ([`entry_record`]).
+    pub fn from_entries<'e>(entries: impl Iterator<Item = &'e IndexEntry>, version: u64) -> Self {
+        let mut out = reply_buffer(&entries, 16);
+        for entry in entries {
+            put_bytes(&mut out, 1, entry_record(entry));
+        }
+        put_uint64(&mut out, 2, version);
+        Self { bytes: out }
+    }
+}
+
 impl EncodedBatchLookupResponse {
     /// The answer to batch item `id`: `records` (in order) at `version`.
     pub fn found<'k, 'r>(
@@ -160,6 +180,35 @@ impl EncodedBatchLookupResponse {
         put_uint64(&mut out, 3, version);
         Self { bytes: out }
     }
+}
+
+impl EncodedBatchLookupResponse {
+    /// [`EncodedBatchLookupResponse::found`] for index entries, each copied
+    /// from its kept encoding ([`entry_record`]).
+    pub fn found_entries<'e>(
+        id: &str,
+        entries: impl Iterator<Item = &'e IndexEntry>,
+        version: u64,
+    ) -> Self {
+        let mut out = reply_buffer(&entries, id.len() + 16);
+        put_str(&mut out, 1, id);
+        for entry in entries {
+            put_bytes(&mut out, 2, entry_record(entry));
+        }
+        put_uint64(&mut out, 3, version);
+        Self { bytes: out }
+    }
+}
+
+/// The encoded `portolan.v1.Record` of an index entry (the bytes of
+/// [`EncodedRecord::new`] for its key and record), written by the first
+/// reply that carries the entry and kept with it for every later one.
+pub fn entry_record(entry: &IndexEntry) -> &[u8] {
+    entry.encoded_with(|key, record| {
+        let mut out = Vec::with_capacity(TYPICAL_RECORD_LEN);
+        put_record(&mut out, key, record);
+        out
+    })
 }
 
 impl EncodedRecord {
@@ -298,9 +347,15 @@ fn put_str(out: &mut Vec<u8>, tag: u32, value: &str) {
 
 /// An `optional` or repeated `string` element: written even when empty.
 fn put_str_always(out: &mut Vec<u8>, tag: u32, value: &str) {
+    put_bytes(out, tag, value.as_bytes());
+}
+
+/// A length-delimited field holding `value`: a string's bytes, or a
+/// message already encoded.
+fn put_bytes(out: &mut Vec<u8>, tag: u32, value: &[u8]) {
     encoding::encode_key(tag, WireType::LengthDelimited, out);
     encoding::encode_varint(value.len() as u64, out);
-    out.put_slice(value.as_bytes());
+    out.put_slice(value);
 }
 
 fn put_optional_uint32(out: &mut Vec<u8>, tag: u32, value: Option<u32>) {
@@ -428,6 +483,42 @@ mod tests {
         // Version 0 and an empty id are defaults, left out as prost does.
         let empty = EncodedBatchLookupResponse::found("", std::iter::empty(), 0);
         assert!(empty.as_bytes().is_empty());
+    }
+
+    #[test]
+    fn replies_from_index_entries_copy_each_kept_encoding() {
+        let http = record(Some("http"), Some((80, 80)), Some(Protocol::Tcp));
+        let www = Record {
+            description: "World Wide Web HTTP".into(),
+            ..record(Some("www"), Some((80, 80)), Some(Protocol::Udp))
+        };
+        let (http_key, www_key) = (RecordKey::of(&http, 0), RecordKey::of(&www, 1));
+        let entries = [
+            IndexEntry::new(http_key.clone(), std::sync::Arc::new(http.clone())),
+            IndexEntry::new(www_key.clone(), std::sync::Arc::new(www.clone())),
+        ];
+        let records = [(&http_key, &http), (&www_key, &www)];
+
+        // The first reply writes each entry's encoding, the second copies it;
+        // both are the bytes written from the records themselves.
+        for _ in 0..2 {
+            assert_eq!(
+                EncodedLookupResponse::from_entries(entries.iter(), 42),
+                EncodedLookupResponse::new(records.iter().copied(), 42)
+            );
+            assert_eq!(
+                EncodedBatchLookupResponse::found_entries("q1", entries.iter(), 7),
+                EncodedBatchLookupResponse::found("q1", records.iter().copied(), 7)
+            );
+        }
+        assert_eq!(
+            entry_record(&entries[1]),
+            EncodedRecord::new(&www_key, &www).as_bytes()
+        );
+        assert!(std::ptr::eq(
+            entry_record(&entries[0]),
+            entry_record(&entries[0])
+        ));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! way tonic does for an incoming gRPC message, then runs what decodes
 //! through the server's own validation (`portolan_server::validate`) and,
 //! when it validates, executes the query against an index of the embedded
-//! registry and writes the reply as the handlers do (read in place, written
-//! by `portolan::wire`).
+//! registry and writes the reply as the handlers do (read in place, each
+//! entry's encoding kept by `portolan::wire` and copied).
 //!
 //! None of it may panic. Whatever decodes must also survive an
 //! encode/decode round trip unchanged, and every reply written must be the
@@ -36,9 +36,10 @@ fn decode<M: Message + Default + PartialEq + std::fmt::Debug>(data: &[u8]) -> Op
     Some(message)
 }
 
-/// The reply as the handlers write it.
+/// The reply as the handlers write it, from the entries' kept encodings
+/// (written by the first input that reaches an entry, copied afterwards).
 fn write_reply(version: u64, entries: &mut dyn Iterator<Item = &Arc<IndexEntry>>) -> Vec<u8> {
-    EncodedLookupResponse::new(entries.map(|e| (&e.key, &*e.record)), version)
+    EncodedLookupResponse::from_entries(entries.map(|e| &**e), version)
         .as_bytes()
         .to_vec()
 }

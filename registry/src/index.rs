@@ -29,10 +29,14 @@
 //!
 //! Unchanged records keep their `Arc` across reloads, so a map entry whose
 //! records did not change is recognised by pointer and left alone.
+//!
+//! Each [`IndexEntry`] has a slot where the serving layer keeps its wire
+//! encoding of the entry ([`IndexEntry::encoded_with`]). The index never
+//! reads it; it goes when the entry does, i.e. when its record changes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -52,6 +56,54 @@ pub struct IndexEntry {
     pub key: RecordKey,
     /// The record.
     pub record: Arc<Record>,
+    /// The serving layer's encoding of this entry, made on first use.
+    encoding: EncodingSlot,
+}
+
+impl IndexEntry {
+    /// An entry for `record` under `key`, not yet encoded.
+    pub fn new(key: RecordKey, record: Arc<Record>) -> Self {
+        Self {
+            key,
+            record,
+            encoding: EncodingSlot::default(),
+        }
+    }
+
+    /// The bytes `encode` makes of this entry, made by the first call and
+    /// kept with the entry from then on (every later call returns them
+    /// without calling `encode`). An entry lives as long as its record is
+    /// unchanged (reloads keep unchanged entries), so a server answering
+    /// the same records again copies their encoding instead of writing it.
+    ///
+    /// The index never reads these bytes. There is one slot per entry, so
+    /// every caller must pass the same encoding: the server has one wire
+    /// format, and exactly one function of it calls this.
+    pub fn encoded_with(&self, encode: impl FnOnce(&RecordKey, &Record) -> Vec<u8>) -> &[u8] {
+        self.encoding
+            .0
+            .get_or_init(|| encode(&self.key, &self.record).into_boxed_slice())
+    }
+}
+
+/// Where an [`IndexEntry`] keeps its encoding. A cache, not part of the
+/// entry's value: entries compare equal whatever their slots hold.
+#[derive(Default)]
+struct EncodingSlot(OnceLock<Box<[u8]>>);
+
+impl PartialEq for EncodingSlot {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for EncodingSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.get() {
+            Some(bytes) => write!(f, "encoded ({} bytes)", bytes.len()),
+            None => f.write_str("not encoded"),
+        }
+    }
 }
 
 type RecordList = Arc<[Arc<IndexEntry>]>;
@@ -616,8 +668,11 @@ fn matching<'a>(
     list: &'a [Arc<IndexEntry>],
     protocol: Option<&'a Protocol>,
 ) -> impl Iterator<Item = &'a Arc<IndexEntry>> + 'a {
-    list.iter()
-        .filter(move |e| Protocol::matches(e.record.protocol.as_ref(), protocol))
+    // The key holds the record's protocol, so filtering reads only the
+    // entry; without a protocol every entry matches and none is read.
+    list.iter().filter(move |e| {
+        protocol.is_none_or(|query| Protocol::matches(e.key.protocol.as_ref(), Some(query)))
+    })
 }
 
 /// Port lists, in port order.
@@ -679,12 +734,10 @@ fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortLists, NameLists) {
     let mut entries: Vec<Option<Arc<IndexEntry>>> = vec![None; keyed.len()];
     let mut entry = |p: u32| -> Arc<IndexEntry> {
         let (key, record) = &keyed[p as usize];
-        Arc::clone(entries[p as usize].get_or_insert_with(|| {
-            Arc::new(IndexEntry {
-                key: key.clone(),
-                record: Arc::clone(record),
-            })
-        }))
+        Arc::clone(
+            entries[p as usize]
+                .get_or_insert_with(|| Arc::new(IndexEntry::new(key.clone(), Arc::clone(record)))),
+        )
     };
     let canonical = |a: &u32, b: &u32| {
         query::canonical_cmp(
@@ -803,6 +856,28 @@ fn upsert_then_remove<K>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_is_encoded_once_and_compares_by_value_alone() {
+        let record = Record {
+            name: Some("http".into()),
+            ..Record::default()
+        };
+        let key = RecordKey::of(&record, 0);
+        let entry = IndexEntry::new(key.clone(), Arc::new(record.clone()));
+        let fresh = IndexEntry::new(key, Arc::new(record));
+        let calls = std::cell::Cell::new(0);
+        let encode = |key: &RecordKey, record: &Record| {
+            calls.set(calls.get() + 1);
+            format!("{key} {}", record.name.as_deref().unwrap_or("")).into_bytes()
+        };
+        assert_eq!(entry.encoded_with(encode), b"http -/any http");
+        assert_eq!(entry.encoded_with(encode), b"http -/any http");
+        assert_eq!(calls.get(), 1, "the second read returns the kept bytes");
+        assert_eq!(entry, fresh, "a kept encoding is not part of the value");
+        assert_eq!(format!("{:?}", entry.encoding), "encoded (15 bytes)");
+        assert_eq!(format!("{:?}", fresh.encoding), "not encoded");
+    }
     use crate::model::PortRange;
 
     fn record(name: Option<&str>, ports: Option<(u16, u16)>, protocol: Option<Protocol>) -> Record {

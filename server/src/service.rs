@@ -16,7 +16,7 @@ use futures::Stream;
 use portolan::pb;
 use portolan::wire::{EncodedBatchLookupResponse, EncodedLookupResponse, EncodedRecord};
 use portolan::wire_server::port_registry_server::PortRegistry;
-use portolan_registry::{IndexEntry, Protocol, Record, RecordKey};
+use portolan_registry::{IndexEntry, Protocol};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
@@ -87,20 +87,20 @@ fn describe(protocol: Option<&Protocol>) -> String {
     protocol.map(|p| format!("/{p}")).unwrap_or_default()
 }
 
-/// Runs one validated lookup, writing its records with `write` (given the
-/// version and at least one record) straight from the index; NOT_FOUND
+/// Runs one validated lookup, writing its entries with `write` (given the
+/// version and at least one entry) straight from the index; NOT_FOUND
 /// when nothing matches.
 fn lookup<T>(
     state: &RegistryState,
     query: &Lookup,
-    write: impl FnOnce(u64, &mut dyn Iterator<Item = (&RecordKey, &Record)>) -> T,
+    write: impl FnOnce(u64, &mut dyn Iterator<Item = &IndexEntry>) -> T,
 ) -> Result<T, ServiceError> {
     let write_if_found = |version, entries: &mut dyn Iterator<Item = &Arc<IndexEntry>>| {
-        let mut records = entries.map(|e| (&e.key, &*e.record)).peekable();
-        records
+        let mut entries = entries.map(|e| &**e).peekable();
+        entries
             .peek()
             .is_some()
-            .then(|| write(version, &mut records))
+            .then(|| write(version, &mut entries))
     };
     let written = match query {
         Lookup::Port { port, protocol } => {
@@ -131,8 +131,8 @@ fn lookup_reply(
     state: &RegistryState,
     query: &Lookup,
 ) -> Result<EncodedLookupResponse, ServiceError> {
-    lookup(state, query, |version, records| {
-        EncodedLookupResponse::new(records, version)
+    lookup(state, query, |version, entries| {
+        EncodedLookupResponse::from_entries(entries, version)
     })
 }
 
@@ -306,8 +306,8 @@ fn answer_batch_item(
     item: pb::BatchLookupRequest,
 ) -> EncodedBatchLookupResponse {
     let answer = validate::batch_item(&item).and_then(|query| {
-        lookup(state, &query, |version, records| {
-            EncodedBatchLookupResponse::found(&item.id, records, version)
+        lookup(state, &query, |version, entries| {
+            EncodedBatchLookupResponse::found_entries(&item.id, entries, version)
         })
     });
     match answer {
