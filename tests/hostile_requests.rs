@@ -13,6 +13,9 @@
 //! * BatchLookup streams that never end: other clients are still served;
 //! * more Watch streams than `--max-watch-streams`: RESOURCE_EXHAUSTED, and a
 //!   freed slot is reusable;
+//! * more calls on one connection than it may carry: the server advertises
+//!   its limit in HTTP/2 SETTINGS (read here by a raw HTTP/2 client), so
+//!   clients queue the rest themselves;
 //! * clients that never read their ListRecords/Watch streams: the server
 //!   process (the real binary, so its own VmRSS can be read from `/proc`)
 //!   keeps answering within a deadline and its memory stays bounded.
@@ -705,4 +708,45 @@ async fn hold_while_serving(client: &mut PortRegistryClient<Channel>, addr: Sock
         assert_serves(&mut connect(addr).await).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The per-connection limit is HTTP/2's own: the server's SETTINGS frame
+/// carries SETTINGS_MAX_CONCURRENT_STREAMS, so a client keeps its calls
+/// beyond it queued on its side and the server holds nothing for them.
+#[tokio::test]
+async fn each_connection_is_limited_to_its_advertised_concurrent_streams() {
+    use std::future::Future as _;
+    use std::pin::Pin;
+    use std::task::Poll;
+
+    let server = start_server(test_args(None)).await;
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let (requests, mut connection) = h2::client::handshake(tcp).await.expect("HTTP/2 handshake");
+    // Until the server's SETTINGS arrive, a client may open any number.
+    assert_eq!(connection.max_concurrent_send_streams(), usize::MAX);
+    let advertised = tokio::time::timeout(
+        SERVED_WITHIN,
+        std::future::poll_fn(|cx| {
+            // Driving the connection reads the server's SETTINGS frame.
+            if let Poll::Ready(result) = Pin::new(&mut connection).poll(cx) {
+                return Poll::Ready(Err(result));
+            }
+            match connection.max_concurrent_send_streams() {
+                usize::MAX => Poll::Pending,
+                limit => Poll::Ready(Ok(limit)),
+            }
+        }),
+    )
+    .await
+    .expect("the server's SETTINGS within the deadline")
+    .expect("the connection stays open");
+    assert_eq!(
+        advertised,
+        portolan_server::MAX_STREAMS_PER_CONNECTION as usize
+    );
+    assert_eq!(advertised, 256);
+    drop((requests, connection));
+    server.stop().await;
 }

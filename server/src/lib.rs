@@ -70,8 +70,12 @@ use crate::watch::WatchSettings;
 /// OUT_OF_RANGE/RESOURCE_EXHAUSTED before any handler runs.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
-/// Calls in flight on one connection before further ones wait.
-const CONCURRENCY_PER_CONNECTION: usize = 256;
+/// Calls (HTTP/2 streams) one connection may have open at once, advertised
+/// in the server's HTTP/2 SETTINGS. Clients queue further calls themselves,
+/// and a stream beyond it is refused (REFUSED_STREAM, which clients retry),
+/// so the server holds nothing for calls it is not serving and spends
+/// nothing per call to count them.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// Calls in flight over all connections before further ones wait.
 const GLOBAL_CONCURRENCY: usize = 4096;
@@ -175,7 +179,7 @@ pub async fn run_with_listeners(
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .max_connection_age(args.max_stream_lifetime)
-        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .timeout(HANDLER_TIMEOUT);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
