@@ -150,9 +150,7 @@ impl EncodedLookupResponse {
         put_uint64(&mut out, 2, version);
         Self { bytes: out }
     }
-}
 
-impl EncodedLookupResponse {
     /// [`EncodedLookupResponse::new`] for index entries, each copied from
     /// its kept encoding ([`entry_record`]).
     pub fn from_entries<'e>(entries: impl Iterator<Item = &'e IndexEntry>, version: u64) -> Self {
@@ -180,9 +178,7 @@ impl EncodedBatchLookupResponse {
         put_uint64(&mut out, 3, version);
         Self { bytes: out }
     }
-}
 
-impl EncodedBatchLookupResponse {
     /// [`EncodedBatchLookupResponse::found`] for index entries, each copied
     /// from its kept encoding ([`entry_record`]).
     pub fn found_entries<'e>(

@@ -856,6 +856,7 @@ fn upsert_then_remove<K>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::PortRange;
 
     #[test]
     fn an_entry_is_encoded_once_and_compares_by_value_alone() {
@@ -878,7 +879,6 @@ mod tests {
         assert_eq!(format!("{:?}", entry.encoding), "encoded (15 bytes)");
         assert_eq!(format!("{:?}", fresh.encoding), "not encoded");
     }
-    use crate::model::PortRange;
 
     fn record(name: Option<&str>, ports: Option<(u16, u16)>, protocol: Option<Protocol>) -> Record {
         let description = name.map_or_else(|| "Unassigned".to_string(), |n| format!("{n} service"));
