@@ -42,6 +42,9 @@ run() {
 }
 
 run steady-unary steady --data "$csv" --mix unary --duration 4s --rounds 15
+# The same ratio from many short paired rounds: on a machine whose speed
+# drifts, more rounds narrow the median more than longer ones do.
+run steady-unary-61 steady --data "$csv" --mix unary --duration 2s --warmup 500ms --rounds 61
 run steady-mixed steady --data "$csv" --duration 4s --rounds 15
 run reload reload --data "$csv" --alt-data "$xml" --duration 60s
 run reload-csv reload --data "$csv" --alt-data "$csv2" --duration 60s
