@@ -32,7 +32,11 @@
 //!
 //! Each [`IndexEntry`] has a slot where the serving layer keeps its wire
 //! encoding of the entry ([`IndexEntry::encoded_with`]). The index never
-//! reads it; it goes when the entry does, i.e. when its record changes.
+//! reads it; it goes when the entry does. A list that a reload rebuilds
+//! gets fresh entries for all its records, so a reload drops every encoding
+//! it could have made stale (and those of the unchanged neighbours in the
+//! same lists); a record in several lists may have an entry, and an
+//! encoding, in each.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,9 +76,10 @@ impl IndexEntry {
 
     /// The bytes `encode` makes of this entry, made by the first call and
     /// kept with the entry from then on (every later call returns them
-    /// without calling `encode`). An entry lives as long as its record is
-    /// unchanged (reloads keep unchanged entries), so a server answering
-    /// the same records again copies their encoding instead of writing it.
+    /// without calling `encode`). Entries in the index are shared and never
+    /// change; a reload replaces the entries of every list it rebuilds, and
+    /// keeps the rest, so a server answering the same records again copies
+    /// their encoding instead of writing it.
     ///
     /// The index never reads these bytes. There is one slot per entry, so
     /// every caller must pass the same encoding: the server has one wire
@@ -403,7 +408,10 @@ impl Index {
     }
 
     /// An index serving already-keyed records at `version` (used by
-    /// replicas that mirror a server's versions).
+    /// replicas that mirror a server's versions). Each key must be its
+    /// record's, as [`RecordKey::of`] makes it: lookups filter by the key's
+    /// protocol. The same holds for [`Index::replace_keyed`] and the
+    /// upserts of [`Index::apply_delta`].
     pub fn from_keyed(keyed: Vec<KeyedRecord>, source: SourceInfo, version: u64) -> Self {
         let snapshot = Snapshot::build(version, source, keyed);
         let (ports, names) = build_maps(&snapshot.keyed, &Scope::All);
@@ -668,8 +676,9 @@ fn matching<'a>(
     list: &'a [Arc<IndexEntry>],
     protocol: Option<&'a Protocol>,
 ) -> impl Iterator<Item = &'a Arc<IndexEntry>> + 'a {
-    // The key holds the record's protocol, so filtering reads only the
-    // entry; without a protocol every entry matches and none is read.
+    // The key holds the record's protocol (keys are `RecordKey::of` their
+    // record; see `Index::from_keyed`), so filtering reads only the entry;
+    // without a protocol every entry matches and none is read.
     list.iter().filter(move |e| {
         protocol.is_none_or(|query| Protocol::matches(e.key.protocol.as_ref(), Some(query)))
     })
@@ -1119,6 +1128,30 @@ mod tests {
         assert!(index.lookup_name("www", None).records.is_empty());
         assert_eq!(index.by_port.len(), fresh.by_port.len());
         assert_eq!(index.by_name.len(), fresh.by_name.len());
+    }
+
+    /// A reload keeps the entries (and kept encodings) of lists it did not
+    /// touch, and gives a changed record a fresh entry, encoded anew from
+    /// the new record.
+    #[test]
+    fn a_reload_keeps_untouched_encodings_and_drops_changed_ones() {
+        let by_description =
+            |_: &RecordKey, record: &Record| record.description.clone().into_bytes();
+        let must_be_kept = |_: &RecordKey, _: &Record| -> Vec<u8> { panic!("encoded again") };
+        let index = Index::new(edition_a());
+        let http = Arc::clone(&index.lookup_port_entries(80, None).entries[0]);
+        let x11 = Arc::clone(&index.lookup_port_entries(6010, None).entries[0]);
+        assert_eq!(http.encoded_with(by_description), b"http service");
+        assert_eq!(x11.encoded_with(by_description), b"x11 service");
+
+        // edition_b changes x11's description and adds https on 443.
+        index.apply(edition_b(), &ReloadGuard::default()).unwrap();
+        let http_now = Arc::clone(&index.lookup_port_entries(80, None).entries[0]);
+        assert!(Arc::ptr_eq(&http, &http_now), "port 80 was not touched");
+        assert_eq!(http_now.encoded_with(must_be_kept), b"http service");
+        let x11_now = Arc::clone(&index.lookup_port_entries(6010, None).entries[0]);
+        assert!(!Arc::ptr_eq(&x11, &x11_now), "x11 changed");
+        assert_eq!(x11_now.encoded_with(by_description), b"X Window System");
     }
 
     #[test]

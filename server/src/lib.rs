@@ -71,11 +71,12 @@ use crate::watch::WatchSettings;
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// Calls (HTTP/2 streams) one connection may have open at once, advertised
-/// in the server's HTTP/2 SETTINGS. Clients queue further calls themselves,
-/// and a stream beyond it is refused (REFUSED_STREAM, which clients retry),
-/// so the server holds nothing for calls it is not serving and spends
-/// nothing per call to count them.
-pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+/// in the server's HTTP/2 SETTINGS. Every open stream counts for its whole
+/// life, long-lived Watch and BatchLookup streams included. Clients queue
+/// further calls on their side, and h2 refuses a stream beyond it
+/// (REFUSED_STREAM), so the server holds nothing for calls it is not
+/// serving and spends nothing per call to count them.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
 
 /// Calls in flight over all connections before further ones wait.
 const GLOBAL_CONCURRENCY: usize = 4096;
