@@ -3,15 +3,15 @@
 //! * `reply_via_messages`: lookup, `convert::record_to_pb` for each record,
 //!   then prost encoding (how the server wrote replies before `wire`);
 //! * `reply_written_directly`: the lookup read in place and each record
-//!   written by `portolan::wire` (how the server wrote replies before
-//!   entries kept their encoding);
-//! * `reply_from_kept_encodings`: the lookup read in place and each entry's
-//!   kept encoding copied (what the server does now; the first iteration
-//!   writes the encodings, every later one copies them).
+//!   written by `portolan::wire` (how the server wrote replies before it
+//!   kept what it wrote);
+//! * `reply_from_kept_answer`: the answer the index keeps for the lookup's
+//!   list, shared into the reply (what the server does now; the first
+//!   iteration writes the answers, every later one shares them).
 //!
 //! All three produce the same bytes (see `tests/wire_real_data.rs`). Each
 //! iteration answers the same 16 lookups: well-known ports, a port inside a
-//! range, and names.
+//! range, and names, and counts the bytes each reply would send.
 //!
 //! Run: `cargo bench -p portolan --bench replies`. The CSV comes from the
 //! shared data folder (see `portolan-test-support`); without it the
@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use portolan::convert;
-use portolan::wire::EncodedLookupResponse;
-use portolan_registry::{Index, IndexEntry, embedded, parse};
+use portolan::wire::{self, EncodedLookupResponse};
+use portolan_registry::{Answer, Index, IndexEntry, embedded, parse};
 use prost::Message as _;
 
 const PORTS: [u16; 12] = [22, 25, 53, 80, 110, 143, 443, 993, 3306, 5432, 6010, 8080];
@@ -36,10 +36,11 @@ fn write_reply(version: u64, entries: &mut dyn Iterator<Item = &Arc<IndexEntry>>
     EncodedLookupResponse::new(entries.map(|e| (&e.key, &*e.record)), version).encoded_len()
 }
 
-/// Writes one reply as the server does, from the entries' kept encodings;
-/// answers its length.
-fn copy_reply(version: u64, entries: &mut dyn Iterator<Item = &Arc<IndexEntry>>) -> usize {
-    EncodedLookupResponse::from_entries(entries.map(|e| &**e), version).encoded_len()
+/// The length of the reply made from a kept answer.
+fn answer_len((version, answer): (u64, Option<Answer>)) -> usize {
+    answer.map_or(0, |answer| {
+        EncodedLookupResponse::from_answer(answer, version).encoded_len()
+    })
 }
 
 fn benches(c: &mut Criterion) {
@@ -64,26 +65,31 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    // The two in-place paths differ only in how a reply is written.
-    type WriteReply = fn(u64, &mut dyn Iterator<Item = &Arc<IndexEntry>>) -> usize;
-    let in_place: [(&str, WriteReply); 2] = [
-        ("reply_written_directly", write_reply),
-        ("reply_from_kept_encodings", copy_reply),
-    ];
-    for (name, write) in in_place {
-        c.bench_function(name, |b| {
-            b.iter(|| {
-                let mut bytes = 0;
-                for port in PORTS {
-                    bytes += index.read_port_entries(black_box(port), None, write);
-                }
-                for name in NAMES {
-                    bytes += index.read_name_entries(black_box(name), None, write);
-                }
-                bytes
-            })
-        });
-    }
+    c.bench_function("reply_written_directly", |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            for port in PORTS {
+                bytes += index.read_port_entries(black_box(port), None, write_reply);
+            }
+            for name in NAMES {
+                bytes += index.read_name_entries(black_box(name), None, write_reply);
+            }
+            bytes
+        })
+    });
+
+    c.bench_function("reply_from_kept_answer", |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            for port in PORTS {
+                bytes += answer_len(index.port_answer(black_box(port), None, wire::lookup_answer));
+            }
+            for name in NAMES {
+                bytes += answer_len(index.name_answer(black_box(name), None, wire::lookup_answer));
+            }
+            bytes
+        })
+    });
 }
 
 criterion_group!(replies, benches);

@@ -8,12 +8,16 @@
 //! writers here append the same bytes prost would produce directly from a
 //! borrowed [`Record`], with one buffer per reply.
 //!
-//! Lookups (LookupPort, LookupName, BatchLookup items) go one step further:
-//! each index entry's `Record` is written once, by the first reply that
-//! carries it, and kept with the entry ([`entry_record`]); later replies
-//! copy those bytes. A reply then costs one copy per record instead of one
-//! write per field, and reads one buffer instead of every string of the
-//! record.
+//! Lookups go one step further and keep what they write:
+//! * LookupPort and LookupName: the answer (the reply's `records` fields,
+//!   [`lookup_answer`]) is written by the first lookup of a port's or
+//!   name's list with a given protocol filter and kept with the list by the
+//!   index ([`Index::port_answer`](portolan_registry::Index::port_answer));
+//!   later replies share it ([`EncodedLookupResponse::from_answer`]). A
+//!   lookup then costs one map read and one shared buffer, whatever the
+//!   number of records, and reads none of their strings.
+//! * BatchLookup items: each index entry's `Record` is written once and
+//!   kept with the entry ([`entry_record`]); later items copy those bytes.
 //!
 //! The encoded types ([`EncodedLookupResponse`], [`EncodedBatchLookupResponse`],
 //! [`EncodedRecord`]) implement [`prost::Message`] over their bytes, so the
@@ -32,7 +36,9 @@
 
 use std::fmt;
 
-use portolan_registry::{IndexEntry, Person, PortRange, Protocol, Record, RecordKey, RegistryDate};
+use portolan_registry::{
+    Answer, IndexEntry, Person, PortRange, Protocol, Record, RecordKey, RegistryDate,
+};
 use prost::bytes::{Buf, BufMut};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::{DecodeError, Message};
@@ -115,10 +121,6 @@ macro_rules! encoded_message {
 }
 
 encoded_message!(
-    /// A `portolan.v1.LookupResponse` already in wire form.
-    EncodedLookupResponse => pb::LookupResponse
-);
-encoded_message!(
     /// A `portolan.v1.BatchLookupResponse` already in wire form.
     EncodedBatchLookupResponse => pb::BatchLookupResponse
 );
@@ -137,30 +139,123 @@ fn reply_buffer<I: Iterator>(records: &I, extra: usize) -> Vec<u8> {
     Vec::with_capacity(expected * TYPICAL_RECORD_LEN + extra)
 }
 
+/// A `portolan.v1.LookupResponse` already in wire form: its `records`
+/// fields, encoded (usually the answer the index keeps for the lookup, see
+/// [`lookup_answer`]), then its version.
+///
+/// Decoding one (which the server never does) re-encodes each known field
+/// it reads, so the result means the same message; unknown fields are
+/// dropped, and equality compares the encoded records and the version.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct EncodedLookupResponse {
+    /// The `records` fields (tag, length and record each), shared with the
+    /// index's kept answer.
+    records: Answer,
+    version: u64,
+}
+
 impl EncodedLookupResponse {
     /// The reply listing `records` (in order) at `version`.
     pub fn new<'k, 'r>(
         records: impl Iterator<Item = (&'k RecordKey, &'r Record)>,
         version: u64,
     ) -> Self {
-        let mut out = reply_buffer(&records, 16);
+        let mut out = reply_buffer(&records, 0);
         for (key, record) in records {
             put_message(&mut out, 1, |out| put_record(out, key, record));
         }
-        put_uint64(&mut out, 2, version);
-        Self { bytes: out }
+        Self::from_answer(out.into(), version)
     }
 
-    /// [`EncodedLookupResponse::new`] for index entries, each copied from
-    /// its kept encoding ([`entry_record`]).
-    pub fn from_entries<'e>(entries: impl Iterator<Item = &'e IndexEntry>, version: u64) -> Self {
-        let mut out = reply_buffer(&entries, 16);
-        for entry in entries {
-            put_bytes(&mut out, 1, entry_record(entry));
+    /// The reply made of `answer` (the encoded `records` fields, as
+    /// [`lookup_answer`] writes them) at `version`. The answer is shared,
+    /// not copied.
+    pub fn from_answer(answer: Answer, version: u64) -> Self {
+        Self {
+            records: answer,
+            version,
         }
-        put_uint64(&mut out, 2, version);
-        Self { bytes: out }
     }
+
+    /// The encoding of `message` (for replies built as messages).
+    pub fn from_message(message: &pb::LookupResponse) -> Self {
+        let records = pb::LookupResponse {
+            records: message.records.clone(),
+            version: 0,
+        };
+        Self::from_answer(records.encode_to_vec().into(), message.version)
+    }
+
+    /// The message these bytes encode.
+    pub fn to_message(&self) -> Result<pb::LookupResponse, DecodeError> {
+        pb::LookupResponse::decode(self.encode_to_vec().as_slice())
+    }
+}
+
+impl fmt::Debug for EncodedLookupResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncodedLookupResponse")
+            .field("records_len", &self.records.len())
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl Message for EncodedLookupResponse {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        buf.put_slice(&self.records);
+        if self.version != 0 {
+            encoding::uint64::encode(2, &self.version, buf);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        let mut field = pb::LookupResponse::default();
+        field.merge_field(tag, wire_type, buf, ctx)?;
+        if field.version != 0 {
+            self.version = field.version;
+        } else if !field.records.is_empty() {
+            let mut records = self.records.to_vec();
+            field.encode_raw(&mut records);
+            self.records = records.into();
+        }
+        Ok(())
+    }
+
+    fn encoded_len(&self) -> usize {
+        let version = if self.version != 0 {
+            encoding::uint64::encoded_len(2, &self.version)
+        } else {
+            0
+        };
+        self.records.len() + version
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// The `records` fields of a `portolan.v1.LookupResponse` listing `entries`
+/// (in order): the answer the index keeps per list and protocol filter
+/// ([`Index::port_answer`](portolan_registry::Index::port_answer)), which
+/// [`EncodedLookupResponse::from_answer`] sends. Written from the records
+/// themselves, so a lookup leaves the entries' own encodings
+/// ([`entry_record`], for BatchLookup) unmade.
+pub fn lookup_answer(entries: &mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8> {
+    let mut out = reply_buffer(&entries, 0);
+    for entry in entries {
+        put_message(&mut out, 1, |out| {
+            put_record(out, &entry.key, &entry.record)
+        });
+    }
+    out
 }
 
 impl EncodedBatchLookupResponse {
@@ -465,7 +560,8 @@ mod tests {
             version: 42,
         };
         assert_eq!(reply.to_message().unwrap(), expected);
-        assert_eq!(reply.as_bytes(), expected.encode_to_vec().as_slice());
+        assert_eq!(reply.encode_to_vec(), expected.encode_to_vec());
+        assert_eq!(reply.encoded_len(), expected.encoded_len());
 
         let item = EncodedBatchLookupResponse::found("q1", entries.iter().copied(), 7);
         let expected = pb::BatchLookupResponse {
@@ -482,7 +578,7 @@ mod tests {
     }
 
     #[test]
-    fn replies_from_index_entries_copy_each_kept_encoding() {
+    fn replies_from_index_entries_equal_replies_from_records() {
         let http = record(Some("http"), Some((80, 80)), Some(Protocol::Tcp));
         let www = Record {
             description: "World Wide Web HTTP".into(),
@@ -495,13 +591,15 @@ mod tests {
         ];
         let records = [(&http_key, &http), (&www_key, &www)];
 
-        // The first reply writes each entry's encoding, the second copies it;
-        // both are the bytes written from the records themselves.
+        // A lookup's answer is written from the records, as `new` writes.
+        let answer = lookup_answer(&mut entries.iter());
+        assert_eq!(
+            EncodedLookupResponse::from_answer(answer.into(), 42),
+            EncodedLookupResponse::new(records.iter().copied(), 42)
+        );
+        // A batch item's first reply writes each entry's encoding, the second
+        // copies it; both are the bytes written from the records themselves.
         for _ in 0..2 {
-            assert_eq!(
-                EncodedLookupResponse::from_entries(entries.iter(), 42),
-                EncodedLookupResponse::new(records.iter().copied(), 42)
-            );
             assert_eq!(
                 EncodedBatchLookupResponse::found_entries("q1", entries.iter(), 7),
                 EncodedBatchLookupResponse::found("q1", records.iter().copied(), 7)
@@ -515,6 +613,28 @@ mod tests {
             entry_record(&entries[0]),
             entry_record(&entries[0])
         ));
+    }
+
+    #[test]
+    fn a_decoded_lookup_reply_keeps_its_records_and_version() {
+        let http = record(Some("http"), Some((80, 80)), Some(Protocol::Tcp));
+        let key = RecordKey::of(&http, 0);
+        let message = pb::LookupResponse {
+            records: vec![convert::record_to_pb(&key, &http); 2],
+            version: 300,
+        };
+        let wire = message.encode_to_vec();
+        let decoded = EncodedLookupResponse::decode(wire.as_slice()).unwrap();
+        assert_eq!(decoded.encode_to_vec(), wire);
+        assert_eq!(decoded.to_message().unwrap(), message);
+        assert_eq!(EncodedLookupResponse::from_message(&message), decoded);
+        assert_eq!(
+            EncodedLookupResponse::new([(&key, &http), (&key, &http)].into_iter(), 300),
+            decoded
+        );
+        let empty = EncodedLookupResponse::new(std::iter::empty(), 0);
+        assert_eq!(empty.encoded_len(), 0);
+        assert!(empty.encode_to_vec().is_empty());
     }
 
     #[test]

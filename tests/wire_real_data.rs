@@ -1,14 +1,15 @@
 //! The server's directly written replies ([`portolan::wire`]) against the
 //! contract's own encoding (`convert::record_to_pb` then prost), on every
 //! record of every real source the registry parses: the bytes must be equal,
-//! both as written for a record and as kept with its index entry.
+//! both as written for a record, as kept with its index entry, and as the
+//! answer kept for every lookup of the index.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use portolan::convert;
 use portolan::wire::{self, EncodedLookupResponse, EncodedRecord};
-use portolan_registry::{Index, IndexEntry, RecordKey, parse};
+use portolan_registry::{Answer, EntryLookup, Index, IndexEntry, Protocol, RecordKey, parse};
 use portolan_test_support::require_shared_file;
 use prost::Message as _;
 
@@ -33,6 +34,7 @@ fn compare_every_record(path: &std::path::Path) -> usize {
         );
         expected_by_key.insert(key.clone(), expected);
     }
+    compare_every_answer(&index, path);
     let entries = compare_every_entry(&index, &expected_by_key, path);
     // Only a record with neither port nor name is in no lookup map.
     let unreachable = snapshot
@@ -42,6 +44,79 @@ fn compare_every_record(path: &std::path::Path) -> usize {
         .count();
     assert_eq!(entries + unreachable, snapshot.len(), "{}", path.display());
     snapshot.len()
+}
+
+/// Every lookup a client can make of the file's index (each of the 65,536
+/// ports and each name and alias, without a protocol and with each of
+/// tcp, udp, sctp, dccp and one other) answers the reply the contract's
+/// encoding makes of the lookup's entries, and NOT_FOUND (no answer)
+/// exactly when there are none; a second lookup shares the kept answer.
+fn compare_every_answer(index: &Index, path: &std::path::Path) {
+    let filters = [
+        None,
+        Some(Protocol::Tcp),
+        Some(Protocol::Udp),
+        Some(Protocol::Sctp),
+        Some(Protocol::Dccp),
+        Some(Protocol::Other("ddp".into())),
+    ];
+    let check = |what: &str, found: EntryLookup, answer: &dyn Fn() -> (u64, Option<Answer>)| {
+        let (version, first) = answer();
+        assert_eq!(version, found.version);
+        let Some(first) = first else {
+            assert!(
+                found.entries.is_empty(),
+                "{}: {what} has no answer",
+                path.display()
+            );
+            return;
+        };
+        let expected = convert::lookup_to_pb(&found).encode_to_vec();
+        let reply = EncodedLookupResponse::from_answer(Arc::clone(&first), version);
+        assert_eq!(
+            reply.encode_to_vec(),
+            expected,
+            "{}: {what}",
+            path.display()
+        );
+        let (_, second) = answer();
+        let second = second.expect("answered again");
+        if what.ends_with("ddp") {
+            assert_eq!(first, second, "{what}");
+        } else {
+            assert!(Arc::ptr_eq(&first, &second), "{what}: kept");
+        }
+    };
+    let snapshot = index.snapshot();
+    let mut names: Vec<&str> = snapshot
+        .keyed()
+        .iter()
+        .flat_map(|(_, r)| r.name.iter().chain(&r.aliases))
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for protocol in &filters {
+        let shown = protocol
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let protocol = protocol.as_ref();
+        for port in 0..=u16::MAX {
+            check(
+                &format!("port {port} {shown}"),
+                index.lookup_port_entries(port, protocol),
+                &|| index.port_answer(port, protocol, wire::lookup_answer),
+            );
+        }
+        for &name in &names {
+            check(
+                &format!("name {name:?} {shown}"),
+                index.lookup_name_entries(name, protocol),
+                &|| index.name_answer(name, protocol, wire::lookup_answer),
+            );
+        }
+    }
 }
 
 /// Reads every index entry (through the first port of every record, and
@@ -137,10 +212,10 @@ fn lookup_replies_for_real_ports_decode_to_the_converted_records() {
             expected,
             "port {port}"
         );
-        assert_eq!(reply.as_bytes(), expected.encode_to_vec().as_slice());
-        // The server's path: each entry's kept encoding, copied.
-        let from_entries =
-            EncodedLookupResponse::from_entries(found.entries.iter().map(|e| &**e), found.version);
-        assert_eq!(from_entries, reply, "port {port}");
+        assert_eq!(reply.encode_to_vec(), expected.encode_to_vec());
+        // The server's path: the answer kept for the port's list.
+        let (version, answer) = index.port_answer(port, None, wire::lookup_answer);
+        let kept = EncodedLookupResponse::from_answer(answer.expect("found"), version);
+        assert_eq!(kept, reply, "port {port}");
     }
 }

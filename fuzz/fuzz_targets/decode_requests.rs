@@ -4,8 +4,8 @@
 //! way tonic does for an incoming gRPC message, then runs what decodes
 //! through the server's own validation (`portolan_server::validate`) and,
 //! when it validates, executes the query against an index of the embedded
-//! registry and writes the reply as the handlers do (read in place, each
-//! entry's encoding kept by `portolan::wire` and copied).
+//! registry and writes the replies as the handlers do (the answer the
+//! index keeps for a lookup; a batch item from each entry's kept encoding).
 //!
 //! None of it may panic. Whatever decodes must also survive an
 //! encode/decode round trip unchanged, and every reply written must be the
@@ -13,12 +13,12 @@
 //! encoded by prost.
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use portolan::wire::EncodedLookupResponse;
+use portolan::wire::{self, EncodedBatchLookupResponse, EncodedLookupResponse};
 use portolan::{convert, pb};
-use portolan_registry::{Index, IndexEntry};
+use portolan_registry::Index;
 use portolan_server::validate::{self, Lookup};
 use prost::Message;
 
@@ -36,28 +36,48 @@ fn decode<M: Message + Default + PartialEq + std::fmt::Debug>(data: &[u8]) -> Op
     Some(message)
 }
 
-/// The reply as the handlers write it, from the entries' kept encodings
-/// (written by the first input that reaches an entry, copied afterwards).
-fn write_reply(version: u64, entries: &mut dyn Iterator<Item = &Arc<IndexEntry>>) -> Vec<u8> {
-    EncodedLookupResponse::from_entries(entries.map(|e| &**e), version)
-        .as_bytes()
-        .to_vec()
-}
-
+/// Answers `lookup` as the handlers do (LookupPort and LookupName share
+/// the answer the index keeps, written by the first input that reaches its
+/// list; BatchLookup items copy each entry's kept encoding) and checks both
+/// replies against the lookup's entries converted and encoded by prost.
 fn run_lookup(lookup: &Lookup) {
     let index = index();
-    let (written, result) = match lookup {
+    let ((version, answer), found) = match lookup {
         Lookup::Port { port, protocol } => (
-            index.read_port_entries(*port, protocol.as_ref(), write_reply),
+            index.port_answer(*port, protocol.as_ref(), wire::lookup_answer),
             index.lookup_port_entries(*port, protocol.as_ref()),
         ),
         Lookup::Name { name, protocol } => (
-            index.read_name_entries(name, protocol.as_ref(), write_reply),
+            index.name_answer(name, protocol.as_ref(), wire::lookup_answer),
             index.lookup_name_entries(name, protocol.as_ref()),
         ),
     };
-    let converted = convert::lookup_to_pb(&result).encode_to_vec();
-    assert_eq!(written, converted, "the two writers differ");
+    assert_eq!(version, found.version);
+    let converted = convert::lookup_to_pb(&found);
+    match answer {
+        None => assert!(found.entries.is_empty(), "no answer for a lookup that matches"),
+        Some(answer) => assert_eq!(
+            EncodedLookupResponse::from_answer(answer, version).encode_to_vec(),
+            converted.encode_to_vec(),
+            "the answer differs from the converted reply"
+        ),
+    }
+    let item = EncodedBatchLookupResponse::found_entries(
+        "item",
+        found.entries.iter().map(|e| &**e),
+        found.version,
+    );
+    let expected = pb::BatchLookupResponse {
+        id: "item".into(),
+        records: converted.records,
+        version: found.version,
+        error: None,
+    };
+    assert_eq!(
+        item.as_bytes(),
+        expected.encode_to_vec(),
+        "the batch item differs from the converted reply"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

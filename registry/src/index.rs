@@ -30,11 +30,14 @@
 //! Unchanged records keep their `Arc` across reloads, so a map entry whose
 //! records did not change is recognised by pointer and left alone.
 //!
-//! Each [`IndexEntry`] has a slot where the serving layer keeps its wire
-//! encoding of the entry ([`IndexEntry::encoded_with`]). The index never
-//! reads it; it goes when the entry does. A list that a reload rebuilds
-//! gets fresh entries for all its records, so a reload drops every encoding
-//! it could have made stale (and those of the unchanged neighbours in the
+//! The serving layer keeps its wire encodings in slots the index never
+//! reads: each [`IndexEntry`] has one for the entry
+//! ([`IndexEntry::encoded_with`]), and each port's or name's list one per
+//! protocol filter for the whole answer ([`Index::port_answer`],
+//! [`Index::name_answer`]). They go when their entry or list does. A list
+//! that a reload rebuilds is a new list, without answers, of fresh entries
+//! for all its records, so a reload drops everything kept that it could
+//! have made stale (and what was kept for the unchanged neighbours in the
 //! same lists); a record in several lists may have an entry, and an
 //! encoding, in each.
 
@@ -111,7 +114,90 @@ impl std::fmt::Debug for EncodingSlot {
     }
 }
 
-type RecordList = Arc<[Arc<IndexEntry>]>;
+/// The encoding of a whole lookup answer that the serving layer keeps with
+/// a list ([`Index::port_answer`], [`Index::name_answer`]). Shared: a reply
+/// holds a reference to it rather than a copy.
+pub type Answer = Arc<[u8]>;
+
+/// The entries of one port or name, in canonical order, with the answers
+/// the serving layer keeps for them. Ports with the same entries (the ports
+/// of one range) share one list, and so its answers.
+#[derive(Debug, PartialEq)]
+struct EntryList {
+    entries: Box<[Arc<IndexEntry>]>,
+    answers: AnswerSlots,
+}
+
+impl EntryList {
+    fn new(entries: impl IntoIterator<Item = Arc<IndexEntry>>) -> RecordList {
+        Arc::new(Self {
+            entries: entries.into_iter().collect(),
+            answers: AnswerSlots::default(),
+        })
+    }
+
+    /// The answer `encode` makes of the entries matching `protocol`, or
+    /// `None` when none does (then `encode` is not called). Kept for a
+    /// lookup without a protocol or naming one of the four IANA ones;
+    /// written anew for any other protocol (rare, and unbounded in kind).
+    fn answer(
+        &self,
+        protocol: Option<&Protocol>,
+        encode: impl FnOnce(&mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8>,
+    ) -> Option<Answer> {
+        let write = || {
+            let mut entries = matching(&self.entries, protocol).map(|e| &**e).peekable();
+            entries.peek()?;
+            Some(Answer::from(encode(&mut entries)))
+        };
+        match AnswerSlots::slot_of(protocol) {
+            Some(slot) => self.answers.0[slot].get_or_init(write).clone(),
+            None => write(),
+        }
+    }
+}
+
+impl std::ops::Deref for EntryList {
+    type Target = [Arc<IndexEntry>];
+
+    fn deref(&self) -> &Self::Target {
+        &self.entries
+    }
+}
+
+/// The answers kept with an [`EntryList`], one per protocol filter a
+/// lookup can name: none, tcp, udp, sctp, dccp. A cache, not part of the
+/// list's value: lists compare equal whatever their slots hold.
+#[derive(Default)]
+struct AnswerSlots([OnceLock<Option<Answer>>; 5]);
+
+impl AnswerSlots {
+    fn slot_of(protocol: Option<&Protocol>) -> Option<usize> {
+        match protocol {
+            None => Some(0),
+            Some(Protocol::Tcp) => Some(1),
+            Some(Protocol::Udp) => Some(2),
+            Some(Protocol::Sctp) => Some(3),
+            Some(Protocol::Dccp) => Some(4),
+            Some(Protocol::Other(_)) => None,
+        }
+    }
+}
+
+impl PartialEq for AnswerSlots {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for AnswerSlots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = self.0.iter().filter(|slot| slot.get().is_some()).count();
+        write!(f, "{kept} answers kept")
+    }
+}
+
+type RecordList = Arc<EntryList>;
 
 /// Guard rails applied to every reload.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -485,7 +571,7 @@ impl Index {
         let list = self.by_port.get(&port).map(|list| Arc::clone(&*list));
         read(
             version,
-            &mut matching(list.as_deref().unwrap_or_default(), protocol),
+            &mut matching(list.as_ref().map_or(&[], |list| &list[..]), protocol),
         )
     }
 
@@ -501,8 +587,51 @@ impl Index {
         let list = self.name_list(name);
         read(
             version,
-            &mut matching(list.as_deref().unwrap_or_default(), protocol),
+            &mut matching(list.as_ref().map_or(&[], |list| &list[..]), protocol),
         )
+    }
+
+    /// The version (read first, see the module docs) and the answer to a
+    /// lookup of `port`: what `encode` makes of the entries covering `port`
+    /// that match `protocol`, in canonical order; `None` when none does.
+    ///
+    /// The answer is made by the first lookup of the port's list with that
+    /// protocol filter (none, or one of the four IANA protocols) and kept
+    /// with the list, so every later lookup takes a reference to it: one map
+    /// read and one shared buffer, whatever the number of records. A list
+    /// that a reload rebuilds is a new list without answers. Other protocols
+    /// are encoded on every call.
+    ///
+    /// The index never reads the answers. There is one slot per list and
+    /// filter, so every caller must pass the same encoding: the server has
+    /// one wire format, and exactly one function of it calls this.
+    pub fn port_answer(
+        &self,
+        port: u16,
+        protocol: Option<&Protocol>,
+        encode: impl FnOnce(&mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8>,
+    ) -> (u64, Option<Answer>) {
+        let version = self.version();
+        // The shard stays read-locked while a first answer is written (a few
+        // records), which saves every lookup a reference count on the list.
+        let answer = self
+            .by_port
+            .get(&port)
+            .and_then(|list| list.answer(protocol, encode));
+        (version, answer)
+    }
+
+    /// [`Index::port_answer`] for the records named `name` (or with it as
+    /// an alias), case-insensitively.
+    pub fn name_answer(
+        &self,
+        name: &str,
+        protocol: Option<&Protocol>,
+        encode: impl FnOnce(&mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8>,
+    ) -> (u64, Option<Answer>) {
+        let version = self.version();
+        let answer = self.with_name_list(name, |list| list.answer(protocol, encode));
+        (version, answer.flatten())
     }
 
     /// The version, then `each` of the entries of `port` matching
@@ -532,6 +661,12 @@ impl Index {
 
     /// The list of `name` (folded), if any.
     fn name_list(&self, name: &str) -> Option<RecordList> {
+        self.with_name_list(name, Arc::clone)
+    }
+
+    /// `read` of the list of `name` (folded), if any, under its shard's
+    /// read lock.
+    fn with_name_list<T>(&self, name: &str, read: impl FnOnce(&RecordList) -> T) -> Option<T> {
         let folded;
         let key = if name.chars().any(char::is_uppercase) {
             folded = fold_name(name);
@@ -539,7 +674,7 @@ impl Index {
         } else {
             name
         };
-        self.by_name.get(key).map(|list| Arc::clone(&*list))
+        self.by_name.get(key).map(|list| read(&list))
     }
 
     /// Replaces the registry with `registry` (parsed and validated by the
@@ -794,7 +929,7 @@ fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortLists, NameLists) {
         }
         let list = match &previous {
             Some((prev, list)) if *prev == bucket => Arc::clone(list),
-            _ => bucket.iter().map(|&p| entry(p)).collect(),
+            _ => EntryList::new(bucket.iter().map(|&p| entry(p))),
         };
         ports.push((port, Arc::clone(&list)));
         previous = Some((bucket, list));
@@ -819,7 +954,7 @@ fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortLists, NameLists) {
         while let Some((_, pos)) = named.next_if(|(next, _)| *next == name) {
             list.push(entry(pos));
         }
-        names.push((name, list.into()));
+        names.push((name, EntryList::new(list)));
     }
     (ports, names)
 }
@@ -1152,6 +1287,84 @@ mod tests {
         let x11_now = Arc::clone(&index.lookup_port_entries(6010, None).entries[0]);
         assert!(!Arc::ptr_eq(&x11, &x11_now), "x11 changed");
         assert_eq!(x11_now.encoded_with(by_description), b"X Window System");
+    }
+
+    /// An answer encoding that names each entry's key, and counts its calls.
+    fn keys_answer(
+        calls: &std::cell::Cell<usize>,
+    ) -> impl FnOnce(&mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8> + '_ {
+        move |entries| {
+            calls.set(calls.get() + 1);
+            let keys: Vec<String> = entries.map(|e| e.key.to_string()).collect();
+            keys.join(", ").into_bytes()
+        }
+    }
+
+    #[test]
+    fn answers_are_kept_per_list_and_protocol_filter() {
+        let index = Index::new(edition_a());
+        let calls = std::cell::Cell::new(0);
+        let answer = |port, protocol: Option<Protocol>| {
+            let (version, answer) = index.port_answer(port, protocol.as_ref(), keys_answer(&calls));
+            assert_eq!(version, 1);
+            answer
+        };
+
+        let any = answer(80, None).expect("port 80 has records");
+        assert_eq!(&*any, b"http 80/tcp, http 80/udp, www 80/tcp");
+        assert!(Arc::ptr_eq(&any, &answer(80, None).unwrap()), "kept");
+        let tcp = answer(80, Some(Protocol::Tcp)).unwrap();
+        assert_eq!(&*tcp, b"http 80/tcp, www 80/tcp");
+        assert!(Arc::ptr_eq(&tcp, &answer(80, Some(Protocol::Tcp)).unwrap()));
+        assert_eq!(calls.get(), 2, "one encoding per list and filter");
+        // No match: no answer, and nothing to encode.
+        assert_eq!(answer(80, Some(Protocol::Sctp)), None);
+        assert_eq!(answer(81, None), None);
+        assert_eq!(calls.get(), 2);
+        // The ports of one range share a list, so its answer.
+        let x11 = answer(6000, None).unwrap();
+        assert_eq!(&*x11, b"x11 6000-6063/tcp");
+        assert!(Arc::ptr_eq(&x11, &answer(6063, None).unwrap()));
+        assert_eq!(calls.get(), 3);
+        // A protocol outside the four IANA ones is answered, not kept.
+        let ddp = Some(Protocol::Other("ddp".into()));
+        assert_eq!(answer(4, ddp.clone()), None, "4/tcp is not ddp");
+        let (_, rdp) = index.name_answer("RDP", ddp.as_ref(), keys_answer(&calls));
+        assert_eq!(rdp.as_deref(), Some(&b"rdp -/any, rdp -/any #1"[..]));
+        let (_, again) = index.name_answer("rdp", ddp.as_ref(), keys_answer(&calls));
+        assert!(!Arc::ptr_eq(&rdp.unwrap(), &again.unwrap()));
+        assert_eq!(calls.get(), 5);
+        // Names are folded, and kept like ports.
+        let (_, http) = index.name_answer("HTTP", None, keys_answer(&calls));
+        let (_, again) = index.name_answer("http", None, keys_answer(&calls));
+        assert_eq!(http.as_deref(), Some(&b"http 80/tcp, http 80/udp"[..]));
+        assert!(Arc::ptr_eq(&http.unwrap(), &again.unwrap()));
+        assert_eq!(index.name_answer("nope", None, keys_answer(&calls)).1, None);
+        assert_eq!(calls.get(), 6);
+    }
+
+    #[test]
+    fn a_reload_keeps_the_answers_of_untouched_lists_and_drops_the_rest() {
+        let index = Index::new(edition_a());
+        let calls = std::cell::Cell::new(0);
+        let answer = |port| index.port_answer(port, None, keys_answer(&calls));
+        let (_, http) = answer(80);
+        let (_, x11) = answer(6010);
+        let (_, gone) = answer(99);
+        assert!(gone.is_some());
+        assert_eq!(calls.get(), 3);
+
+        // edition_b changes x11's description, removes "gone", adds 443.
+        index.apply(edition_b(), &ReloadGuard::default()).unwrap();
+        let (version, http_now) = answer(80);
+        assert_eq!(version, 2);
+        assert!(Arc::ptr_eq(&http.unwrap(), &http_now.unwrap()), "untouched");
+        assert_eq!(calls.get(), 3);
+        let (_, x11_now) = answer(6010);
+        assert!(!Arc::ptr_eq(&x11.unwrap(), &x11_now.unwrap()), "rebuilt");
+        assert_eq!(answer(99).1, None, "removed");
+        assert_eq!(answer(443).1.as_deref(), Some(&b"https 443/tcp"[..]));
+        assert_eq!(calls.get(), 5);
     }
 
     #[test]

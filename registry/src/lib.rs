@@ -37,7 +37,7 @@ pub mod registry;
 
 pub use diff::Diff;
 pub use index::{
-    ApplyError, Change, EntryLookup, Index, IndexEntry, LookupResult, ReloadGuard, Snapshot,
+    Answer, ApplyError, Change, EntryLookup, Index, IndexEntry, LookupResult, ReloadGuard, Snapshot,
 };
 pub use model::{
     Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate, fold_name,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use portolan::pb;
-use portolan::wire::{EncodedBatchLookupResponse, EncodedLookupResponse, EncodedRecord};
+use portolan::wire::{self, EncodedBatchLookupResponse, EncodedLookupResponse, EncodedRecord};
 use portolan::wire_server::port_registry_server::PortRegistry;
 use portolan_registry::{IndexEntry, Protocol};
 use tokio::sync::{Semaphore, mpsc};
@@ -114,26 +114,38 @@ fn lookup<T>(
                 .read_name_entries(name, protocol.as_ref(), write_if_found)
         }
     };
-    written.ok_or_else(|| {
-        ServiceError::NotFound(match query {
-            Lookup::Port { port, protocol } => {
-                format!("no record for port {port}{}", describe(protocol.as_ref()))
-            }
-            Lookup::Name { name, protocol } => {
-                format!("no record named {name:?}{}", describe(protocol.as_ref()))
-            }
-        })
+    written.ok_or_else(|| not_found(query))
+}
+
+/// The NOT_FOUND of a lookup that matched nothing.
+fn not_found(query: &Lookup) -> ServiceError {
+    ServiceError::NotFound(match query {
+        Lookup::Port { port, protocol } => {
+            format!("no record for port {port}{}", describe(protocol.as_ref()))
+        }
+        Lookup::Name { name, protocol } => {
+            format!("no record named {name:?}{}", describe(protocol.as_ref()))
+        }
     })
 }
 
-/// Runs one validated lookup and writes its reply.
+/// Runs one validated lookup and makes its reply from the answer the index
+/// keeps for it (written by the first lookup of the same list and filter).
 fn lookup_reply(
     state: &RegistryState,
     query: &Lookup,
 ) -> Result<EncodedLookupResponse, ServiceError> {
-    lookup(state, query, |version, entries| {
-        EncodedLookupResponse::from_entries(entries, version)
-    })
+    let index = state.index();
+    let (version, answer) = match query {
+        Lookup::Port { port, protocol } => {
+            index.port_answer(*port, protocol.as_ref(), wire::lookup_answer)
+        }
+        Lookup::Name { name, protocol } => {
+            index.name_answer(name, protocol.as_ref(), wire::lookup_answer)
+        }
+    };
+    let answer = answer.ok_or_else(|| not_found(query))?;
+    Ok(EncodedLookupResponse::from_answer(answer, version))
 }
 
 /// Sends one stream item unless shutdown begins first (then the stream is
