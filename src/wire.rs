@@ -13,9 +13,10 @@
 //!   [`lookup_answer`]) is written by the first lookup of a port's or
 //!   name's list with a given protocol filter and kept with the list by the
 //!   index ([`Index::port_answer`](portolan_registry::Index::port_answer));
-//!   later replies share it ([`EncodedLookupResponse::from_answer`]). A
-//!   lookup then costs one map read and one shared buffer, whatever the
-//!   number of records, and reads none of their strings.
+//!   later replies share it ([`EncodedLookupResponse::from_answer`]), and
+//!   the only copy left is tonic's, into the HTTP/2 frame. A lookup then
+//!   costs one map read and one buffer, whatever the number of records, and
+//!   reads none of their strings.
 //! * BatchLookup items: each index entry's `Record` is written once and
 //!   kept with the entry ([`entry_record`]); later items copy those bytes.
 //!
@@ -218,7 +219,8 @@ impl Message for EncodedLookupResponse {
     ) -> Result<(), DecodeError> {
         let mut field = pb::LookupResponse::default();
         field.merge_field(tag, wire_type, buf, ctx)?;
-        if field.version != 0 {
+        if tag == 2 {
+            // The last value wins, as in prost, even an explicit 0.
             self.version = field.version;
         } else if !field.records.is_empty() {
             let mut records = self.records.to_vec();
@@ -635,6 +637,17 @@ mod tests {
         let empty = EncodedLookupResponse::new(std::iter::empty(), 0);
         assert_eq!(empty.encoded_len(), 0);
         assert!(empty.encode_to_vec().is_empty());
+        // Fields in any order, repeated, or unknown decode as prost decodes
+        // them: the last version wins (even 0), unknown fields are dropped.
+        let record = convert::record_to_pb(&key, &http).encode_to_vec();
+        let mut odd = vec![0x10, 0x05, 0x0a, record.len() as u8];
+        odd.extend_from_slice(&record);
+        odd.extend_from_slice(&[0x10, 0x00, 0x18, 0x07]);
+        let decoded = EncodedLookupResponse::decode(odd.as_slice()).unwrap();
+        let expected = pb::LookupResponse::decode(odd.as_slice()).unwrap();
+        assert_eq!(expected.version, 0);
+        assert_eq!(decoded.to_message().unwrap(), expected);
+        assert_eq!(decoded.encode_to_vec(), expected.encode_to_vec());
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use portolan::convert;
 use portolan::wire::{self, EncodedLookupResponse, EncodedRecord};
-use portolan_registry::{Answer, EntryLookup, Index, IndexEntry, Protocol, RecordKey, parse};
+use portolan_registry::{
+    Answer, EntryLookup, Index, IndexEntry, Protocol, RecordKey, ReloadGuard, Snapshot, parse,
+};
 use portolan_test_support::require_shared_file;
 use prost::Message as _;
 
@@ -46,75 +48,80 @@ fn compare_every_record(path: &std::path::Path) -> usize {
     snapshot.len()
 }
 
-/// Every lookup a client can make of the file's index (each of the 65,536
-/// ports and each name and alias, without a protocol and with each of
-/// tcp, udp, sctp, dccp and one other) answers the reply the contract's
-/// encoding makes of the lookup's entries, and NOT_FOUND (no answer)
-/// exactly when there are none; a second lookup shares the kept answer.
-fn compare_every_answer(index: &Index, path: &std::path::Path) {
-    let filters = [
-        None,
-        Some(Protocol::Tcp),
-        Some(Protocol::Udp),
-        Some(Protocol::Sctp),
-        Some(Protocol::Dccp),
-        Some(Protocol::Other("ddp".into())),
-    ];
-    let check = |what: &str, found: EntryLookup, answer: &dyn Fn() -> (u64, Option<Answer>)| {
-        let (version, first) = answer();
-        assert_eq!(version, found.version);
-        let Some(first) = first else {
-            assert!(
-                found.entries.is_empty(),
-                "{}: {what} has no answer",
-                path.display()
-            );
-            return;
-        };
-        let expected = convert::lookup_to_pb(&found).encode_to_vec();
-        let reply = EncodedLookupResponse::from_answer(Arc::clone(&first), version);
-        assert_eq!(
-            reply.encode_to_vec(),
-            expected,
-            "{}: {what}",
-            path.display()
-        );
-        let (_, second) = answer();
-        let second = second.expect("answered again");
-        if what.ends_with("ddp") {
-            assert_eq!(first, second, "{what}");
-        } else {
-            assert!(Arc::ptr_eq(&first, &second), "{what}: kept");
+/// Each protocol filter a lookup can carry, and whether its answers are
+/// kept (none and the four IANA protocols are; any other protocol is
+/// answered afresh).
+fn filters() -> [(Option<Protocol>, bool); 6] {
+    [
+        (None, true),
+        (Some(Protocol::Tcp), true),
+        (Some(Protocol::Udp), true),
+        (Some(Protocol::Sctp), true),
+        (Some(Protocol::Dccp), true),
+        (Some(Protocol::Other("ddp".into())), false),
+    ]
+}
+
+/// One lookup a client can make.
+#[derive(Debug)]
+enum Query {
+    Port(u16),
+    Name(String),
+}
+
+impl Query {
+    fn answer(&self, index: &Index, protocol: Option<&Protocol>) -> (u64, Option<Answer>) {
+        match self {
+            Query::Port(port) => index.port_answer(*port, protocol, wire::lookup_answer),
+            Query::Name(name) => index.name_answer(name, protocol, wire::lookup_answer),
         }
-    };
-    let snapshot = index.snapshot();
-    let mut names: Vec<&str> = snapshot
-        .keyed()
+    }
+
+    fn entries(&self, index: &Index, protocol: Option<&Protocol>) -> EntryLookup {
+        match self {
+            Query::Port(port) => index.lookup_port_entries(*port, protocol),
+            Query::Name(name) => index.lookup_name_entries(name, protocol),
+        }
+    }
+}
+
+/// Every port, then every name and alias of the records of `snapshots`.
+fn every_query(snapshots: &[&Snapshot]) -> Vec<Query> {
+    let mut names: Vec<String> = snapshots
         .iter()
+        .flat_map(|snapshot| snapshot.keyed())
         .flat_map(|(_, r)| r.name.iter().chain(&r.aliases))
-        .map(String::as_str)
+        .cloned()
         .collect();
     names.sort_unstable();
     names.dedup();
-    for protocol in &filters {
-        let shown = protocol
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let protocol = protocol.as_ref();
-        for port in 0..=u16::MAX {
-            check(
-                &format!("port {port} {shown}"),
-                index.lookup_port_entries(port, protocol),
-                &|| index.port_answer(port, protocol, wire::lookup_answer),
-            );
-        }
-        for &name in &names {
-            check(
-                &format!("name {name:?} {shown}"),
-                index.lookup_name_entries(name, protocol),
-                &|| index.name_answer(name, protocol, wire::lookup_answer),
-            );
+    let names = names.into_iter().map(Query::Name);
+    (0..=u16::MAX).map(Query::Port).chain(names).collect()
+}
+
+/// Every lookup a client can make of the file's index (each of the 65,536
+/// ports and each name and alias, under every filter of [`filters`])
+/// answers the reply the contract's encoding makes of the lookup's
+/// entries, and NOT_FOUND (no answer) exactly when there are none; a
+/// second lookup shares the kept answer.
+fn compare_every_answer(index: &Index, path: &std::path::Path) {
+    for query in every_query(&[&index.snapshot()]) {
+        for (protocol, kept) in filters() {
+            let what = format!("{}: {query:?} {protocol:?}", path.display());
+            let found = query.entries(index, protocol.as_ref());
+            let (version, first) = query.answer(index, protocol.as_ref());
+            assert_eq!(version, found.version);
+            let Some(first) = first else {
+                assert!(found.entries.is_empty(), "{what} has no answer");
+                continue;
+            };
+            let expected = convert::lookup_to_pb(&found).encode_to_vec();
+            let reply = EncodedLookupResponse::from_answer(Arc::clone(&first), version);
+            assert_eq!(reply.encode_to_vec(), expected, "{what}");
+            let second = query.answer(index, protocol.as_ref()).1;
+            let second = second.expect("answered again");
+            assert_eq!(first, second, "{what}");
+            assert_eq!(Arc::ptr_eq(&first, &second), kept, "{what}: kept");
         }
     }
 }
@@ -190,6 +197,53 @@ fn nmap_and_etc_services_records_are_written_as_prost_writes_them() {
     ] {
         let path = require_shared_file!(file);
         assert!(compare_every_record(&path) > 100, "{file}");
+    }
+}
+
+#[test]
+fn answers_kept_across_real_reloads_equal_a_fresh_index_answers() {
+    // The 2026-04 CSV, then the 2026-08 XML (about 11,000 records differ as
+    // parsed, so nearly every list is rebuilt), then the 2026-04 XML (a
+    // real edition change from the 2026-08 one: most lists are kept, with
+    // their answers). Before each reload every answer is kept; after it,
+    // every answer must equal that of an index built from the new file.
+    let files = [
+        "iana/service-names-port-numbers.csv",
+        "iana/service-names-port-numbers.xml",
+        "iana/service-names-port-numbers-2026-04-24.xml",
+    ];
+    let read = |path: &std::path::Path| {
+        let bytes = std::fs::read(path).expect("readable");
+        parse::parse(&bytes, None).expect("parses").registry
+    };
+    let first = require_shared_file!(files[0]);
+    let index = Index::new(read(&first));
+    for file in &files[1..] {
+        let path = require_shared_file!(file);
+        let before = index.snapshot();
+        let queries = every_query(&[&before, &Index::new(read(&path)).snapshot()]);
+        for query in &queries {
+            for (protocol, _) in filters() {
+                query.answer(&index, protocol.as_ref());
+            }
+        }
+        index
+            .apply(read(&path), &ReloadGuard::permissive())
+            .expect("applies");
+        let fresh = Index::new(read(&path));
+        let mut answered = 0;
+        for query in &queries {
+            for (protocol, _) in filters() {
+                let kept = query.answer(&index, protocol.as_ref()).1;
+                assert_eq!(
+                    kept,
+                    query.answer(&fresh, protocol.as_ref()).1,
+                    "{file}: {query:?}"
+                );
+                answered += usize::from(kept.is_some());
+            }
+        }
+        assert!(answered > 20_000, "{file}: {answered} answers compared");
     }
 }
 

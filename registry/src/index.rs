@@ -81,8 +81,9 @@ impl IndexEntry {
     /// kept with the entry from then on (every later call returns them
     /// without calling `encode`). Entries in the index are shared and never
     /// change; a reload replaces the entries of every list it rebuilds, and
-    /// keeps the rest, so a server answering the same records again copies
-    /// their encoding instead of writing it.
+    /// keeps the rest, so a server sending the same record again (the
+    /// server: in a BatchLookup item) copies its encoding instead of
+    /// writing it.
     ///
     /// The index never reads these bytes. There is one slot per entry, so
     /// every caller must pass the same encoding: the server has one wire
@@ -129,7 +130,7 @@ struct EntryList {
 }
 
 impl EntryList {
-    fn new(entries: impl IntoIterator<Item = Arc<IndexEntry>>) -> RecordList {
+    fn shared(entries: impl IntoIterator<Item = Arc<IndexEntry>>) -> RecordList {
         Arc::new(Self {
             entries: entries.into_iter().collect(),
             answers: AnswerSlots::default(),
@@ -137,23 +138,28 @@ impl EntryList {
     }
 
     /// The answer `encode` makes of the entries matching `protocol`, or
-    /// `None` when none does (then `encode` is not called). Kept for a
-    /// lookup without a protocol or naming one of the four IANA ones;
-    /// written anew for any other protocol (rare, and unbounded in kind).
-    fn answer(
+    /// `None` when none does (then `encode` is not called).
+    fn write_answer(
         &self,
         protocol: Option<&Protocol>,
         encode: impl FnOnce(&mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8>,
     ) -> Option<Answer> {
-        let write = || {
-            let mut entries = matching(&self.entries, protocol).map(|e| &**e).peekable();
-            entries.peek()?;
-            Some(Answer::from(encode(&mut entries)))
-        };
-        match AnswerSlots::slot_of(protocol) {
-            Some(slot) => self.answers.0[slot].get_or_init(write).clone(),
-            None => write(),
-        }
+        let mut entries = matching(&self.entries, protocol).map(|e| &**e).peekable();
+        entries.peek()?;
+        Some(Answer::from(encode(&mut entries)))
+    }
+
+    /// [`EntryList::write_answer`], kept in `slot` (that of `protocol`):
+    /// written by the first call, shared by every later one.
+    fn kept_answer(
+        &self,
+        slot: usize,
+        protocol: Option<&Protocol>,
+        encode: impl FnOnce(&mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8>,
+    ) -> Option<Answer> {
+        self.answers.0[slot]
+            .get_or_init(|| self.write_answer(protocol, encode))
+            .clone()
     }
 }
 
@@ -612,12 +618,21 @@ impl Index {
         encode: impl FnOnce(&mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8>,
     ) -> (u64, Option<Answer>) {
         let version = self.version();
-        // The shard stays read-locked while a first answer is written (a few
-        // records), which saves every lookup a reference count on the list.
-        let answer = self
-            .by_port
-            .get(&port)
-            .and_then(|list| list.answer(protocol, encode));
+        let answer = match AnswerSlots::slot_of(protocol) {
+            // The shard stays read-locked while a first answer is written (a
+            // few records), which saves every lookup a reference count on
+            // the list.
+            Some(slot) => self
+                .by_port
+                .get(&port)
+                .and_then(|list| list.kept_answer(slot, protocol, encode)),
+            // Not kept: written outside the lock.
+            None => self
+                .by_port
+                .get(&port)
+                .map(|list| Arc::clone(&list))
+                .and_then(|list| list.write_answer(protocol, encode)),
+        };
         (version, answer)
     }
 
@@ -630,8 +645,15 @@ impl Index {
         encode: impl FnOnce(&mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8>,
     ) -> (u64, Option<Answer>) {
         let version = self.version();
-        let answer = self.with_name_list(name, |list| list.answer(protocol, encode));
-        (version, answer.flatten())
+        let answer = match AnswerSlots::slot_of(protocol) {
+            Some(slot) => self
+                .with_name_list(name, |list| list.kept_answer(slot, protocol, encode))
+                .flatten(),
+            None => self
+                .name_list(name)
+                .and_then(|list| list.write_answer(protocol, encode)),
+        };
+        (version, answer)
     }
 
     /// The version, then `each` of the entries of `port` matching
@@ -929,7 +951,7 @@ fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortLists, NameLists) {
         }
         let list = match &previous {
             Some((prev, list)) if *prev == bucket => Arc::clone(list),
-            _ => EntryList::new(bucket.iter().map(|&p| entry(p))),
+            _ => EntryList::shared(bucket.iter().map(|&p| entry(p))),
         };
         ports.push((port, Arc::clone(&list)));
         previous = Some((bucket, list));
@@ -954,13 +976,16 @@ fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortLists, NameLists) {
         while let Some((_, pos)) = named.next_if(|(next, _)| *next == name) {
             list.push(entry(pos));
         }
-        names.push((name, EntryList::new(list)));
+        names.push((name, EntryList::shared(list)));
     }
     (ports, names)
 }
 
 /// Whether two lists hold the same records under the same keys (unchanged
-/// records keep their `Arc` across reloads, so pointers decide).
+/// records keep their `Arc` across reloads, so pointers decide). A list
+/// judged the same is kept with the answers written from it, so this must
+/// stay exact: whatever an answer encodes (each entry's key and record, in
+/// order) must be equal for the lists to be.
 fn same_list(a: &[Arc<IndexEntry>], b: &[Arc<IndexEntry>]) -> bool {
     a.len() == b.len()
         && a.iter()
@@ -1564,6 +1589,12 @@ mod tests {
                         last_version = http.version;
                         assert_eq!(index.lookup_port(6010, None).records.len(), 1);
                         assert_eq!(index.lookup_name("rdp", None).records.len(), 2);
+                        let (_, x11) = index.port_answer(6010, None, descriptions);
+                        let x11 = x11.expect("6010 is always answered");
+                        assert!(
+                            [&b"x11 service"[..], b"X Window System"].contains(&&*x11),
+                            "{x11:?}"
+                        );
                         let snapshot = index.snapshot();
                         let listed: Vec<String> = snapshot
                             .list(&Filter::default())
@@ -1589,5 +1620,44 @@ mod tests {
             assert!(reader.join().expect("reader panicked") > 0);
         }
         assert_eq!(index.version(), 401);
+        // The last reload restored edition_a: no answer kept by a reader
+        // during the reloads may outlive it.
+        let (_, x11) = index.port_answer(6010, None, descriptions);
+        assert_eq!(x11.as_deref(), Some(&b"x11 service"[..]));
+    }
+
+    /// An answer encoding: the entries' descriptions, joined.
+    fn descriptions(entries: &mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8> {
+        let texts: Vec<&str> = entries.map(|e| e.record.description.as_str()).collect();
+        texts.join(", ").into_bytes()
+    }
+
+    #[test]
+    fn after_reloads_every_kept_answer_equals_a_fresh_index_answer() {
+        // Warm every answer, reload, compare each with an index built from
+        // the new edition; twice, so kept lists and rebuilt ones both count.
+        let filters = [None, Some(Protocol::Tcp), Some(Protocol::Udp)];
+        let answers = |index: &Index| -> Vec<Option<Answer>> {
+            let ports = (0..=u16::MAX).flat_map(|port| {
+                filters
+                    .iter()
+                    .map(move |p| index.port_answer(port, p.as_ref(), descriptions).1)
+            });
+            let names = ["http", "www", "x11", "rdp", "https", "gone"].into_iter();
+            let names = names.flat_map(|name| {
+                filters
+                    .iter()
+                    .map(move |p| index.name_answer(name, p.as_ref(), descriptions).1)
+            });
+            ports.chain(names).collect()
+        };
+        let index = Index::new(edition_a());
+        answers(&index);
+        for next in [edition_b(), edition_a()] {
+            index.apply(next.clone(), &ReloadGuard::default()).unwrap();
+            let kept = answers(&index);
+            assert_eq!(kept, answers(&Index::new(next)));
+            assert!(kept.iter().flatten().count() > 64, "answers were compared");
+        }
     }
 }
