@@ -17,8 +17,8 @@
 //!   the only copy left is tonic's, into the HTTP/2 frame. A lookup then
 //!   costs one map read and one buffer, whatever the number of records, and
 //!   reads none of their strings.
-//! * BatchLookup items: each index entry's `Record` is written once and
-//!   kept with the entry ([`entry_record`]); later items copy those bytes.
+//! * BatchLookup items carry the same answer, copied with each record's
+//!   field number changed ([`EncodedBatchLookupResponse::found_answer`]).
 //!
 //! The encoded types ([`EncodedLookupResponse`], [`EncodedBatchLookupResponse`],
 //! [`EncodedRecord`]) implement [`prost::Message`] over their bytes, so the
@@ -247,9 +247,8 @@ impl Message for EncodedLookupResponse {
 /// The `records` fields of a `portolan.v1.LookupResponse` listing `entries`
 /// (in order): the answer the index keeps per list and protocol filter
 /// ([`Index::port_answer`](portolan_registry::Index::port_answer)), which
-/// [`EncodedLookupResponse::from_answer`] sends. Written from the records
-/// themselves, so a lookup leaves the entries' own encodings
-/// ([`entry_record`], for BatchLookup) unmade.
+/// [`EncodedLookupResponse::from_answer`] sends and
+/// [`EncodedBatchLookupResponse::found_answer`] copies.
 pub fn lookup_answer(entries: &mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8> {
     let mut out = reply_buffer(&entries, 0);
     for entry in entries {
@@ -276,32 +275,41 @@ impl EncodedBatchLookupResponse {
         Self { bytes: out }
     }
 
-    /// [`EncodedBatchLookupResponse::found`] for index entries, each copied
-    /// from its kept encoding ([`entry_record`]).
-    pub fn found_entries<'e>(
-        id: &str,
-        entries: impl Iterator<Item = &'e IndexEntry>,
-        version: u64,
-    ) -> Self {
-        let mut out = reply_buffer(&entries, id.len() + 16);
+    /// The answer to batch item `id`: the records of `answer` (a lookup's
+    /// kept answer, as [`lookup_answer`] writes it) at `version`. The same
+    /// bytes as [`EncodedBatchLookupResponse::found`] for those records.
+    pub fn found_answer(id: &str, answer: &[u8], version: u64) -> Self {
+        let mut out = Vec::with_capacity(id.len() + answer.len() + 16);
         put_str(&mut out, 1, id);
-        for entry in entries {
-            put_bytes(&mut out, 2, entry_record(entry));
-        }
+        put_answer_records(&mut out, answer, BATCH_RECORDS_KEY);
         put_uint64(&mut out, 3, version);
         Self { bytes: out }
     }
 }
 
-/// The encoded `portolan.v1.Record` of an index entry (the bytes of
-/// [`EncodedRecord::new`] for its key and record), written by the first
-/// reply that carries the entry and kept with it for every later one.
-pub fn entry_record(entry: &IndexEntry) -> &[u8] {
-    entry.encoded_with(|key, record| {
-        let mut out = Vec::with_capacity(TYPICAL_RECORD_LEN);
-        put_record(&mut out, key, record);
-        out
-    })
+/// The key byte of `LookupResponse.records` (field 1, length-delimited),
+/// which starts each record of an answer.
+const LOOKUP_RECORDS_KEY: u8 = 1 << 3 | 2;
+/// The key byte of `BatchLookupResponse.records` (field 2).
+const BATCH_RECORDS_KEY: u8 = 2 << 3 | 2;
+
+/// Appends the records of `answer` (fields 1 of a `LookupResponse`, as
+/// [`lookup_answer`] writes them) as fields of another message whose
+/// records field has the one-byte key `key`: the same bytes with each
+/// record's key byte replaced. Each record is a key byte, a varint length
+/// and that many bytes, so the walk reads only the lengths.
+fn put_answer_records(out: &mut Vec<u8>, answer: &[u8], key: u8) {
+    let start = out.len();
+    out.extend_from_slice(answer);
+    let mut at = start;
+    while at < out.len() {
+        assert_eq!(out[at], LOOKUP_RECORDS_KEY, "an answer holds only records");
+        out[at] = key;
+        let mut rest = &out[at + 1..];
+        let len_before = rest.len();
+        let body = encoding::decode_varint(&mut rest).expect("an answer holds whole records");
+        at += 1 + (len_before - rest.len()) + body as usize;
+    }
 }
 
 impl EncodedRecord {
@@ -580,41 +588,41 @@ mod tests {
     }
 
     #[test]
-    fn replies_from_index_entries_equal_replies_from_records() {
+    fn replies_from_a_kept_answer_equal_replies_from_records() {
         let http = record(Some("http"), Some((80, 80)), Some(Protocol::Tcp));
         let www = Record {
             description: "World Wide Web HTTP".into(),
             ..record(Some("www"), Some((80, 80)), Some(Protocol::Udp))
         };
-        let (http_key, www_key) = (RecordKey::of(&http, 0), RecordKey::of(&www, 1));
-        let entries = [
-            IndexEntry::new(http_key.clone(), std::sync::Arc::new(http.clone())),
-            IndexEntry::new(www_key.clone(), std::sync::Arc::new(www.clone())),
-        ];
-        let records = [(&http_key, &http), (&www_key, &www)];
-
-        // A lookup's answer is written from the records, as `new` writes.
-        let answer = lookup_answer(&mut entries.iter());
-        assert_eq!(
-            EncodedLookupResponse::from_answer(answer.into(), 42),
-            EncodedLookupResponse::new(records.iter().copied(), 42)
-        );
-        // A batch item's first reply writes each entry's encoding, the second
-        // copies it; both are the bytes written from the records themselves.
-        for _ in 0..2 {
+        // Bodies of 1-, 2- and 3-byte lengths, so the batch copy walks every
+        // length prefix size.
+        let long = Record {
+            description: "y".repeat(20_000),
+            ..record(Some("long"), Some((80, 80)), Some(Protocol::Tcp))
+        };
+        let records = [http, www, long];
+        let keys: Vec<RecordKey> = (0..3)
+            .map(|i| RecordKey::of(&records[i], i as u32))
+            .collect();
+        let entries: Vec<IndexEntry> = (0..3)
+            .map(|i| IndexEntry::new(keys[i].clone(), std::sync::Arc::new(records[i].clone())))
+            .collect();
+        for n in 0..=3 {
+            let pairs: Vec<(&RecordKey, &Record)> = keys.iter().zip(&records).take(n).collect();
+            // A lookup's answer is written from the records, as `new` writes.
+            let answer = lookup_answer(&mut entries.iter().take(n));
             assert_eq!(
-                EncodedBatchLookupResponse::found_entries("q1", entries.iter(), 7),
-                EncodedBatchLookupResponse::found("q1", records.iter().copied(), 7)
+                EncodedLookupResponse::from_answer(answer.clone().into(), 42),
+                EncodedLookupResponse::new(pairs.iter().copied(), 42),
+                "{n} records"
+            );
+            // A batch item carries the same records under its own field.
+            assert_eq!(
+                EncodedBatchLookupResponse::found_answer("q1", &answer, 7),
+                EncodedBatchLookupResponse::found("q1", pairs.iter().copied(), 7),
+                "{n} records"
             );
         }
-        assert_eq!(
-            entry_record(&entries[1]),
-            EncodedRecord::new(&www_key, &www).as_bytes()
-        );
-        assert!(std::ptr::eq(
-            entry_record(&entries[0]),
-            entry_record(&entries[0])
-        ));
     }
 
     #[test]

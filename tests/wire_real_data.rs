@@ -1,30 +1,25 @@
 //! The server's directly written replies ([`portolan::wire`]) against the
 //! contract's own encoding (`convert::record_to_pb` then prost), on every
 //! record of every real source the registry parses: the bytes must be equal,
-//! both as written for a record, as kept with its index entry, and as the
-//! answer kept for every lookup of the index.
+//! both as written for a record and in the answer kept for every lookup of
+//! the index (as a LookupResponse and as a BatchLookup item).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use portolan::convert;
-use portolan::wire::{self, EncodedLookupResponse, EncodedRecord};
-use portolan_registry::{
-    Answer, EntryLookup, Index, IndexEntry, Protocol, RecordKey, ReloadGuard, Snapshot, parse,
-};
+use portolan::wire::{self, EncodedBatchLookupResponse, EncodedLookupResponse, EncodedRecord};
+use portolan::{convert, pb};
+use portolan_registry::{Answer, EntryLookup, Index, Protocol, ReloadGuard, Snapshot, parse};
 use portolan_test_support::require_shared_file;
 use prost::Message as _;
 
-/// Every record of the file at `path`:
-/// written directly, it has the same bytes as through `record_to_pb`, and
-/// so has the encoding kept with its index entry. Returns how many records
-/// were compared.
+/// Every record of the file at `path`, written directly, has the same bytes
+/// as through `record_to_pb`, and so has every lookup answer of its index
+/// ([`compare_every_answer`]). Returns how many records were compared.
 fn compare_every_record(path: &std::path::Path) -> usize {
     let bytes = std::fs::read(path).expect("readable");
     let registry = parse::parse(&bytes, None).expect("parses").registry;
     let index = Index::new(registry);
     let snapshot = index.snapshot();
-    let mut expected_by_key = HashMap::new();
     for (key, record) in snapshot.keyed() {
         let expected = convert::record_to_pb(key, record).encode_to_vec();
         let written = EncodedRecord::new(key, record);
@@ -34,17 +29,8 @@ fn compare_every_record(path: &std::path::Path) -> usize {
             "{}: record {key} differs",
             path.display()
         );
-        expected_by_key.insert(key.clone(), expected);
     }
     compare_every_answer(&index, path);
-    let entries = compare_every_entry(&index, &expected_by_key, path);
-    // Only a record with neither port nor name is in no lookup map.
-    let unreachable = snapshot
-        .keyed()
-        .iter()
-        .filter(|(_, r)| r.ports.is_none() && r.name.is_none())
-        .count();
-    assert_eq!(entries + unreachable, snapshot.len(), "{}", path.display());
     snapshot.len()
 }
 
@@ -115,57 +101,23 @@ fn compare_every_answer(index: &Index, path: &std::path::Path) {
                 assert!(found.entries.is_empty(), "{what} has no answer");
                 continue;
             };
-            let expected = convert::lookup_to_pb(&found).encode_to_vec();
+            let expected = convert::lookup_to_pb(&found);
             let reply = EncodedLookupResponse::from_answer(Arc::clone(&first), version);
-            assert_eq!(reply.encode_to_vec(), expected, "{what}");
+            assert_eq!(reply.encode_to_vec(), expected.encode_to_vec(), "{what}");
+            let item = EncodedBatchLookupResponse::found_answer("item 1", &first, version);
+            let expected_item = pb::BatchLookupResponse {
+                id: "item 1".into(),
+                records: expected.records,
+                version,
+                error: None,
+            };
+            assert_eq!(item.as_bytes(), expected_item.encode_to_vec(), "{what}");
             let second = query.answer(index, protocol.as_ref()).1;
             let second = second.expect("answered again");
             assert_eq!(first, second, "{what}");
             assert_eq!(Arc::ptr_eq(&first, &second), kept, "{what}: kept");
         }
     }
-}
-
-/// Reads every index entry (through the first port of every record, and
-/// the name of every record without ports) twice: the first read writes
-/// its kept encoding, the second returns the same bytes without writing
-/// them again. Both must equal `expected_by_key`. Returns how many distinct
-/// entries were read.
-fn compare_every_entry(
-    index: &Index,
-    expected_by_key: &HashMap<RecordKey, Vec<u8>>,
-    path: &std::path::Path,
-) -> usize {
-    let mut seen: HashMap<RecordKey, Arc<IndexEntry>> = HashMap::new();
-    let mut check = |entries: Vec<Arc<IndexEntry>>| {
-        for entry in entries {
-            if seen.contains_key(&entry.key) {
-                continue;
-            }
-            let kept = wire::entry_record(&entry);
-            assert_eq!(
-                kept,
-                expected_by_key[&entry.key].as_slice(),
-                "{}: entry {} differs",
-                path.display(),
-                entry.key
-            );
-            assert!(
-                std::ptr::eq(kept, wire::entry_record(&entry)),
-                "a second read returns the kept bytes"
-            );
-            seen.insert(entry.key.clone(), entry);
-        }
-    };
-    let snapshot = index.snapshot();
-    for (_, record) in snapshot.keyed() {
-        match (record.ports, record.name.as_deref()) {
-            (Some(ports), _) => check(index.lookup_port_entries(ports.start, None).entries),
-            (None, Some(name)) => check(index.lookup_name_entries(name, None).entries),
-            (None, None) => {}
-        }
-    }
-    seen.len()
 }
 
 #[test]

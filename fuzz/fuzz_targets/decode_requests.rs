@@ -4,8 +4,8 @@
 //! way tonic does for an incoming gRPC message, then runs what decodes
 //! through the server's own validation (`portolan_server::validate`) and,
 //! when it validates, executes the query against an index of the embedded
-//! registry and writes the replies as the handlers do (the answer the
-//! index keeps for a lookup; a batch item from each entry's kept encoding).
+//! registry and writes the replies as the handlers do (from the answer the
+//! index keeps for a lookup).
 //!
 //! None of it may panic. Whatever decodes must also survive an
 //! encode/decode round trip unchanged, and every reply written must be the
@@ -36,10 +36,10 @@ fn decode<M: Message + Default + PartialEq + std::fmt::Debug>(data: &[u8]) -> Op
     Some(message)
 }
 
-/// Answers `lookup` as the handlers do (LookupPort and LookupName share
-/// the answer the index keeps, written by the first input that reaches its
-/// list; BatchLookup items copy each entry's kept encoding) and checks both
-/// replies against the lookup's entries converted and encoded by prost.
+/// Answers `lookup` as the handlers do (LookupPort, LookupName and
+/// BatchLookup items all carry the answer the index keeps, written by the
+/// first input that reaches its list) and checks both replies against the
+/// lookup's entries converted and encoded by prost.
 fn run_lookup(lookup: &Lookup) {
     let index = index();
     let ((version, answer), found) = match lookup {
@@ -53,24 +53,21 @@ fn run_lookup(lookup: &Lookup) {
         ),
     };
     assert_eq!(version, found.version);
+    let Some(answer) = answer else {
+        assert!(found.entries.is_empty(), "no answer for a lookup that matches");
+        return;
+    };
     let converted = convert::lookup_to_pb(&found);
-    match answer {
-        None => assert!(found.entries.is_empty(), "no answer for a lookup that matches"),
-        Some(answer) => assert_eq!(
-            EncodedLookupResponse::from_answer(answer, version).encode_to_vec(),
-            converted.encode_to_vec(),
-            "the answer differs from the converted reply"
-        ),
-    }
-    let item = EncodedBatchLookupResponse::found_entries(
-        "item",
-        found.entries.iter().map(|e| &**e),
-        found.version,
+    assert_eq!(
+        EncodedLookupResponse::from_answer(answer.clone(), version).encode_to_vec(),
+        converted.encode_to_vec(),
+        "the answer differs from the converted reply"
     );
+    let item = EncodedBatchLookupResponse::found_answer("item", &answer, version);
     let expected = pb::BatchLookupResponse {
         id: "item".into(),
         records: converted.records,
-        version: found.version,
+        version,
         error: None,
     };
     assert_eq!(

@@ -30,16 +30,12 @@
 //! Unchanged records keep their `Arc` across reloads, so a map entry whose
 //! records did not change is recognised by pointer and left alone.
 //!
-//! The serving layer keeps its wire encodings in slots the index never
-//! reads: each [`IndexEntry`] has one for the entry
-//! ([`IndexEntry::encoded_with`]), and each port's or name's list one per
-//! protocol filter for the whole answer ([`Index::port_answer`],
-//! [`Index::name_answer`]). They go when their entry or list does. A list
-//! that a reload rebuilds is a new list, without answers, of fresh entries
-//! for all its records, so a reload drops everything kept that it could
-//! have made stale (and what was kept for the unchanged neighbours in the
-//! same lists); a record in several lists may have an entry, and an
-//! encoding, in each.
+//! The serving layer keeps its wire encoding of each lookup's answer in
+//! slots the index never reads: each port's or name's list has one per
+//! protocol filter ([`Index::port_answer`], [`Index::name_answer`]). They
+//! go when their list does. A list that a reload rebuilds is a new list,
+//! without answers, so a reload drops every answer it could have made
+//! stale (and those of the unchanged neighbours in the same lists).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,55 +59,12 @@ pub struct IndexEntry {
     pub key: RecordKey,
     /// The record.
     pub record: Arc<Record>,
-    /// The serving layer's encoding of this entry, made on first use.
-    encoding: EncodingSlot,
 }
 
 impl IndexEntry {
-    /// An entry for `record` under `key`, not yet encoded.
+    /// An entry for `record` under `key`.
     pub fn new(key: RecordKey, record: Arc<Record>) -> Self {
-        Self {
-            key,
-            record,
-            encoding: EncodingSlot::default(),
-        }
-    }
-
-    /// The bytes `encode` makes of this entry, made by the first call and
-    /// kept with the entry from then on (every later call returns them
-    /// without calling `encode`). Entries in the index are shared and never
-    /// change; a reload replaces the entries of every list it rebuilds, and
-    /// keeps the rest, so a server sending the same record again (the
-    /// server: in a BatchLookup item) copies its encoding instead of
-    /// writing it.
-    ///
-    /// The index never reads these bytes. There is one slot per entry, so
-    /// every caller must pass the same encoding: the server has one wire
-    /// format, and exactly one function of it calls this.
-    pub fn encoded_with(&self, encode: impl FnOnce(&RecordKey, &Record) -> Vec<u8>) -> &[u8] {
-        self.encoding
-            .0
-            .get_or_init(|| encode(&self.key, &self.record).into_boxed_slice())
-    }
-}
-
-/// Where an [`IndexEntry`] keeps its encoding. A cache, not part of the
-/// entry's value: entries compare equal whatever their slots hold.
-#[derive(Default)]
-struct EncodingSlot(OnceLock<Box<[u8]>>);
-
-impl PartialEq for EncodingSlot {
-    fn eq(&self, _other: &Self) -> bool {
-        true
-    }
-}
-
-impl std::fmt::Debug for EncodingSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0.get() {
-            Some(bytes) => write!(f, "encoded ({} bytes)", bytes.len()),
-            None => f.write_str("not encoded"),
-        }
+        Self { key, record }
     }
 }
 
@@ -1027,28 +980,6 @@ mod tests {
     use super::*;
     use crate::model::PortRange;
 
-    #[test]
-    fn an_entry_is_encoded_once_and_compares_by_value_alone() {
-        let record = Record {
-            name: Some("http".into()),
-            ..Record::default()
-        };
-        let key = RecordKey::of(&record, 0);
-        let entry = IndexEntry::new(key.clone(), Arc::new(record.clone()));
-        let fresh = IndexEntry::new(key, Arc::new(record));
-        let calls = std::cell::Cell::new(0);
-        let encode = |key: &RecordKey, record: &Record| {
-            calls.set(calls.get() + 1);
-            format!("{key} {}", record.name.as_deref().unwrap_or("")).into_bytes()
-        };
-        assert_eq!(entry.encoded_with(encode), b"http -/any http");
-        assert_eq!(entry.encoded_with(encode), b"http -/any http");
-        assert_eq!(calls.get(), 1, "the second read returns the kept bytes");
-        assert_eq!(entry, fresh, "a kept encoding is not part of the value");
-        assert_eq!(format!("{:?}", entry.encoding), "encoded (15 bytes)");
-        assert_eq!(format!("{:?}", fresh.encoding), "not encoded");
-    }
-
     fn record(name: Option<&str>, ports: Option<(u16, u16)>, protocol: Option<Protocol>) -> Record {
         let description = name.map_or_else(|| "Unassigned".to_string(), |n| format!("{n} service"));
         let state = RecordState::derive(name, &description, None);
@@ -1288,30 +1219,6 @@ mod tests {
         assert!(index.lookup_name("www", None).records.is_empty());
         assert_eq!(index.by_port.len(), fresh.by_port.len());
         assert_eq!(index.by_name.len(), fresh.by_name.len());
-    }
-
-    /// A reload keeps the entries (and kept encodings) of lists it did not
-    /// touch, and gives a changed record a fresh entry, encoded anew from
-    /// the new record.
-    #[test]
-    fn a_reload_keeps_untouched_encodings_and_drops_changed_ones() {
-        let by_description =
-            |_: &RecordKey, record: &Record| record.description.clone().into_bytes();
-        let must_be_kept = |_: &RecordKey, _: &Record| -> Vec<u8> { panic!("encoded again") };
-        let index = Index::new(edition_a());
-        let http = Arc::clone(&index.lookup_port_entries(80, None).entries[0]);
-        let x11 = Arc::clone(&index.lookup_port_entries(6010, None).entries[0]);
-        assert_eq!(http.encoded_with(by_description), b"http service");
-        assert_eq!(x11.encoded_with(by_description), b"x11 service");
-
-        // edition_b changes x11's description and adds https on 443.
-        index.apply(edition_b(), &ReloadGuard::default()).unwrap();
-        let http_now = Arc::clone(&index.lookup_port_entries(80, None).entries[0]);
-        assert!(Arc::ptr_eq(&http, &http_now), "port 80 was not touched");
-        assert_eq!(http_now.encoded_with(must_be_kept), b"http service");
-        let x11_now = Arc::clone(&index.lookup_port_entries(6010, None).entries[0]);
-        assert!(!Arc::ptr_eq(&x11, &x11_now), "x11 changed");
-        assert_eq!(x11_now.encoded_with(by_description), b"X Window System");
     }
 
     /// An answer encoding that names each entry's key, and counts its calls.

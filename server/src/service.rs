@@ -16,7 +16,7 @@ use futures::Stream;
 use portolan::pb;
 use portolan::wire::{self, EncodedBatchLookupResponse, EncodedLookupResponse, EncodedRecord};
 use portolan::wire_server::port_registry_server::PortRegistry;
-use portolan_registry::{IndexEntry, Protocol};
+use portolan_registry::{Answer, Protocol};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
@@ -87,36 +87,6 @@ fn describe(protocol: Option<&Protocol>) -> String {
     protocol.map(|p| format!("/{p}")).unwrap_or_default()
 }
 
-/// Runs one validated lookup, writing its entries with `write` (given the
-/// version and at least one entry) straight from the index; NOT_FOUND
-/// when nothing matches.
-fn lookup<T>(
-    state: &RegistryState,
-    query: &Lookup,
-    write: impl FnOnce(u64, &mut dyn Iterator<Item = &IndexEntry>) -> T,
-) -> Result<T, ServiceError> {
-    let write_if_found = |version, entries: &mut dyn Iterator<Item = &Arc<IndexEntry>>| {
-        let mut entries = entries.map(|e| &**e).peekable();
-        entries
-            .peek()
-            .is_some()
-            .then(|| write(version, &mut entries))
-    };
-    let written = match query {
-        Lookup::Port { port, protocol } => {
-            state
-                .index()
-                .read_port_entries(*port, protocol.as_ref(), write_if_found)
-        }
-        Lookup::Name { name, protocol } => {
-            state
-                .index()
-                .read_name_entries(name, protocol.as_ref(), write_if_found)
-        }
-    };
-    written.ok_or_else(|| not_found(query))
-}
-
 /// The NOT_FOUND of a lookup that matched nothing.
 fn not_found(query: &Lookup) -> ServiceError {
     ServiceError::NotFound(match query {
@@ -129,12 +99,10 @@ fn not_found(query: &Lookup) -> ServiceError {
     })
 }
 
-/// Runs one validated lookup and makes its reply from the answer the index
-/// keeps for it (written by the first lookup of the same list and filter).
-fn lookup_reply(
-    state: &RegistryState,
-    query: &Lookup,
-) -> Result<EncodedLookupResponse, ServiceError> {
+/// Runs one validated lookup: its version and the answer the index keeps
+/// for it (written by the first lookup of the same list and filter);
+/// NOT_FOUND when nothing matches.
+fn kept_answer(state: &RegistryState, query: &Lookup) -> Result<(u64, Answer), ServiceError> {
     let index = state.index();
     let (version, answer) = match query {
         Lookup::Port { port, protocol } => {
@@ -145,6 +113,15 @@ fn lookup_reply(
         }
     };
     let answer = answer.ok_or_else(|| not_found(query))?;
+    Ok((version, answer))
+}
+
+/// Runs one validated lookup and makes its reply, sharing the kept answer.
+fn lookup_reply(
+    state: &RegistryState,
+    query: &Lookup,
+) -> Result<EncodedLookupResponse, ServiceError> {
+    let (version, answer) = kept_answer(state, query)?;
     Ok(EncodedLookupResponse::from_answer(answer, version))
 }
 
@@ -318,9 +295,10 @@ fn answer_batch_item(
     item: pb::BatchLookupRequest,
 ) -> EncodedBatchLookupResponse {
     let answer = validate::batch_item(&item).and_then(|query| {
-        lookup(state, &query, |version, entries| {
-            EncodedBatchLookupResponse::found_entries(&item.id, entries, version)
-        })
+        let (version, answer) = kept_answer(state, &query)?;
+        Ok(EncodedBatchLookupResponse::found_answer(
+            &item.id, &answer, version,
+        ))
     });
     match answer {
         Ok(found) => found,
