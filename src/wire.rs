@@ -310,6 +310,7 @@ fn put_answer_records(out: &mut Vec<u8>, answer: &[u8], key: u8) {
         let body = encoding::decode_varint(&mut rest).expect("an answer holds whole records");
         at += 1 + (len_before - rest.len()) + body as usize;
     }
+    debug_assert_eq!(at, out.len(), "an answer ends with a whole record");
 }
 
 impl EncodedRecord {
@@ -589,18 +590,24 @@ mod tests {
 
     #[test]
     fn replies_from_a_kept_answer_equal_replies_from_records() {
-        let http = record(Some("http"), Some((80, 80)), Some(Protocol::Tcp));
-        let www = Record {
-            description: "World Wide Web HTTP".into(),
-            ..record(Some("www"), Some((80, 80)), Some(Protocol::Udp))
-        };
-        // Bodies of 1-, 2- and 3-byte lengths, so the batch copy walks every
-        // length prefix size.
+        // Records with 3-, 2- and 1-byte length prefixes, longest first, so
+        // the batch copy must step over every prefix size to rewrite the key
+        // of the record after it.
         let long = Record {
             description: "y".repeat(20_000),
             ..record(Some("long"), Some((80, 80)), Some(Protocol::Tcp))
         };
-        let records = [http, www, long];
+        let www = Record {
+            description: "World Wide Web HTTP ".repeat(10),
+            ..record(Some("www"), Some((80, 80)), Some(Protocol::Udp))
+        };
+        let http = record(Some("http"), Some((80, 80)), Some(Protocol::Tcp));
+        let records = [long, www, http];
+        let lengths: Vec<usize> = records
+            .iter()
+            .map(|r| convert::record_to_pb(&RecordKey::of(r, 0), r).encoded_len())
+            .collect();
+        assert!(lengths[0] >= 1 << 14 && (128..1 << 14).contains(&lengths[1]) && lengths[2] < 128);
         let keys: Vec<RecordKey> = (0..3)
             .map(|i| RecordKey::of(&records[i], i as u32))
             .collect();

@@ -4,6 +4,7 @@
 //! both as written for a record and in the answer kept for every lookup of
 //! the index (as a LookupResponse and as a BatchLookup item).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use portolan::wire::{self, EncodedBatchLookupResponse, EncodedLookupResponse, EncodedRecord};
@@ -89,9 +90,12 @@ fn every_query(snapshots: &[&Snapshot]) -> Vec<Query> {
 /// ports and each name and alias, under every filter of [`filters`])
 /// answers the reply the contract's encoding makes of the lookup's
 /// entries, and NOT_FOUND (no answer) exactly when there are none; a
-/// second lookup shares the kept answer.
+/// second lookup shares the kept answer. Every record with a port or a
+/// name is in some answer.
 fn compare_every_answer(index: &Index, path: &std::path::Path) {
-    for query in every_query(&[&index.snapshot()]) {
+    let snapshot = index.snapshot();
+    let mut answered = HashSet::new();
+    for query in every_query(&[&snapshot]) {
         for (protocol, kept) in filters() {
             let what = format!("{}: {query:?} {protocol:?}", path.display());
             let found = query.entries(index, protocol.as_ref());
@@ -101,6 +105,7 @@ fn compare_every_answer(index: &Index, path: &std::path::Path) {
                 assert!(found.entries.is_empty(), "{what} has no answer");
                 continue;
             };
+            answered.extend(found.entries.iter().map(|e| e.key.clone()));
             let expected = convert::lookup_to_pb(&found);
             let reply = EncodedLookupResponse::from_answer(Arc::clone(&first), version);
             assert_eq!(reply.encode_to_vec(), expected.encode_to_vec(), "{what}");
@@ -118,6 +123,18 @@ fn compare_every_answer(index: &Index, path: &std::path::Path) {
             assert_eq!(Arc::ptr_eq(&first, &second), kept, "{what}: kept");
         }
     }
+    // Only a record with neither port nor name is in no lookup map.
+    let unreachable = snapshot
+        .keyed()
+        .iter()
+        .filter(|(_, r)| r.ports.is_none() && r.name.is_none())
+        .count();
+    assert_eq!(
+        answered.len() + unreachable,
+        snapshot.len(),
+        "{}",
+        path.display()
+    );
 }
 
 #[test]

@@ -39,8 +39,9 @@ fn decode<M: Message + Default + PartialEq + std::fmt::Debug>(data: &[u8]) -> Op
 /// Answers `lookup` as the handlers do (LookupPort, LookupName and
 /// BatchLookup items all carry the answer the index keeps, written by the
 /// first input that reaches its list) and checks both replies against the
-/// lookup's entries converted and encoded by prost.
-fn run_lookup(lookup: &Lookup) {
+/// lookup's entries converted and encoded by prost (the batch item under
+/// `id`).
+fn run_lookup(lookup: &Lookup, id: &str) {
     let index = index();
     let ((version, answer), found) = match lookup {
         Lookup::Port { port, protocol } => (
@@ -63,9 +64,9 @@ fn run_lookup(lookup: &Lookup) {
         converted.encode_to_vec(),
         "the answer differs from the converted reply"
     );
-    let item = EncodedBatchLookupResponse::found_answer("item", &answer, version);
+    let item = EncodedBatchLookupResponse::found_answer(id, &answer, version);
     let expected = pb::BatchLookupResponse {
-        id: "item".into(),
+        id: id.into(),
         records: converted.records,
         version,
         error: None,
@@ -81,16 +82,16 @@ fuzz_target!(|data: &[u8]| {
     if let Some(request) = decode::<pb::LookupPortRequest>(data)
         && let Ok(lookup) = validate::lookup_port(&request)
     {
-        run_lookup(&lookup);
+        run_lookup(&lookup, "");
     }
     if let Some(request) = decode::<pb::LookupNameRequest>(data)
         && let Ok(lookup) = validate::lookup_name(&request)
     {
-        run_lookup(&lookup);
+        run_lookup(&lookup, "");
     }
     if let Some(request) = decode::<pb::BatchLookupRequest>(data) {
         match validate::batch_item(&request) {
-            Ok(lookup) => run_lookup(&lookup),
+            Ok(lookup) => run_lookup(&lookup, &request.id),
             Err(error) => {
                 let _ = error.to_item_error();
             }

@@ -83,7 +83,7 @@ struct EntryList {
 }
 
 impl EntryList {
-    fn shared(entries: impl IntoIterator<Item = Arc<IndexEntry>>) -> RecordList {
+    fn new_shared(entries: impl IntoIterator<Item = Arc<IndexEntry>>) -> RecordList {
         Arc::new(Self {
             entries: entries.into_iter().collect(),
             answers: AnswerSlots::default(),
@@ -518,8 +518,8 @@ impl Index {
     /// first, see the module docs) and the entries covering `port` that
     /// match `protocol`, in canonical order. Only the port's list is shared
     /// (one reference count), no entry is cloned and nothing is collected,
-    /// which suits a caller that only reads the entries, such as one writing
-    /// a reply. No lock is held while `read` runs.
+    /// which suits a caller that only reads the entries. No lock is held
+    /// while `read` runs. (The server answers from [`Index::port_answer`].)
     pub fn read_port_entries<T>(
         &self,
         port: u16,
@@ -904,7 +904,7 @@ fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortLists, NameLists) {
         }
         let list = match &previous {
             Some((prev, list)) if *prev == bucket => Arc::clone(list),
-            _ => EntryList::shared(bucket.iter().map(|&p| entry(p))),
+            _ => EntryList::new_shared(bucket.iter().map(|&p| entry(p))),
         };
         ports.push((port, Arc::clone(&list)));
         previous = Some((bucket, list));
@@ -929,7 +929,7 @@ fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortLists, NameLists) {
         while let Some((_, pos)) = named.next_if(|(next, _)| *next == name) {
             list.push(entry(pos));
         }
-        names.push((name, EntryList::shared(list)));
+        names.push((name, EntryList::new_shared(list)));
     }
     (ports, names)
 }

@@ -102,7 +102,10 @@ fn not_found(query: &Lookup) -> ServiceError {
 /// Runs one validated lookup: its version and the answer the index keeps
 /// for it (written by the first lookup of the same list and filter);
 /// NOT_FOUND when nothing matches.
-fn kept_answer(state: &RegistryState, query: &Lookup) -> Result<(u64, Answer), ServiceError> {
+fn answer_or_not_found(
+    state: &RegistryState,
+    query: &Lookup,
+) -> Result<(u64, Answer), ServiceError> {
     let index = state.index();
     let (version, answer) = match query {
         Lookup::Port { port, protocol } => {
@@ -121,7 +124,7 @@ fn lookup_reply(
     state: &RegistryState,
     query: &Lookup,
 ) -> Result<EncodedLookupResponse, ServiceError> {
-    let (version, answer) = kept_answer(state, query)?;
+    let (version, answer) = answer_or_not_found(state, query)?;
     Ok(EncodedLookupResponse::from_answer(answer, version))
 }
 
@@ -295,7 +298,7 @@ fn answer_batch_item(
     item: pb::BatchLookupRequest,
 ) -> EncodedBatchLookupResponse {
     let answer = validate::batch_item(&item).and_then(|query| {
-        let (version, answer) = kept_answer(state, &query)?;
+        let (version, answer) = answer_or_not_found(state, &query)?;
         Ok(EncodedBatchLookupResponse::found_answer(
             &item.id, &answer, version,
         ))
