@@ -44,6 +44,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
+use dashmap::mapref::one::Ref;
 use rustc_hash::FxBuildHasher;
 
 use crate::diff::{Diff, KeyedRecord};
@@ -571,22 +572,10 @@ impl Index {
         encode: impl FnOnce(&mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8>,
     ) -> (u64, Option<Answer>) {
         let version = self.version();
-        let answer = match AnswerSlots::slot_of(protocol) {
-            // The shard stays read-locked while a first answer is written (a
-            // few records), which saves every lookup a reference count on
-            // the list.
-            Some(slot) => self
-                .by_port
-                .get(&port)
-                .and_then(|list| list.kept_answer(slot, protocol, encode)),
-            // Not kept: written outside the lock.
-            None => self
-                .by_port
-                .get(&port)
-                .map(|list| Arc::clone(&list))
-                .and_then(|list| list.write_answer(protocol, encode)),
-        };
-        (version, answer)
+        (
+            version,
+            answer_of(self.by_port.get(&port), protocol, encode),
+        )
     }
 
     /// [`Index::port_answer`] for the records named `name` (or with it as
@@ -598,15 +587,7 @@ impl Index {
         encode: impl FnOnce(&mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8>,
     ) -> (u64, Option<Answer>) {
         let version = self.version();
-        let answer = match AnswerSlots::slot_of(protocol) {
-            Some(slot) => self
-                .with_name_list(name, |list| list.kept_answer(slot, protocol, encode))
-                .flatten(),
-            None => self
-                .name_list(name)
-                .and_then(|list| list.write_answer(protocol, encode)),
-        };
-        (version, answer)
+        (version, answer_of(self.name_entry(name), protocol, encode))
     }
 
     /// The version, then `each` of the entries of `port` matching
@@ -636,12 +617,12 @@ impl Index {
 
     /// The list of `name` (folded), if any.
     fn name_list(&self, name: &str) -> Option<RecordList> {
-        self.with_name_list(name, Arc::clone)
+        self.name_entry(name).map(|list| Arc::clone(&list))
     }
 
-    /// `read` of the list of `name` (folded), if any, under its shard's
-    /// read lock.
-    fn with_name_list<T>(&self, name: &str, read: impl FnOnce(&RecordList) -> T) -> Option<T> {
+    /// The map entry of `name` (folded), if any, holding its shard's read
+    /// lock until dropped.
+    fn name_entry(&self, name: &str) -> Option<Ref<'_, Box<str>, RecordList>> {
         let folded;
         let key = if name.chars().any(char::is_uppercase) {
             folded = fold_name(name);
@@ -649,7 +630,7 @@ impl Index {
         } else {
             name
         };
-        self.by_name.get(key).map(|list| read(&list))
+        self.by_name.get(key)
     }
 
     /// Replaces the registry with `registry` (parsed and validated by the
@@ -792,6 +773,30 @@ fn matching<'a>(
     list.iter().filter(move |e| {
         protocol.is_none_or(|query| Protocol::matches(e.key.protocol.as_ref(), Some(query)))
     })
+}
+
+/// The answer to a lookup of `list`, a map entry still holding its
+/// shard's read lock (see [`Index::port_answer`]). A kept answer is read,
+/// or written the first time, under that lock (a few records), which saves
+/// every lookup a reference count on the list; an answer that is not kept
+/// is written after the lock is released.
+fn answer_of<K>(
+    list: Option<Ref<'_, K, RecordList>>,
+    protocol: Option<&Protocol>,
+    encode: impl FnOnce(&mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8>,
+) -> Option<Answer>
+where
+    K: Eq + std::hash::Hash,
+{
+    let list = list?;
+    match AnswerSlots::slot_of(protocol) {
+        Some(slot) => list.kept_answer(slot, protocol, encode),
+        None => {
+            let unlocked = Arc::clone(&*list);
+            drop(list);
+            unlocked.write_answer(protocol, encode)
+        }
+    }
 }
 
 /// Port lists, in port order.
