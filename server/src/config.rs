@@ -82,6 +82,20 @@ pub struct Args {
     /// Interval between Watch heartbeats.
     #[arg(long, env = "PORTOLAN_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
+    /// Longest a call may take to deliver its request message and get its
+    /// response headers (a unary call: its whole answer). A client that
+    /// opens a call and never sends the body holds nothing past it.
+    #[arg(long, env = "PORTOLAN_REQUEST_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Longest a server stream (Watch, Search, ListRecords, BatchLookup)
+    /// waits for the client to take one message; a client that stops
+    /// reading has its stream ended after it.
+    #[arg(long, env = "PORTOLAN_STREAM_SEND_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub stream_send_timeout: Duration,
+    /// Longest life of one Search or ListRecords stream: a scan holds its
+    /// registry edition until it ends.
+    #[arg(long, env = "PORTOLAN_MAX_SCAN_DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub max_scan_duration: Duration,
     /// How long shutdown waits for open calls before exiting anyway.
     #[arg(long, env = "PORTOLAN_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -130,6 +144,9 @@ impl Args {
             max_watch_streams: 1024,
             max_stream_lifetime: Duration::from_secs(30 * 60),
             heartbeat_interval: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(5),
+            stream_send_timeout: Duration::from_secs(10),
+            max_scan_duration: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(20),
             tls_cert: None,
             tls_key: None,
@@ -221,6 +238,9 @@ impl Config {
             ("poll-interval", args.poll_interval),
             ("heartbeat-interval", args.heartbeat_interval),
             ("max-stream-lifetime", args.max_stream_lifetime),
+            ("request-timeout", args.request_timeout),
+            ("stream-send-timeout", args.stream_send_timeout),
+            ("max-scan-duration", args.max_scan_duration),
         ] {
             if value.is_zero() {
                 return Err(invalid(flag, "must be longer than zero"));
