@@ -2,14 +2,40 @@
 //! are applied.
 //!
 //! # Structure
-//! * `by_port`: a [`DashMap`] from every port to the records covering it
-//!   (ranges are expanded, so 6010 finds x11 6000-6063), all protocols
-//!   together, in canonical order ([`query::canonical_cmp`]).
+//! * `by_port`: a [`DashMap`] from each port that no range covers to its
+//!   single-port records, all protocols together, in canonical order
+//!   ([`query::canonical_cmp`]).
+//! * `ranges`: a `RangeIndex` of one version, swapped whole: the records
+//!   of port ranges (6000-6063) as intervals, and everything that answers a
+//!   port some range covers (the single-port records there included). See
+//!   "Ranges" below.
 //! * `by_name`: a [`DashMap`] from each lowercase name and alias to its
 //!   records, in canonical order.
 //! * `snapshot`: the current [`Snapshot`], an immutable record set of one
 //!   version, for scans (list, search), info and diffs.
 //! * `version`: the current version number.
+//!
+//! # Ranges
+//! A range is never expanded to its ports, so memory grows with records,
+//! not with ports × records (65,536 rows of `0-65535` are 65,536 entries).
+//! The `RangeIndex` holds:
+//! * a bitmap of the ports some range covers (8 KiB): a port outside every
+//!   range costs one map read, as before, and a miss one more bit test;
+//! * the range records in canonical order, each stored in at most 32
+//!   aligned power-of-two blocks of 0-65535 (a dyadic decomposition): the
+//!   ranges covering a port are those of the 17 blocks on its path;
+//! * the segments: maximal runs of ports covered by the same ranges (at
+//!   most two per range, and at most 65,536);
+//! * the single-port records of covered ports.
+//!
+//! The list answering a covered port is built on its first lookup: the
+//! ranges covering its segment, shared by every port of the segment that
+//! has no single-port record (so 6000-6063 share one list and its
+//! answers), or that list merged with the port's own records. Lists built
+//! on demand are kept while their entries, over every version still alive,
+//! stay within [`RANGE_CACHE_ENTRIES`]; past it a list serves its lookup
+//! and is dropped (its answer is then written for each lookup), so memory
+//! stays bounded whatever the ports asked.
 //!
 //! # Reload semantics (the invariants)
 //! 1. A reload parses and validates the new registry completely off to the
@@ -19,7 +45,10 @@
 //!    changes nothing and does not move the version.
 //! 3. It applies the diff to the maps: **upserts before removals**, so a key
 //!    present in both versions is never missing from a map, not even for a
-//!    moment.
+//!    moment. The new `RangeIndex` is published between the two: a port
+//!    that a range leaves gets its list in `by_port` before the range index
+//!    stops answering it, and a port that a range starts to cover loses its
+//!    `by_port` list only after the range index answers it.
 //! 4. It then publishes the new snapshot and only then moves `version`
 //!    (release ordering). A point lookup reads `version` (acquire) *before*
 //!    the map, so the version it reports is never newer than its data.
@@ -28,7 +57,10 @@
 //! 6. Writers are serialised by a mutex; readers never take it.
 //!
 //! Unchanged records keep their `Arc` across reloads, so a map entry whose
-//! records did not change is recognised by pointer and left alone.
+//! records did not change is recognised by pointer and left alone. The
+//! range index is rebuilt for each reload (O(records), no per-port work),
+//! and takes over from the previous one every list built on demand for a
+//! port or segment that the diff did not touch.
 //!
 //! The serving layer keeps its wire encoding of each lookup's answer in
 //! slots the index never reads: each port's or name's list has one per
@@ -48,7 +80,7 @@ use dashmap::mapref::one::Ref;
 use rustc_hash::FxBuildHasher;
 
 use crate::diff::{Diff, KeyedRecord};
-use crate::model::{Protocol, Record, RecordKey, RecordState, fold_name};
+use crate::model::{PortRange, Protocol, Record, RecordKey, RecordState, fold_name};
 use crate::query::{self, Filter, MatchRank, SearchQuery};
 use crate::registry::{Registry, SourceInfo};
 
@@ -81,13 +113,21 @@ pub type Answer = Arc<[u8]>;
 struct EntryList {
     entries: Box<[Arc<IndexEntry>]>,
     answers: AnswerSlots,
+    /// For a list built on demand for ports inside ranges: its entries,
+    /// counted against [`RANGE_CACHE_ENTRIES`] while it lives.
+    charge: Option<Charge>,
 }
 
 impl EntryList {
     fn new_shared(entries: impl IntoIterator<Item = Arc<IndexEntry>>) -> RecordList {
+        Self::charged(entries.into_iter().collect(), None)
+    }
+
+    fn charged(entries: Vec<Arc<IndexEntry>>, charge: Option<Charge>) -> RecordList {
         Arc::new(Self {
-            entries: entries.into_iter().collect(),
+            entries: entries.into_boxed_slice(),
             answers: AnswerSlots::default(),
+            charge,
         })
     }
 
@@ -158,6 +198,79 @@ impl std::fmt::Debug for AnswerSlots {
 }
 
 type RecordList = Arc<EntryList>;
+
+/// How many entries the lists built on demand for ports inside ranges may
+/// hold together, over every version still alive (see "Ranges" in the
+/// module docs): 2^20 entries, 8 MiB of pointers plus the answers the
+/// serving layer keeps with them. The real IANA registry needs about 1,500
+/// (763 ranges, most covering their ports alone); a registry of a million
+/// records all covering one port range still fits in one shared list.
+/// Past the bound, lookups of ports inside ranges build their list for
+/// each lookup instead of keeping it: slower, never larger.
+pub const RANGE_CACHE_ENTRIES: u64 = 1 << 20;
+
+/// Entries of a kept list counted against the index's budget; given back
+/// when the list is dropped.
+struct Charge {
+    held: Arc<AtomicU64>,
+    entries: u64,
+}
+
+impl Charge {
+    /// A charge of `entries` on `held`, unless that would take it past
+    /// `limit`.
+    fn take(held: &Arc<AtomicU64>, entries: usize, limit: u64) -> Option<Self> {
+        let entries = u64::try_from(entries).ok()?;
+        held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+            now.checked_add(entries).filter(|&total| total <= limit)
+        })
+        .ok()?;
+        Some(Self {
+            held: Arc::clone(held),
+            entries,
+        })
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.entries, Ordering::Relaxed);
+    }
+}
+
+impl PartialEq for Charge {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Charge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} entries charged", self.entries)
+    }
+}
+
+/// The budget of the lists built on demand for ports inside ranges.
+#[derive(Debug)]
+struct RangeBudget {
+    /// Entries held by kept lists, over every version still alive.
+    held: Arc<AtomicU64>,
+    /// At most this many ([`RANGE_CACHE_ENTRIES`]).
+    limit: u64,
+}
+
+impl RangeBudget {
+    fn new(limit: u64) -> Self {
+        Self {
+            held: Arc::new(AtomicU64::new(0)),
+            limit,
+        }
+    }
+
+    fn charge(&self, entries: usize) -> Option<Charge> {
+        Charge::take(&self.held, entries, self.limit)
+    }
+}
 
 /// Guard rails applied to every reload.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -438,7 +551,12 @@ impl Snapshot {
 /// `&self`.
 #[derive(Debug)]
 pub struct Index {
+    /// Ports outside every range: their single-port records.
     by_port: DashMap<u16, RecordList, FxBuildHasher>,
+    /// Ports inside ranges, as intervals (see "Ranges" in the module docs).
+    ranges: ArcSwap<RangeIndex>,
+    /// Bounds the lists `ranges` builds on demand.
+    range_budget: RangeBudget,
     by_name: DashMap<Box<str>, RecordList, FxBuildHasher>,
     snapshot: ArcSwap<Snapshot>,
     version: AtomicU64,
@@ -460,7 +578,9 @@ impl Index {
     /// upserts of [`Index::apply_delta`].
     pub fn from_keyed(keyed: Vec<KeyedRecord>, source: SourceInfo, version: u64) -> Self {
         let snapshot = Snapshot::build(version, source, keyed);
-        let (ports, names) = build_maps(&snapshot.keyed, &Scope::All);
+        let mut entries = Entries::new(&snapshot.keyed);
+        let ranges = RangeIndex::build(&mut entries, None);
+        let (ports, names) = build_maps(&mut entries, &Scope::All, &ranges);
         let by_port = DashMap::with_capacity_and_hasher(ports.len(), FxBuildHasher);
         for (port, list) in ports {
             by_port.insert(port, list);
@@ -471,6 +591,8 @@ impl Index {
         }
         Self {
             by_port,
+            ranges: ArcSwap::from_pointee(ranges),
+            range_budget: RangeBudget::new(RANGE_CACHE_ENTRIES),
             by_name,
             snapshot: ArcSwap::from_pointee(snapshot),
             version: AtomicU64::new(version),
@@ -528,7 +650,14 @@ impl Index {
         read: impl FnOnce(u64, &mut dyn Iterator<Item = &Arc<IndexEntry>>) -> T,
     ) -> T {
         let version = self.version();
-        let list = self.by_port.get(&port).map(|list| Arc::clone(&*list));
+        let list = match self.by_port.get(&port) {
+            Some(list) => Some(Arc::clone(&*list)),
+            None => self
+                .ranges
+                .load()
+                .list(port, &self.range_budget)
+                .map(|list| list.to_shared()),
+        };
         read(
             version,
             &mut matching(list.as_ref().map_or(&[], |list| &list[..]), protocol),
@@ -572,10 +701,41 @@ impl Index {
         encode: impl FnOnce(&mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8>,
     ) -> (u64, Option<Answer>) {
         let version = self.version();
-        (
-            version,
-            answer_of(self.by_port.get(&port), protocol, encode),
-        )
+        // Ports outside every range: one map read, as before ranges were
+        // intervals. A miss asks the range index (one bit test when no
+        // range covers the port either).
+        if let Some(list) = self.by_port.get(&port) {
+            return (version, answer_of(Some(list), protocol, encode));
+        }
+        let ranges = self.ranges.load();
+        let answer = ranges
+            .list(port, &self.range_budget)
+            .and_then(|list| list.answer(protocol, encode));
+        (version, answer)
+    }
+
+    /// What the lookup structures hold: every figure grows with the
+    /// records, none with ports × records. For tests and diagnostics: it
+    /// walks both maps.
+    pub fn footprint(&self) -> Footprint {
+        let ranges = self.ranges.load();
+        let mut footprint = Footprint {
+            ranges: ranges.entries.len(),
+            range_blocks: ranges.blocks.len(),
+            range_segments: ranges.bounds.len(),
+            inner_singles: ranges.singles.iter().map(|(_, s)| s.len()).sum(),
+            kept_range_entries: self.range_budget.held.load(Ordering::Relaxed),
+            ..Footprint::default()
+        };
+        for list in self.by_port.iter() {
+            footprint.port_lists += 1;
+            footprint.port_entries += list.len();
+        }
+        for list in self.by_name.iter() {
+            footprint.name_lists += 1;
+            footprint.name_entries += list.len();
+        }
+        footprint
     }
 
     /// [`Index::port_answer`] for the records named `name` (or with it as
@@ -739,9 +899,23 @@ impl Index {
         } else {
             Scope::touched_by(&diff)
         };
-        let (ports, names) = build_maps(&snapshot.keyed, &scope);
-        upsert_then_remove(&self.by_port, ports, |port| scope.has_port(*port));
-        upsert_then_remove(&self.by_name, names, |name| scope.has_name(name));
+        let mut entries = Entries::new(&snapshot.keyed);
+        // The lists built on demand for untouched ports and segments carry
+        // over (a diff touching most records carries nothing over).
+        let previous = self.ranges.load_full();
+        let carry = matches!(scope, Scope::Touched { .. }).then(|| (&*previous, &scope));
+        let ranges = RangeIndex::build(&mut entries, carry);
+        let (ports, names) = build_maps(&mut entries, &scope, &ranges);
+        drop(entries);
+        // Ports a range leaves get their `by_port` list before the new
+        // range index stops answering them; ports a range starts to cover
+        // lose theirs only once it answers them (module docs, step 3).
+        upsert(&self.by_port, &ports);
+        self.ranges.store(Arc::new(ranges));
+        drop(previous);
+        remove_stale(&self.by_port, &ports, |port| scope.has_port(*port));
+        upsert(&self.by_name, &names);
+        remove_stale(&self.by_name, &names, |name| scope.has_name(name));
         self.snapshot.store(Arc::new(snapshot));
         self.version.store(to_version, Ordering::Release);
         Ok(Some(Change {
@@ -804,6 +978,67 @@ type PortLists = Vec<(u16, RecordList)>;
 /// Name lists, in name order.
 type NameLists = Vec<(Box<str>, RecordList)>;
 
+/// A set of ports, one bit each (8 KiB).
+#[derive(Clone, PartialEq, Eq)]
+struct PortSet(Box<[u64]>);
+
+impl PortSet {
+    const WORDS: usize = (u16::MAX as usize + 1) / 64;
+
+    fn new() -> Self {
+        Self(vec![0; Self::WORDS].into_boxed_slice())
+    }
+
+    /// The ports of `ranges`, which must be sorted by start: each port is
+    /// written once, however many ranges cover it.
+    fn of_sorted(ranges: impl IntoIterator<Item = PortRange>) -> Self {
+        let mut set = Self::new();
+        // The first port not yet known to be in the set (up to 65,536).
+        let mut next = 0u32;
+        for range in ranges {
+            let start = next.max(u32::from(range.start));
+            if start <= u32::from(range.end) {
+                set.fill(start as usize, usize::from(range.end));
+            }
+            next = next.max(u32::from(range.end) + 1);
+        }
+        set
+    }
+
+    fn fill(&mut self, start: usize, end: usize) {
+        for (word, mask) in port_masks(start, end) {
+            self.0[word] |= mask;
+        }
+    }
+
+    fn contains(&self, port: u16) -> bool {
+        self.0[usize::from(port) / 64] & (1 << (port % 64)) != 0
+    }
+
+    /// Whether any port of `start..=end` is in the set.
+    fn any_in(&self, start: u16, end: u16) -> bool {
+        port_masks(usize::from(start), usize::from(end))
+            .any(|(word, mask)| self.0[word] & mask != 0)
+    }
+}
+
+/// The words of a [`PortSet`] holding ports `start..=end`, each with the
+/// mask of those ports' bits.
+fn port_masks(start: usize, end: usize) -> impl Iterator<Item = (usize, u64)> {
+    (start / 64..=end / 64).map(move |word| {
+        let low = if word == start / 64 { start % 64 } else { 0 };
+        let high = if word == end / 64 { end % 64 } else { 63 };
+        (word, (u64::MAX >> (63 - (high - low))) << low)
+    })
+}
+
+impl std::fmt::Debug for PortSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ports: u32 = self.0.iter().map(|w| w.count_ones()).sum();
+        write!(f, "{ports} ports")
+    }
+}
+
 /// Which ports and names a map (re)build covers.
 #[derive(Debug)]
 enum Scope {
@@ -813,19 +1048,23 @@ enum Scope {
     /// Only what a diff touched: every port of every touched key's range,
     /// and the folded names and aliases of touched records.
     Touched {
-        ports: Vec<bool>,
+        ports: PortSet,
+        /// The ports of the touched keys that are ranges (not single
+        /// ports): where the ranges covering a port may have changed.
+        range_ports: PortSet,
         names: HashSet<String, FxBuildHasher>,
     },
 }
 
 impl Scope {
     fn touched_by(diff: &Diff) -> Self {
-        let mut ports = vec![false; usize::from(u16::MAX) + 1];
-        for range in diff.touched_ports() {
-            ports[usize::from(range.start)..=usize::from(range.end)].fill(true);
-        }
+        // Sorted by start: each port is marked once, so a diff of 65,536
+        // rows of 0-65535 costs 65,536 ranges, not 2^32 ports.
+        let touched = diff.touched_ports();
+        let ranges = touched.iter().copied().filter(|range| !range.is_single());
         Self::Touched {
-            ports,
+            range_ports: PortSet::of_sorted(ranges),
+            ports: PortSet::of_sorted(touched),
             names: diff.touched_names().into_iter().collect(),
         }
     }
@@ -833,7 +1072,16 @@ impl Scope {
     fn has_port(&self, port: u16) -> bool {
         match self {
             Self::All => true,
-            Self::Touched { ports, .. } => ports[usize::from(port)],
+            Self::Touched { ports, .. } => ports.contains(port),
+        }
+    }
+
+    /// Whether a touched range (not a single port) covers any port of
+    /// `start..=end`: whether the ranges covering those ports may differ.
+    fn has_range_in(&self, start: u16, end: u16) -> bool {
+        match self {
+            Self::All => true,
+            Self::Touched { range_ports, .. } => range_ports.any_in(start, end),
         }
     }
 
@@ -845,96 +1093,403 @@ impl Scope {
     }
 }
 
-/// Builds the port and name lists for the ports and names in `scope`,
-/// sorted by port and by name, each list in canonical order; ports and
-/// names in scope that no record answers are absent from the result.
-///
-/// Ports are bucketed with a counting sort (every port of every range), and
-/// neighbouring ports whose lists are identical (the ports of one range)
-/// share one list allocation.
-fn build_maps(keyed: &[KeyedRecord], scope: &Scope) -> (PortLists, NameLists) {
-    // One shared entry per record, made only for records some list in
-    // scope holds (a small change touches a handful).
-    let mut entries: Vec<Option<Arc<IndexEntry>>> = vec![None; keyed.len()];
-    let mut entry = |p: u32| -> Arc<IndexEntry> {
-        let (key, record) = &keyed[p as usize];
+/// The records of one version, and one shared entry per record, made on
+/// first use: a port list, a name list and the range index holding the
+/// same record share its entry.
+struct Entries<'a> {
+    keyed: &'a [KeyedRecord],
+    made: Vec<Option<Arc<IndexEntry>>>,
+}
+
+impl<'a> Entries<'a> {
+    fn new(keyed: &'a [KeyedRecord]) -> Self {
+        Self {
+            keyed,
+            made: vec![None; keyed.len()],
+        }
+    }
+
+    /// The entry of the record at `pos` (source order).
+    fn get(&mut self, pos: usize) -> Arc<IndexEntry> {
+        let (key, record) = &self.keyed[pos];
         Arc::clone(
-            entries[p as usize]
+            self.made[pos]
                 .get_or_insert_with(|| Arc::new(IndexEntry::new(key.clone(), Arc::clone(record)))),
         )
-    };
-    let canonical = |a: &u32, b: &u32| {
-        query::canonical_cmp(
-            (&keyed[*a as usize].1, *a as usize),
-            (&keyed[*b as usize].1, *b as usize),
-        )
-    };
+    }
 
-    // Counting sort of (port, position) pairs.
-    let mut counts = vec![0u32; usize::from(u16::MAX) + 2];
-    for (_, record) in keyed {
-        if let Some(range) = record.ports {
-            for port in range.start..=range.end {
-                if scope.has_port(port) {
-                    counts[usize::from(port) + 1] += 1;
-                }
+    /// Canonical order of the records at two positions.
+    fn canonical(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        query::canonical_cmp((&self.keyed[a].1, a), (&self.keyed[b].1, b))
+    }
+}
+
+/// The 17 levels of the dyadic decomposition of 0-65535: blocks of 2^0 to
+/// 2^16 ports.
+const LEVELS: u32 = 17;
+
+/// The block of `2^level` ports holding `port`, as a number unique over
+/// every level.
+fn block_of(level: u32, port: u32) -> u32 {
+    (level << 16) | (port >> level)
+}
+
+/// The aligned blocks that make up `range` exactly, each port in one:
+/// at most 32 (two per level below the top).
+fn blocks_of(range: PortRange) -> impl Iterator<Item = u32> {
+    let mut low = u32::from(range.start);
+    let end = u32::from(range.end) + 1;
+    std::iter::from_fn(move || {
+        if low >= end {
+            return None;
+        }
+        // The largest block aligned at `low` that ends within the range.
+        let mut level = low.trailing_zeros().min(LEVELS - 1);
+        while low + (1 << level) > end {
+            level -= 1;
+        }
+        let block = block_of(level, low);
+        low += 1 << level;
+        Some(block)
+    })
+}
+
+/// Entries in canonical order.
+type EntrySlice = Box<[Arc<IndexEntry>]>;
+
+/// Ports inside ranges, as intervals, for one version (see "Ranges" in the
+/// module docs). Immutable but for the lists it builds on demand.
+#[derive(Debug)]
+struct RangeIndex {
+    /// The ports some range covers.
+    covered: PortSet,
+    /// The entries of the range records, in canonical order: a record's
+    /// rank is its position here.
+    entries: Box<[Arc<IndexEntry>]>,
+    /// (block, rank) for every block of every range, sorted.
+    blocks: Box<[(u32, u32)]>,
+    /// The first port of each segment, sorted, from 0: the segments are
+    /// the runs of ports covered by the same ranges (or by none).
+    bounds: Box<[u16]>,
+    /// Per segment: the list of the ranges covering it, once built.
+    segments: Box<[OnceLock<RecordList>]>,
+    /// The single-port records of covered ports, by port, each port's in
+    /// canonical order.
+    singles: Box<[(u16, EntrySlice)]>,
+    /// Per covered port with single-port records: its whole list (its
+    /// records merged with its segment's ranges), once built.
+    merged: DashMap<u16, RecordList, FxBuildHasher>,
+}
+
+/// The list answering a port inside ranges.
+enum PortList<'a> {
+    /// Kept with a segment.
+    Segment(&'a RecordList),
+    /// Kept for the port, read under its shard's lock.
+    Port(Ref<'a, u16, RecordList>),
+    /// Built for this lookup only (past the budget).
+    Passing(RecordList),
+}
+
+impl PortList<'_> {
+    fn list(&self) -> &RecordList {
+        match self {
+            Self::Segment(list) => list,
+            Self::Port(list) => list,
+            Self::Passing(list) => list,
+        }
+    }
+
+    fn to_shared(&self) -> RecordList {
+        Arc::clone(self.list())
+    }
+
+    /// As [`answer_of`]: a kept list keeps its answers, a passing one
+    /// writes them for this lookup.
+    fn answer(
+        self,
+        protocol: Option<&Protocol>,
+        encode: impl FnOnce(&mut dyn Iterator<Item = &IndexEntry>) -> Vec<u8>,
+    ) -> Option<Answer> {
+        match (self, AnswerSlots::slot_of(protocol)) {
+            (Self::Segment(list), Some(slot)) => list.kept_answer(slot, protocol, encode),
+            (Self::Port(list), Some(slot)) => list.kept_answer(slot, protocol, encode),
+            (this, _) => {
+                let list = this.to_shared();
+                drop(this);
+                list.write_answer(protocol, encode)
             }
         }
     }
-    for i in 1..counts.len() {
-        counts[i] += counts[i - 1];
-    }
-    let mut next = counts.clone();
-    let mut positions = vec![0u32; counts[counts.len() - 1] as usize];
-    for (pos, (_, record)) in keyed.iter().enumerate() {
-        if let Some(range) = record.ports {
-            for port in (range.start..=range.end).filter(|&p| scope.has_port(p)) {
-                let slot = &mut next[usize::from(port)];
-                positions[*slot as usize] = pos as u32;
-                *slot += 1;
+}
+
+impl RangeIndex {
+    /// The range index of `entries`' records. With `previous` (the index
+    /// it replaces and the scope of the diff between them), every list
+    /// `previous` built for a port or segment the diff did not touch is
+    /// taken over: its ranges and records are the same.
+    fn build(entries: &mut Entries<'_>, previous: Option<(&RangeIndex, &Scope)>) -> Self {
+        let keyed = entries.keyed;
+        let mut ranged: Vec<usize> = Vec::new();
+        let mut single: Vec<(u16, usize)> = Vec::new();
+        for (pos, (_, record)) in keyed.iter().enumerate() {
+            match record.ports {
+                Some(range) if range.is_single() => single.push((range.start, pos)),
+                Some(_) => ranged.push(pos),
+                None => {}
             }
         }
-    }
-    for port in 0..=usize::from(u16::MAX) {
-        positions[counts[port] as usize..counts[port + 1] as usize].sort_unstable_by(canonical);
-    }
-    let mut ports = PortLists::with_capacity(1 << 16);
-    let mut previous: Option<(&[u32], RecordList)> = None;
-    for port in 0..=u16::MAX {
-        let bucket =
-            &positions[counts[usize::from(port)] as usize..counts[usize::from(port) + 1] as usize];
-        if bucket.is_empty() {
-            previous = None;
-            continue;
+        let range_of = |pos: usize| keyed[pos].1.ports.expect("a range record has ports");
+
+        // Coverage and segment bounds, from the ranges sorted by start.
+        let mut by_start: Vec<PortRange> = ranged.iter().map(|&pos| range_of(pos)).collect();
+        by_start.sort_unstable();
+        let covered = PortSet::of_sorted(by_start.iter().copied());
+        let mut bounds: Vec<u16> = vec![0];
+        for range in &by_start {
+            bounds.push(range.start);
+            if let Some(after) = range.end.checked_add(1) {
+                bounds.push(after);
+            }
         }
-        let list = match &previous {
-            Some((prev, list)) if *prev == bucket => Arc::clone(list),
-            _ => EntryList::new_shared(bucket.iter().map(|&p| entry(p))),
+        drop(by_start);
+        bounds.sort_unstable();
+        bounds.dedup();
+
+        ranged.sort_unstable_by(|&a, &b| entries.canonical(a, b));
+        let mut blocks: Vec<(u32, u32)> = Vec::new();
+        for (rank, &pos) in ranged.iter().enumerate() {
+            // A rank counts range records, fewer than 2^32 in any memory.
+            let rank = u32::try_from(rank).expect("fewer than 2^32 ranges");
+            blocks.extend(blocks_of(range_of(pos)).map(|block| (block, rank)));
+        }
+        blocks.sort_unstable();
+        let range_entries: Box<[Arc<IndexEntry>]> =
+            ranged.iter().map(|&pos| entries.get(pos)).collect();
+
+        single.retain(|&(port, _)| covered.contains(port));
+        single.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| entries.canonical(a.1, b.1)));
+        let mut singles: Vec<(u16, EntrySlice)> = Vec::new();
+        for chunk in single.chunk_by(|a, b| a.0 == b.0) {
+            let list = chunk.iter().map(|&(_, pos)| entries.get(pos)).collect();
+            singles.push((chunk[0].0, list));
+        }
+
+        let this = Self {
+            covered,
+            entries: range_entries,
+            blocks: blocks.into_boxed_slice(),
+            segments: bounds.iter().map(|_| OnceLock::new()).collect(),
+            bounds: bounds.into_boxed_slice(),
+            singles: singles.into_boxed_slice(),
+            merged: DashMap::with_hasher(FxBuildHasher),
         };
-        ports.push((port, Arc::clone(&list)));
-        previous = Some((bucket, list));
+        if let Some((previous, scope)) = previous {
+            this.take_over(previous, scope);
+        }
+        this
+    }
+
+    /// Takes over the lists `previous` built for ports and segments out of
+    /// `scope` (see [`RangeIndex::build`]): a segment's list (ranges only)
+    /// unless a touched range overlaps it, a port's merged list unless a
+    /// touched key covers the port. A list `previous` builds after
+    /// this is not taken over; it is built again here when asked.
+    fn take_over(&self, previous: &RangeIndex, scope: &Scope) {
+        for (segment, slot) in self.segments.iter().enumerate() {
+            let (start, end) = self.segment_ports(segment);
+            if !self.covered.contains(start) || scope.has_range_in(start, end) {
+                continue;
+            }
+            // The ranges covering `start` did not change, so the previous
+            // segment holding `start` had this one's list.
+            let old = &previous.segments[previous.segment_of(start)];
+            if let Some(list) = old.get() {
+                let _ = slot.set(Arc::clone(list));
+            }
+        }
+        for list in previous.merged.iter() {
+            let port = *list.key();
+            if !scope.has_port(port) && self.singles_at(port).is_some() {
+                self.merged.insert(port, Arc::clone(list.value()));
+            }
+        }
+    }
+
+    /// The first and last port of segment `segment`.
+    fn segment_ports(&self, segment: usize) -> (u16, u16) {
+        let end = self
+            .bounds
+            .get(segment + 1)
+            .map_or(u16::MAX, |next| next - 1);
+        (self.bounds[segment], end)
+    }
+
+    /// The segment holding `port`.
+    fn segment_of(&self, port: u16) -> usize {
+        // `bounds` starts at 0, so at least one bound is <= port.
+        self.bounds.partition_point(|&start| start <= port) - 1
+    }
+
+    /// The single-port records of `port`, if it is covered and has any.
+    fn singles_at(&self, port: u16) -> Option<&[Arc<IndexEntry>]> {
+        let at = self.singles.binary_search_by_key(&port, |(p, _)| *p).ok()?;
+        Some(&self.singles[at].1)
+    }
+
+    /// The entries of the ranges covering `port`, in canonical order: the
+    /// ranges of the 17 blocks on its path (a range holds at most one of
+    /// them).
+    fn covering(&self, port: u16) -> Vec<Arc<IndexEntry>> {
+        let mut ranks: Vec<u32> = Vec::new();
+        for level in 0..LEVELS {
+            let block = block_of(level, u32::from(port));
+            let first = self.blocks.partition_point(|&(b, _)| b < block);
+            let rest = &self.blocks[first..];
+            let len = rest.partition_point(|&(b, _)| b == block);
+            ranks.extend(rest[..len].iter().map(|&(_, rank)| rank));
+        }
+        ranks.sort_unstable();
+        ranks
+            .into_iter()
+            .map(|rank| Arc::clone(&self.entries[rank as usize]))
+            .collect()
+    }
+
+    /// The list answering `port`, or `None` when no range covers it (its
+    /// records, if any, are then in `by_port`). Built on the first lookup
+    /// and kept while `budget` allows.
+    fn list<'a>(&'a self, port: u16, budget: &RangeBudget) -> Option<PortList<'a>> {
+        if !self.covered.contains(port) {
+            return None;
+        }
+        let Some(singles) = self.singles_at(port) else {
+            let slot = &self.segments[self.segment_of(port)];
+            if let Some(list) = slot.get() {
+                return Some(PortList::Segment(list));
+            }
+            let entries = self.covering(port);
+            return Some(match budget.charge(entries.len()) {
+                Some(charge) => {
+                    let list = EntryList::charged(entries, Some(charge));
+                    PortList::Segment(slot.get_or_init(|| list))
+                }
+                None => PortList::Passing(EntryList::charged(entries, None)),
+            });
+        };
+        if let Some(list) = self.merged.get(&port) {
+            return Some(PortList::Port(list));
+        }
+        let entries = merge_singles(singles, self.covering(port));
+        Some(match budget.charge(entries.len()) {
+            Some(charge) => {
+                let list = EntryList::charged(entries, Some(charge));
+                PortList::Port(self.merged.entry(port).or_insert(list).downgrade())
+            }
+            None => PortList::Passing(EntryList::charged(entries, None)),
+        })
+    }
+}
+
+/// Merges a port's single-port entries with the ranges covering it, both
+/// in canonical order, into canonical order. A single port and a range
+/// never tie (a single port is narrower), so source positions are not
+/// needed.
+fn merge_singles(
+    singles: &[Arc<IndexEntry>],
+    ranges: Vec<Arc<IndexEntry>>,
+) -> Vec<Arc<IndexEntry>> {
+    let mut out = Vec::with_capacity(singles.len() + ranges.len());
+    let mut singles = singles.iter().peekable();
+    for range in ranges {
+        while let Some(single) =
+            singles.next_if(|s| query::canonical_cmp((&s.record, 0), (&range.record, 0)).is_lt())
+        {
+            out.push(Arc::clone(single));
+        }
+        out.push(range);
+    }
+    out.extend(singles.cloned());
+    out
+}
+
+/// What the lookup structures of an [`Index`] hold ([`Index::footprint`]).
+/// Every figure grows with the number of records; none with ports ×
+/// records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Footprint {
+    /// Lists in the map by port (ports outside every range).
+    pub port_lists: usize,
+    /// Entries in those lists.
+    pub port_entries: usize,
+    /// Range records in the range index.
+    pub ranges: usize,
+    /// Aligned blocks holding them (at most 32 per range).
+    pub range_blocks: usize,
+    /// Segments: runs of ports covered by the same ranges (at most two per
+    /// range plus one, and at most 65,536).
+    pub range_segments: usize,
+    /// Single-port records of ports inside ranges.
+    pub inner_singles: usize,
+    /// Entries of the lists built on demand for ports inside ranges and
+    /// kept, over every version still alive (at most
+    /// [`RANGE_CACHE_ENTRIES`]).
+    pub kept_range_entries: u64,
+    /// Lists in the map by name.
+    pub name_lists: usize,
+    /// Entries in those lists.
+    pub name_entries: usize,
+}
+
+/// Builds the port and name lists for the ports and names in `scope`,
+/// sorted by port and by name, each list in canonical order; ports and
+/// names in scope that no record answers are absent from the result. Port
+/// lists are made only for ports outside every range of `ranges`, from
+/// single-port records (the range index answers the others).
+fn build_maps(
+    entries: &mut Entries<'_>,
+    scope: &Scope,
+    ranges: &RangeIndex,
+) -> (PortLists, NameLists) {
+    let keyed = entries.keyed;
+    let mut single: Vec<(u16, usize)> = keyed
+        .iter()
+        .enumerate()
+        .filter_map(|(pos, (_, record))| {
+            let port = record.ports.filter(PortRange::is_single)?.start;
+            (scope.has_port(port) && !ranges.covered.contains(port)).then_some((port, pos))
+        })
+        .collect();
+    single.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| entries.canonical(a.1, b.1)));
+    let mut ports = PortLists::new();
+    for chunk in single.chunk_by(|a, b| a.0 == b.0) {
+        let list = chunk
+            .iter()
+            .map(|&(_, pos)| entries.get(pos))
+            .collect::<Vec<_>>();
+        ports.push((chunk[0].0, EntryList::new_shared(list)));
     }
 
     // Names: (lowercase name, position) pairs sorted by name, then grouped.
-    let mut named: Vec<(Box<str>, u32)> = Vec::with_capacity(keyed.len());
+    let mut named: Vec<(Box<str>, usize)> = Vec::with_capacity(keyed.len());
     for (pos, (_, record)) in keyed.iter().enumerate() {
         for name in record.name.iter().chain(record.aliases.iter()) {
             let folded = fold_name(name);
             if scope.has_name(&folded) {
-                named.push((folded.into_boxed_str(), pos as u32));
+                named.push((folded.into_boxed_str(), pos));
             }
         }
     }
-    named.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| canonical(&a.1, &b.1)));
+    named.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| entries.canonical(a.1, b.1)));
     named.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     let mut names = NameLists::with_capacity(named.len());
-    let mut named = named.into_iter().peekable();
-    while let Some((name, first)) = named.next() {
-        let mut list = vec![entry(first)];
-        while let Some((_, pos)) = named.next_if(|(next, _)| *next == name) {
-            list.push(entry(pos));
-        }
-        names.push((name, EntryList::new_shared(list)));
+    for chunk in named.chunk_by(|a, b| a.0 == b.0) {
+        let list = chunk
+            .iter()
+            .map(|&(_, pos)| entries.get(pos))
+            .collect::<Vec<_>>();
+        names.push((chunk[0].0.clone(), EntryList::new_shared(list)));
     }
     (ports, names)
 }
@@ -951,18 +1506,14 @@ fn same_list(a: &[Arc<IndexEntry>], b: &[Arc<IndexEntry>]) -> bool {
             .all(|(x, y)| Arc::ptr_eq(&x.record, &y.record) && x.key == y.key)
 }
 
-/// Brings the in-scope part of `map` to `target` (sorted by key): first
-/// every insert or replacement, then every removal of an in-scope key
-/// `target` lacks, so a key present in both versions is never missing.
-fn upsert_then_remove<K>(
-    map: &DashMap<K, RecordList, FxBuildHasher>,
-    target: Vec<(K, RecordList)>,
-    in_scope: impl Fn(&K) -> bool,
-) where
-    K: std::hash::Hash + Ord + Clone,
+/// Brings `map` to hold every list of `target` (sorted by key), inserting
+/// or replacing only where the list changed; the first half of applying a
+/// diff ([`remove_stale`] is the second).
+fn upsert<K>(map: &DashMap<K, RecordList, FxBuildHasher>, target: &[(K, RecordList)])
+where
+    K: std::hash::Hash + Eq + Clone,
 {
-    let holds = |key: &K| target.binary_search_by(|(k, _)| k.cmp(key)).is_ok();
-    for (key, list) in &target {
+    for (key, list) in target {
         // The read guard is dropped at the end of this statement, before the
         // insert takes the shard's write lock.
         let unchanged = map.get(key).is_some_and(|cur| same_list(&cur, list));
@@ -970,6 +1521,19 @@ fn upsert_then_remove<K>(
             map.insert(key.clone(), Arc::clone(list));
         }
     }
+}
+
+/// Removes every in-scope key of `map` that `target` (sorted by key)
+/// lacks; run after [`upsert`], so a key present in both versions is never
+/// missing.
+fn remove_stale<K>(
+    map: &DashMap<K, RecordList, FxBuildHasher>,
+    target: &[(K, RecordList)],
+    in_scope: impl Fn(&K) -> bool,
+) where
+    K: std::hash::Hash + Ord + Clone,
+{
+    let holds = |key: &K| target.binary_search_by(|(k, _)| k.cmp(key)).is_ok();
     let stale: Vec<K> = map
         .iter()
         .filter(|entry| in_scope(entry.key()) && !holds(entry.key()))
@@ -983,7 +1547,6 @@ fn upsert_then_remove<K>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PortRange;
 
     fn record(name: Option<&str>, ports: Option<(u16, u16)>, protocol: Option<Protocol>) -> Record {
         let description = name.map_or_else(|| "Unassigned".to_string(), |n| format!("{n} service"));
@@ -1571,5 +2134,232 @@ mod tests {
             assert_eq!(kept, answers(&Index::new(next)));
             assert!(kept.iter().flatten().count() > 64, "answers were compared");
         }
+    }
+
+    /// Each port of a range lies in exactly one of the range's blocks on
+    /// the port's path, and no range needs more than 32 blocks.
+    #[test]
+    fn blocks_hold_each_port_of_a_range_once() {
+        let ranges = [
+            (0, u16::MAX),
+            (1, u16::MAX - 1),
+            (6000, 6063),
+            (7, 8),
+            (32767, 32768),
+            (u16::MAX - 1, u16::MAX),
+            (12345, 54321),
+        ];
+        for (start, end) in ranges {
+            let range = PortRange::new(start, end).unwrap();
+            let blocks: HashSet<u32> = blocks_of(range).collect();
+            assert!(blocks.len() <= 32, "{range}: {} blocks", blocks.len());
+            for port in 0..=u16::MAX {
+                let on_path = (0..LEVELS)
+                    .filter(|&level| blocks.contains(&block_of(level, u32::from(port))))
+                    .count();
+                assert_eq!(on_path, usize::from(range.contains(port)), "{range} {port}");
+            }
+        }
+    }
+
+    fn keys_at(index: &Index, port: u16) -> Vec<String> {
+        index
+            .lookup_port_entries(port, None)
+            .entries
+            .iter()
+            .map(|e| e.key.to_string())
+            .collect()
+    }
+
+    /// Issue #13, row 7: 65,536 rows of `0-65535` overflowed a u32 count
+    /// while every port got every row (2^32 entries). Now the rows are
+    /// 65,536 intervals, each one block, and every port shares one list.
+    #[test]
+    fn rows_of_the_whole_port_space_are_indexed_as_intervals() {
+        let rows = |count: usize| -> Vec<Record> {
+            (0..count)
+                .map(|i| {
+                    let protocol = [Protocol::Tcp, Protocol::Udp][i % 2].clone();
+                    record(Some("all"), Some((0, u16::MAX)), Some(protocol))
+                })
+                .collect()
+        };
+        let index = Index::new(Registry::new(rows(65_536), SourceInfo::default()));
+        let footprint = index.footprint();
+        assert_eq!(
+            (
+                footprint.ranges,
+                footprint.range_blocks,
+                footprint.range_segments
+            ),
+            (65_536, 65_536, 1)
+        );
+        assert_eq!((footprint.port_lists, footprint.port_entries), (0, 0));
+        assert_eq!(footprint.name_entries, 65_536);
+        let first = index.lookup_port_entries(0, None).entries;
+        assert_eq!(first.len(), 65_536);
+        // Same state and width: source order, so ordinals count up.
+        assert!(first.iter().enumerate().all(|(i, e)| {
+            e.key.ordinal == (i / 2) as u32
+                && Arc::ptr_eq(&e.record, &index.snapshot().keyed()[i].1)
+        }));
+        for port in [1, 32768, u16::MAX] {
+            let found = index.lookup_port_entries(port, None).entries;
+            assert!(
+                found.len() == first.len()
+                    && found.iter().zip(&first).all(|(a, b)| Arc::ptr_eq(a, b))
+            );
+        }
+        let calls = std::cell::Cell::new(0);
+        let (_, a) = index.port_answer(0, Some(&Protocol::Udp), keys_answer(&calls));
+        let (_, b) = index.port_answer(u16::MAX, Some(&Protocol::Udp), keys_answer(&calls));
+        assert!(
+            Arc::ptr_eq(&a.unwrap(), &b.unwrap()),
+            "one list, one answer"
+        );
+        assert_eq!(calls.get(), 1);
+        assert_eq!(index.footprint().kept_range_entries, 65_536);
+
+        // 2,000 such rows and single ports at the edges: each of those
+        // ports gets its own list (its records first), the rest share one.
+        let mut records = rows(2_000);
+        for port in [0, 1, 32768, u16::MAX] {
+            records.push(record(
+                Some("edge"),
+                Some((port, port)),
+                Some(Protocol::Tcp),
+            ));
+        }
+        let index = Index::new(Registry::new(records, SourceInfo::default()));
+        let footprint = index.footprint();
+        assert_eq!((footprint.ranges, footprint.range_blocks), (2_000, 2_000));
+        assert_eq!((footprint.range_segments, footprint.inner_singles), (1, 4));
+        assert_eq!(footprint.port_lists, 0);
+        for port in [0, 1, 32768, u16::MAX] {
+            let keys = keys_at(&index, port);
+            assert_eq!(keys.len(), 2_001);
+            assert_eq!(keys[0], format!("edge {port}/tcp"));
+            assert_eq!(keys[1], "all 0-65535/tcp");
+            assert_eq!(keys[2_000], "all 0-65535/udp #999");
+        }
+        assert_eq!(keys_at(&index, 2).len(), 2_000);
+        assert_eq!(index.footprint().kept_range_entries, 4 * 2_001 + 2_000);
+    }
+
+    /// Registry with two ranges, a single port inside one, and one outside.
+    fn ranged() -> Registry {
+        Registry::new(
+            vec![
+                record(Some("x11"), Some((6000, 6063)), Some(Protocol::Tcp)),
+                record(Some("wide"), Some((7000, 7099)), None),
+                record(Some("inner"), Some((7050, 7050)), Some(Protocol::Udp)),
+                record(Some("http"), Some((80, 80)), Some(Protocol::Tcp)),
+            ],
+            SourceInfo::default(),
+        )
+    }
+
+    #[test]
+    fn a_reload_touching_one_range_drops_only_its_answers() {
+        let index = Index::new(ranged());
+        let calls = std::cell::Cell::new(0);
+        let answer = |port| {
+            index
+                .port_answer(port, None, keys_answer(&calls))
+                .1
+                .unwrap()
+        };
+        let ports = [80, 6000, 6063, 7000, 7049, 7050, 7051];
+        let before: Vec<Answer> = ports.iter().map(|&p| answer(p)).collect();
+        assert_eq!(&*before[5], b"inner 7050/udp, wide 7000-7099/any");
+        assert_eq!(&*before[4], b"wide 7000-7099/any");
+        assert!(Arc::ptr_eq(&before[1], &before[2]) && Arc::ptr_eq(&before[3], &before[6]));
+        assert_eq!(calls.get(), 4, "80, x11, wide, 7050");
+        let kept = |now: &[Answer], same: &[usize]| {
+            for (i, port) in ports.iter().enumerate() {
+                let shared = Arc::ptr_eq(&before[i], &now[i]);
+                assert_eq!(shared, same.contains(&i), "port {port}");
+            }
+        };
+
+        // x11 changes: its ports answer anew, nothing else does.
+        let mut next = ranged();
+        next.records[0].description = "X Window System".into();
+        index.apply(next.clone(), &ReloadGuard::default()).unwrap();
+        let now: Vec<Answer> = ports.iter().map(|&p| answer(p)).collect();
+        kept(&now, &[0, 3, 4, 5, 6]);
+        assert_eq!(calls.get(), 5);
+        let before = now;
+
+        // The single port inside "wide" changes: only 7050.
+        next.records[2].description = "inner, renamed".into();
+        index.apply(next.clone(), &ReloadGuard::default()).unwrap();
+        let now: Vec<Answer> = ports.iter().map(|&p| answer(p)).collect();
+        for (i, port) in ports.iter().enumerate() {
+            assert_eq!(
+                Arc::ptr_eq(&before[i], &now[i]),
+                *port != 7050,
+                "port {port}"
+            );
+        }
+        assert_eq!(calls.get(), 6);
+        let fresh = Index::new(next);
+        for port in ports {
+            assert_eq!(keys_at(&index, port), keys_at(&fresh, port), "{port}");
+        }
+    }
+
+    /// A port that a range starts or stops covering moves between the map
+    /// by port and the range index without losing its own records.
+    #[test]
+    fn ports_moving_in_and_out_of_ranges_keep_their_records() {
+        let index = Index::new(ranged());
+        for port in [80, 81, 7050, 7100] {
+            keys_at(&index, port);
+        }
+        let mut covering = ranged();
+        covering.records[1].ports = PortRange::new(1, 7100); // now covers 80
+        let mut leaving = ranged();
+        leaving.records[1].ports = PortRange::new(7051, 7099); // leaves 7050
+        for next in [covering, leaving, ranged()] {
+            index
+                .apply(next.clone(), &ReloadGuard::permissive())
+                .unwrap();
+            let fresh = Index::new(next);
+            for port in [0, 1, 80, 81, 6010, 7000, 7050, 7051, 7099, 7100] {
+                assert_eq!(keys_at(&index, port), keys_at(&fresh, port), "{port}");
+            }
+            assert_eq!(index.by_port.len(), fresh.by_port.len());
+        }
+        assert_eq!(keys_at(&index, 80), ["http 80/tcp"]);
+    }
+
+    /// Past the budget a list still answers, but is not kept.
+    #[test]
+    fn lists_past_the_budget_answer_without_being_kept() {
+        let mut index = Index::new(ranged());
+        index.range_budget = RangeBudget::new(1);
+        let calls = std::cell::Cell::new(0);
+        let answer = |port| {
+            index
+                .port_answer(port, None, keys_answer(&calls))
+                .1
+                .unwrap()
+        };
+        let x11 = answer(6000);
+        assert!(Arc::ptr_eq(&x11, &answer(6063)), "one entry fits");
+        let inner = answer(7050);
+        assert_eq!(&*inner, b"inner 7050/udp, wide 7000-7099/any");
+        assert!(!Arc::ptr_eq(&inner, &answer(7050)), "two do not");
+        assert_eq!(calls.get(), 3);
+        assert_eq!(index.footprint().kept_range_entries, 1);
+        drop(x11);
+        // A reload touching x11 drops its list, and gives back its charge.
+        let mut next = ranged();
+        next.records[0].description = "X".into();
+        index.apply(next, &ReloadGuard::default()).unwrap();
+        assert_eq!(index.footprint().kept_range_entries, 0);
+        assert_eq!(&*answer(7000), b"wide 7000-7099/any");
+        assert_eq!(index.footprint().kept_range_entries, 1);
     }
 }

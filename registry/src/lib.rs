@@ -37,7 +37,8 @@ pub mod registry;
 
 pub use diff::Diff;
 pub use index::{
-    Answer, ApplyError, Change, EntryLookup, Index, IndexEntry, LookupResult, ReloadGuard, Snapshot,
+    Answer, ApplyError, Change, EntryLookup, Footprint, Index, IndexEntry, LookupResult,
+    RANGE_CACHE_ENTRIES, ReloadGuard, Snapshot,
 };
 pub use model::{
     Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate, fold_name,
