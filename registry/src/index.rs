@@ -81,7 +81,7 @@ use rustc_hash::FxBuildHasher;
 
 use crate::diff::{Diff, KeyedRecord};
 use crate::model::{PortRange, Protocol, Record, RecordKey, RecordState, fold_name};
-use crate::query::{self, Filter, MatchRank, SearchQuery};
+use crate::query::{self, Filter, MatchRank, SearchHits, SearchQuery};
 use crate::registry::{Registry, SourceInfo};
 
 /// One record in a lookup map, with its key, so a lookup can answer with
@@ -499,23 +499,21 @@ impl Snapshot {
     /// Ranked search: exact name, then name prefix, then name substring,
     /// then description; ties in scan order. At most `query.limit` results.
     pub fn search(&self, query: &SearchQuery) -> Vec<(MatchRank, &KeyedRecord)> {
-        let needle = fold_name(query.text.trim());
-        let mut hits: Vec<(MatchRank, u32)> = Vec::new();
-        for (pos, &i) in self.scan_order.iter().enumerate() {
-            let (name, desc) = self.search_text.get(i as usize);
-            let Some(rank) = query::rank(name, desc, &needle) else {
-                continue;
-            };
-            if !query.filter.matches(&self.keyed[i as usize].1) {
-                continue;
-            }
-            hits.push((rank, pos as u32));
-        }
-        hits.sort_unstable();
-        hits.truncate(query.limit);
-        hits.into_iter()
-            .map(|(rank, pos)| (rank, &self.keyed[self.scan_order[pos as usize] as usize]))
-            .collect()
+        self.search_hits(query).collect()
+    }
+
+    /// [`Snapshot::search`] walked lazily, in bounded steps, holding
+    /// nothing per hit (see [`SearchHits`]).
+    pub fn search_hits(&self, query: &SearchQuery) -> SearchHits<'_> {
+        SearchHits::new(self, query)
+    }
+
+    /// The record at scan position `pos` with its folded name and
+    /// description; `None` past the end.
+    pub(crate) fn scan_text(&self, pos: usize) -> Option<(&KeyedRecord, &str, &str)> {
+        let i = *self.scan_order.get(pos)? as usize;
+        let (name, description) = self.search_text.get(i);
+        Some((&self.keyed[i], name, description))
     }
 
     /// Record counts by state.

@@ -44,5 +44,5 @@ pub use model::{
     Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate, fold_name,
 };
 pub use parse::{Diagnostic, Format, ParseError, Parsed, parse};
-pub use query::{Filter, SearchQuery};
+pub use query::{Filter, SearchHits, SearchQuery, SearchStep};
 pub use registry::{Registry, SourceInfo};

@@ -1,11 +1,14 @@
 //! Query values and orderings shared by the index and its callers:
 //! [`Filter`] (protocol, port range, states), [`SearchQuery`] and its
-//! ranking, and the two record orders the index uses (canonical order for
+//! ranking, [`SearchHits`] (a search walked lazily, best first, in bounded
+//! steps), and the two record orders the index uses (canonical order for
 //! point lookups, scan order for listings).
 
 use std::cmp::Ordering;
 
-use crate::model::{Protocol, Record, RecordState};
+use crate::diff::KeyedRecord;
+use crate::index::Snapshot;
+use crate::model::{Protocol, Record, RecordState, fold_name};
 
 /// Filters shared by list and search. The default filter passes everything.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -18,7 +21,10 @@ pub struct Filter {
     pub port_min: Option<u16>,
     /// See `port_min`.
     pub port_max: Option<u16>,
-    /// Only records in one of these states; empty = every state.
+    /// Only records in one of these states; empty = every state. Each
+    /// state should appear once (a filter built from a request is
+    /// deduplicated by the server's validation), so checking a record
+    /// costs at most four comparisons.
     pub states: Vec<RecordState>,
 }
 
@@ -113,6 +119,161 @@ pub fn rank(name_lower: &str, description_lower: &str, needle_lower: &str) -> Op
     None
 }
 
+/// Whether `rank(name_lower, description_lower, needle_lower)` would be
+/// `Some(wanted)`, checking only what that needs: the name ranks look at
+/// the name alone, so a pass over one rank never reads descriptions it
+/// does not need. `tokens` are the needle's distinct words (see
+/// [`needle_tokens`]).
+fn rank_is(
+    wanted: MatchRank,
+    name_lower: &str,
+    description_lower: &str,
+    needle_lower: &str,
+    tokens: &[Box<str>],
+) -> bool {
+    if needle_lower.is_empty() {
+        return false;
+    }
+    let name_contains = || !name_lower.is_empty() && name_lower.contains(needle_lower);
+    match wanted {
+        MatchRank::ExactName => !name_lower.is_empty() && name_lower == needle_lower,
+        MatchRank::NamePrefix => {
+            !name_lower.is_empty()
+                && name_lower != needle_lower
+                && name_lower.starts_with(needle_lower)
+        }
+        MatchRank::NameSubstring => !name_lower.starts_with(needle_lower) && name_contains(),
+        MatchRank::DescriptionPhrase => {
+            !name_contains() && description_lower.contains(needle_lower)
+        }
+        MatchRank::AllTokens => {
+            !tokens.is_empty()
+                && needle_lower.contains(char::is_whitespace)
+                && !name_contains()
+                && !description_lower.contains(needle_lower)
+                && tokens
+                    .iter()
+                    .all(|t| name_lower.contains(&**t) || description_lower.contains(&**t))
+        }
+    }
+}
+
+/// The distinct words of a needle, in first-seen order: a query repeating
+/// one word many times costs one check per record, not one per repeat.
+fn needle_tokens(needle_lower: &str) -> Vec<Box<str>> {
+    let mut tokens: Vec<Box<str>> = Vec::new();
+    for token in needle_lower.split_whitespace() {
+        if !tokens.iter().any(|t| &**t == token) {
+            tokens.push(token.into());
+        }
+    }
+    tokens
+}
+
+/// Every rank, best first: the order of [`SearchHits`]' passes.
+const RANKS: [MatchRank; 5] = [
+    MatchRank::ExactName,
+    MatchRank::NamePrefix,
+    MatchRank::NameSubstring,
+    MatchRank::DescriptionPhrase,
+    MatchRank::AllTokens,
+];
+
+/// Most records [`SearchHits::step`] examines before it returns
+/// [`SearchStep::Pause`]: a few hundred microseconds of work, so a caller
+/// on an async runtime can yield between steps however rare the hits are.
+pub const SEARCH_STEP_RECORDS: usize = 1024;
+
+/// One step of [`SearchHits`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SearchStep<'a> {
+    /// The next hit, in result order.
+    Hit(MatchRank, &'a KeyedRecord),
+    /// [`SEARCH_STEP_RECORDS`] records were examined without a hit; call
+    /// again to go on.
+    Pause,
+    /// No more hits (or the limit was reached).
+    Done,
+}
+
+/// A ranked search over one [`Snapshot`], walked lazily: hits come out in
+/// result order (best rank first, ties in scan order) without collecting
+/// them, so what a search holds does not grow with its results or its
+/// limit. It makes one pass over the snapshot per rank, each pass checking
+/// only what its rank needs ([`rank_is`]); the whole walk reads each
+/// record's name a few times and its description at most twice.
+#[derive(Debug)]
+pub struct SearchHits<'a> {
+    snapshot: &'a Snapshot,
+    filter: Filter,
+    needle: String,
+    /// The needle's distinct words.
+    tokens: Vec<Box<str>>,
+    /// Index into [`RANKS`] of the current pass.
+    pass: usize,
+    /// Next scan position in the current pass.
+    pos: usize,
+    /// Hits still allowed by the limit.
+    left: usize,
+}
+
+impl<'a> SearchHits<'a> {
+    /// The hits of `query` in `snapshot`.
+    pub fn new(snapshot: &'a Snapshot, query: &SearchQuery) -> Self {
+        let needle = fold_name(query.text.trim());
+        Self {
+            snapshot,
+            filter: query.filter.clone(),
+            tokens: needle_tokens(&needle),
+            needle,
+            pass: 0,
+            pos: 0,
+            left: query.limit,
+        }
+    }
+
+    /// Examines at most [`SEARCH_STEP_RECORDS`] records and returns the
+    /// next hit, a pause, or the end.
+    pub fn step(&mut self) -> SearchStep<'a> {
+        if self.left == 0 || self.needle.is_empty() {
+            return SearchStep::Done;
+        }
+        let mut examined = 0;
+        while let Some(&rank) = RANKS.get(self.pass) {
+            while let Some((entry, name, description)) = self.snapshot.scan_text(self.pos) {
+                self.pos += 1;
+                if rank_is(rank, name, description, &self.needle, &self.tokens)
+                    && self.filter.matches(&entry.1)
+                {
+                    self.left -= 1;
+                    return SearchStep::Hit(rank, entry);
+                }
+                examined += 1;
+                if examined == SEARCH_STEP_RECORDS {
+                    return SearchStep::Pause;
+                }
+            }
+            self.pass += 1;
+            self.pos = 0;
+        }
+        SearchStep::Done
+    }
+}
+
+impl<'a> Iterator for SearchHits<'a> {
+    type Item = (MatchRank, &'a KeyedRecord);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.step() {
+                SearchStep::Hit(rank, entry) => return Some((rank, entry)),
+                SearchStep::Pause => {}
+                SearchStep::Done => return None,
+            }
+        }
+    }
+}
+
 /// Rank of a state in canonical order: assigned rows answer first.
 fn state_rank(state: RecordState) -> u8 {
     match state {
@@ -178,6 +339,45 @@ mod tests {
         );
         assert_eq!(rank("ssh", "secure shell", "telnet"), None);
         assert_eq!(rank("ssh", "secure shell", ""), None);
+    }
+
+    /// Each pass of a search checks only what its rank needs; it must agree
+    /// with the full ranking on every combination.
+    #[test]
+    fn rank_is_agrees_with_rank() {
+        let texts = [
+            ("", ""),
+            ("ldap", ""),
+            ("ldaps", "ldap over tls"),
+            ("cldap", "connectionless ldap"),
+            ("x", "lightweight ldap server"),
+            ("ssh", "the secure shell protocol"),
+            ("", "secure shell"),
+            ("a a", "a"),
+        ];
+        let needles = [
+            "ldap",
+            "shell secure",
+            "secure shell",
+            "a  a",
+            "a a",
+            "x",
+            "zz",
+        ];
+        for (name, description) in texts {
+            for needle in needles {
+                let tokens = needle_tokens(needle);
+                let full = rank(name, description, needle);
+                for wanted in RANKS {
+                    assert_eq!(
+                        rank_is(wanted, name, description, needle, &tokens),
+                        full == Some(wanted),
+                        "{name:?} {description:?} {needle:?} {wanted:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(needle_tokens("a b a a b c").len(), 3);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! * [`config`]: flags ([`Args`]) and their validation into a [`Config`]
 //!   (including loading the data file) before any socket is bound.
 //! * [`service`]: the `PortRegistry` handlers.
+//! * [`scan`]: the Search and ListRecords streams and their bounds.
 //! * [`validate`]: every request check, in one place.
 //! * [`status`]: every error, and its mapping to `tonic::Status`.
 //! * [`state`]: the shared registry state (index, change history, broadcast
@@ -37,6 +38,7 @@ pub mod health;
 pub mod metrics;
 pub mod panic;
 pub mod reload;
+pub mod scan;
 pub mod service;
 pub mod state;
 pub mod status;
@@ -61,6 +63,7 @@ pub use config::{Args, Config, ConfigError, LogFormat};
 
 use crate::metrics::{GrpcMetricsLayer, Metrics};
 use crate::panic::CatchPanicLayer;
+use crate::scan::ScanSettings;
 use crate::service::{PortRegistryService, Shared};
 use crate::state::RegistryState;
 use crate::watch::WatchSettings;
@@ -160,6 +163,10 @@ pub async fn run_with_listeners(
         watch: WatchSettings {
             heartbeat_interval: args.heartbeat_interval,
             max_stream_lifetime: args.max_stream_lifetime,
+        },
+        scan: ScanSettings {
+            send_timeout: args.stream_send_timeout,
+            max_duration: args.max_scan_duration,
         },
         shutdown: stop.clone(),
     });

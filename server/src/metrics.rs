@@ -3,7 +3,12 @@
 //! series, and the plain-HTTP `/metrics` endpoint ([`serve`]).
 //!
 //! gRPC series (labels `grpc_type`, `grpc_service`, `grpc_method`, plus
-//! `grpc_code` on completion):
+//! `grpc_code` on completion). Label values never come from the request:
+//! the methods of the served services (`portolan.v1.PortRegistry`,
+//! `grpc.health.v1.Health`, both reflection versions) are read from their
+//! descriptor sets at startup, each has its own series, and every other
+//! request path is counted under one series whose service and method are
+//! `unknown`:
 //! * `grpc_server_started_total`: calls started;
 //! * `grpc_server_handled_total`: calls finished, by status code (for
 //!   streams: when the stream ends; `Canceled` when the client went away);
@@ -17,13 +22,13 @@
 //! `portolan_seconds_since_last_successful_reload` (computed at scrape time)
 //! and `portolan_watch_streams_active`.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dashmap::DashMap;
 use futures::future::BoxFuture;
 use http_body::{Body, Frame, SizeHint};
 use portolan_registry::Snapshot;
@@ -33,6 +38,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use prost::Message as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -99,18 +105,77 @@ pub struct Metrics {
     since_last_success: Gauge<f64, AtomicU64>,
     last_success_at: Mutex<Instant>,
     watch_streams: Gauge,
-    /// Handles of every series of each method seen so far, so a call costs
-    /// a map lookup by `&str` instead of building and hashing label sets.
-    methods: DashMap<Box<str>, Arc<MethodMetrics>>,
+    /// Every method the server serves, by request path, with its series
+    /// (created on first call). Built once from the descriptor sets of the
+    /// served services and never grown: a request path is never turned
+    /// into a label value.
+    methods: HashMap<Box<str>, MethodEntry>,
+    /// The series shared by every other request path.
+    unknown: Arc<MethodMetrics>,
 }
 
-/// Most distinct request paths given their own series; further paths (only
-/// a client probing unknown methods produces them) share one `unknown`
-/// method, so label cardinality stays bounded.
-const MAX_METHODS: usize = 64;
+/// The label value of `grpc_service` and `grpc_method` for every request
+/// path that names no served method: one series, however many distinct
+/// paths clients send.
+pub const UNKNOWN_LABEL: &str = "unknown";
 
-/// The key those further paths share in the method table.
-const UNKNOWN_METHOD_KEY: &str = "/unknown";
+/// One served method: its labels, and its series once it was first called
+/// (so only methods that were called are exported).
+#[derive(Debug)]
+struct MethodEntry {
+    labels: CallLabels,
+    series: OnceLock<Arc<MethodMetrics>>,
+}
+
+/// The encoded descriptor sets of every service the server serves
+/// (`portolan.v1`, `grpc.health.v1`, `grpc.reflection.v1` and
+/// `grpc.reflection.v1alpha`): the methods that get their own series.
+const SERVED_DESCRIPTOR_SETS: [&[u8]; 4] = [
+    portolan::FILE_DESCRIPTOR_SET,
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+];
+
+/// Labels of every method in `descriptor_sets`, by request path
+/// (`/package.Service/Method`); the call type comes from the method's
+/// streaming flags.
+fn served_methods(descriptor_sets: &[&[u8]]) -> Vec<(String, CallLabels)> {
+    let mut out = Vec::new();
+    for encoded in descriptor_sets {
+        // Compiled-in descriptor sets; tests check that each decodes.
+        let Ok(set) = prost_types::FileDescriptorSet::decode(*encoded) else {
+            continue;
+        };
+        for file in &set.file {
+            let package = file.package();
+            for service in &file.service {
+                let service_name = if package.is_empty() {
+                    service.name().to_string()
+                } else {
+                    format!("{package}.{}", service.name())
+                };
+                for method in &service.method {
+                    let grpc_type = match (method.client_streaming(), method.server_streaming()) {
+                        (false, false) => "unary",
+                        (true, false) => "client_stream",
+                        (false, true) => "server_stream",
+                        (true, true) => "bidi_stream",
+                    };
+                    out.push((
+                        format!("/{service_name}/{}", method.name()),
+                        CallLabels {
+                            grpc_type,
+                            grpc_service: service_name.clone(),
+                            grpc_method: method.name().to_string(),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
 
 /// The series of one method, resolved once.
 #[derive(Debug)]
@@ -122,6 +187,23 @@ struct MethodMetrics {
     /// `grpc_server_handled_total` per status code, created on first use so
     /// that only codes that occurred are exported.
     handled: [std::sync::OnceLock<Counter>; 17],
+}
+
+impl MethodMetrics {
+    fn new(
+        labels: CallLabels,
+        started: &Family<CallLabels, Counter>,
+        handling_seconds: &HistogramFamily,
+        msg_sent: &Family<CallLabels, Counter>,
+    ) -> Self {
+        Self {
+            started: started.get_or_create(&labels).clone(),
+            handling_seconds: handling_seconds.get_or_create(&labels).clone(),
+            msg_sent: msg_sent.get_or_create(&labels).clone(),
+            handled: Default::default(),
+            labels,
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -144,6 +226,27 @@ impl Metrics {
         let last_success = Gauge::<f64, AtomicU64>::default();
         let since_last_success = Gauge::<f64, AtomicU64>::default();
         let watch_streams = Gauge::default();
+        let unknown_labels = CallLabels {
+            grpc_type: "unary",
+            grpc_service: UNKNOWN_LABEL.to_string(),
+            grpc_method: UNKNOWN_LABEL.to_string(),
+        };
+        let unknown = Arc::new(MethodMetrics::new(
+            unknown_labels,
+            &started,
+            &handling_seconds,
+            &msg_sent,
+        ));
+        let methods = served_methods(&SERVED_DESCRIPTOR_SETS)
+            .into_iter()
+            .map(|(path, labels)| {
+                let entry = MethodEntry {
+                    labels,
+                    series: OnceLock::new(),
+                };
+                (path.into_boxed_str(), entry)
+            })
+            .collect();
         registry.register(
             "grpc_server_started",
             "Total number of RPCs started on the server.",
@@ -207,33 +310,25 @@ impl Metrics {
             since_last_success,
             last_success_at: Mutex::new(Instant::now()),
             watch_streams,
-            methods: DashMap::new(),
+            methods,
+            unknown,
         }
     }
 
-    /// The series of the method at request `path`.
+    /// The series of the method at request `path`: its own for a served
+    /// method, the one `unknown` series for any other path.
     fn method(&self, path: &str) -> Arc<MethodMetrics> {
-        if let Some(known) = self.methods.get(path) {
-            return Arc::clone(&known);
-        }
-        let (key, labels) = if self.methods.len() < MAX_METHODS {
-            (path, call_labels(path))
-        } else {
-            if let Some(shared) = self.methods.get(UNKNOWN_METHOD_KEY) {
-                return Arc::clone(&shared);
-            }
-            let mut labels = call_labels(path);
-            labels.grpc_method = "unknown".to_string();
-            (UNKNOWN_METHOD_KEY, labels)
+        let Some(entry) = self.methods.get(path) else {
+            return Arc::clone(&self.unknown);
         };
-        let method = Arc::new(MethodMetrics {
-            started: self.started.get_or_create(&labels).clone(),
-            handling_seconds: self.handling_seconds.get_or_create(&labels).clone(),
-            msg_sent: self.msg_sent.get_or_create(&labels).clone(),
-            handled: Default::default(),
-            labels,
-        });
-        Arc::clone(self.methods.entry(key.into()).or_insert(method).value())
+        Arc::clone(entry.series.get_or_init(|| {
+            Arc::new(MethodMetrics::new(
+                entry.labels.clone(),
+                &self.started,
+                &self.handling_seconds,
+                &self.msg_sent,
+            ))
+        }))
     }
 
     fn handled(&self, method: &MethodMetrics, code: Code) -> Counter {
@@ -334,28 +429,6 @@ pub fn code_name(code: Code) -> &'static str {
         Code::Unavailable => "Unavailable",
         Code::DataLoss => "DataLoss",
         Code::Unauthenticated => "Unauthenticated",
-    }
-}
-
-/// The call type of a known method (`unary` for anything unknown).
-fn grpc_type(service: &str, method: &str) -> &'static str {
-    match (service, method) {
-        ("portolan.v1.PortRegistry", "BatchLookup") => "bidi_stream",
-        ("portolan.v1.PortRegistry", "Search" | "ListRecords" | "Watch") => "server_stream",
-        ("grpc.health.v1.Health", "Watch") => "server_stream",
-        (s, "ServerReflectionInfo") if s.starts_with("grpc.reflection.") => "bidi_stream",
-        _ => "unary",
-    }
-}
-
-/// Labels of a request path `/package.Service/Method`.
-pub fn call_labels(path: &str) -> CallLabels {
-    let trimmed = path.trim_start_matches('/');
-    let (service, method) = trimmed.split_once('/').unwrap_or((trimmed, ""));
-    CallLabels {
-        grpc_type: grpc_type(service, method),
-        grpc_service: service.to_string(),
-        grpc_method: method.to_string(),
     }
 }
 
@@ -651,34 +724,61 @@ mod tests {
         assert_eq!(total, 3);
     }
 
+    /// Every served method has its own labels, its call type taken from
+    /// the descriptors.
     #[test]
-    fn labels_come_from_the_path() {
-        let labels = call_labels("/portolan.v1.PortRegistry/Watch");
-        assert_eq!(labels.grpc_service, "portolan.v1.PortRegistry");
-        assert_eq!(labels.grpc_method, "Watch");
-        assert_eq!(labels.grpc_type, "server_stream");
-        assert_eq!(
-            call_labels("/grpc.health.v1.Health/Check").grpc_type,
-            "unary"
-        );
+    fn served_methods_come_from_the_descriptor_sets() {
+        let metrics = Metrics::new();
+        for (path, grpc_type) in [
+            ("/portolan.v1.PortRegistry/LookupPort", "unary"),
+            ("/portolan.v1.PortRegistry/BatchLookup", "bidi_stream"),
+            ("/portolan.v1.PortRegistry/Search", "server_stream"),
+            ("/portolan.v1.PortRegistry/ListRecords", "server_stream"),
+            ("/portolan.v1.PortRegistry/Watch", "server_stream"),
+            ("/portolan.v1.PortRegistry/GetRegistryInfo", "unary"),
+            ("/grpc.health.v1.Health/Check", "unary"),
+            ("/grpc.health.v1.Health/Watch", "server_stream"),
+            (
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                "bidi_stream",
+            ),
+            (
+                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                "bidi_stream",
+            ),
+        ] {
+            let method = metrics.method(path);
+            assert_eq!(method.labels.grpc_type, grpc_type, "{path}");
+            let (service, name) = path[1..].split_once('/').unwrap();
+            assert_eq!(method.labels.grpc_service, service);
+            assert_eq!(method.labels.grpc_method, name);
+        }
+        for encoded in SERVED_DESCRIPTOR_SETS {
+            assert!(prost_types::FileDescriptorSet::decode(encoded).is_ok());
+        }
     }
 
-    /// Paths beyond the first MAX_METHODS share one `unknown` method, so a
-    /// client probing random paths cannot grow the series without bound.
+    /// Any other path, however many and however spelled, shares the one
+    /// `unknown` series; served methods keep theirs.
     #[test]
-    fn paths_beyond_the_limit_share_the_unknown_method() {
+    fn unknown_paths_share_one_series_and_never_become_labels() {
         let metrics = Metrics::new();
-        for i in 0..MAX_METHODS {
-            let method = metrics.method(&format!("/probe.Service/M{i}"));
-            assert_eq!(method.labels.grpc_method, format!("M{i}"));
+        for i in 0..1000 {
+            let junk = metrics.method(&format!("/evil\"svc{i}/M\\{i}"));
+            assert!(Arc::ptr_eq(&junk, &metrics.unknown));
         }
-        let first_extra = metrics.method("/probe.Service/Extra1");
-        let second_extra = metrics.method("/probe.Service/Extra2");
-        assert_eq!(first_extra.labels.grpc_method, "unknown");
-        assert!(Arc::ptr_eq(&first_extra, &second_extra));
-        assert_eq!(metrics.methods.len(), MAX_METHODS + 1);
-        let known_again = metrics.method("/probe.Service/M3");
-        assert_eq!(known_again.labels.grpc_method, "M3");
+        let injected = metrics.method("/x\",grpc_code=\"OK/y");
+        assert_eq!(injected.labels.grpc_service, UNKNOWN_LABEL);
+        assert_eq!(injected.labels.grpc_method, UNKNOWN_LABEL);
+        let lookup = metrics.method("/portolan.v1.PortRegistry/LookupPort");
+        assert_eq!(lookup.labels.grpc_method, "LookupPort");
+        assert!(Arc::ptr_eq(
+            &lookup,
+            &metrics.method("/portolan.v1.PortRegistry/LookupPort")
+        ));
+        // A served method's name under another service is not served.
+        let wrong = metrics.method("/portolan.v1.Other/LookupPort");
+        assert!(Arc::ptr_eq(&wrong, &metrics.unknown));
     }
 
     #[test]
@@ -686,8 +786,8 @@ mod tests {
         let metrics = Metrics::new();
         metrics.reload("failed");
         metrics
+            .method("/portolan.v1.PortRegistry/LookupPort")
             .started
-            .get_or_create(&call_labels("/portolan.v1.PortRegistry/LookupPort"))
             .inc();
         let text = metrics.encode();
         assert!(

@@ -6,7 +6,8 @@
 //!
 //! Server streams (BatchLookup, Search, ListRecords, Watch) are produced by
 //! spawned tasks that stop when the client goes away or when shutdown
-//! begins (they then end the stream with `UNAVAILABLE`).
+//! begins (they then end the stream with `UNAVAILABLE`). Search and
+//! ListRecords are [`crate::scan`]s, bounded in time as well.
 
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use portolan::pb;
-use portolan::wire::{self, EncodedBatchLookupResponse, EncodedLookupResponse, EncodedRecord};
+use portolan::wire::{self, EncodedBatchLookupResponse, EncodedLookupResponse};
 use portolan::wire_server::port_registry_server::PortRegistry;
 use portolan_registry::{Answer, Protocol};
 use tokio::sync::{Semaphore, mpsc};
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::metrics::Metrics;
+use crate::scan::{self, ScanSettings, ScanStream};
 use crate::state::RegistryState;
 use crate::status::ServiceError;
 use crate::validate::{self, Lookup};
@@ -48,6 +50,8 @@ pub struct Shared {
     pub max_watch_streams: usize,
     /// Watch timing.
     pub watch: WatchSettings,
+    /// Search and ListRecords time bounds.
+    pub scan: ScanSettings,
     /// Cancelled when shutdown begins; every stream task watches it.
     pub shutdown: CancellationToken,
 }
@@ -128,23 +132,6 @@ fn lookup_reply(
     Ok(EncodedLookupResponse::from_answer(answer, version))
 }
 
-/// Sends one stream item unless shutdown begins first (then the stream is
-/// ended with UNAVAILABLE). `false` when the stream is over.
-async fn send_item<T>(
-    tx: &mpsc::Sender<Result<T, Status>>,
-    shutdown: &CancellationToken,
-    item: T,
-) -> bool {
-    tokio::select! {
-        biased;
-        () = shutdown.cancelled() => {
-            end_with_shutdown(tx).await;
-            false
-        }
-        sent = tx.send(Ok(item)) => sent.is_ok(),
-    }
-}
-
 async fn end_with_shutdown<T>(tx: &mpsc::Sender<Result<T, Status>>) {
     let status = Status::unavailable("server is shutting down");
     let _ = tokio::time::timeout(FINAL_STATUS_WAIT, tx.send(Err(status))).await;
@@ -208,7 +195,7 @@ impl PortRegistry for PortRegistryService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    type SearchStream = ResponseStream<EncodedRecord>;
+    type SearchStream = ScanStream;
 
     async fn search(
         &self,
@@ -217,25 +204,15 @@ impl PortRegistry for PortRegistryService {
         let query = validate::search(request.get_ref())?;
         let state = self.registry()?;
         self.refuse_during_shutdown()?;
-        let snapshot = state.snapshot();
-        let records: Vec<EncodedRecord> = snapshot
-            .search(&query)
-            .into_iter()
-            .map(|(_, (key, record))| EncodedRecord::new(key, record))
-            .collect();
-        let shutdown = self.shared.shutdown.clone();
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(async move {
-            for record in records {
-                if !send_item(&tx, &shutdown, record).await {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(scan::search(
+            state.snapshot(),
+            query,
+            self.shared.scan,
+            self.shared.shutdown.clone(),
+        )))
     }
 
-    type ListRecordsStream = ResponseStream<EncodedRecord>;
+    type ListRecordsStream = ScanStream;
 
     async fn list_records(
         &self,
@@ -244,18 +221,12 @@ impl PortRegistry for PortRegistryService {
         let filter = validate::list_records(request.get_ref())?;
         let state = self.registry()?;
         self.refuse_during_shutdown()?;
-        let snapshot = state.snapshot();
-        let shutdown = self.shared.shutdown.clone();
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(async move {
-            // One snapshot from start to end; records converted one at a time.
-            for (key, record) in snapshot.list(&filter) {
-                if !send_item(&tx, &shutdown, EncodedRecord::new(key, record)).await {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(scan::list(
+            state.snapshot(),
+            filter,
+            self.shared.scan,
+            self.shared.shutdown.clone(),
+        )))
     }
 
     type WatchStream = watch::WatchStream;

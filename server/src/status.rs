@@ -23,6 +23,10 @@ pub enum ServiceError {
     ResourceExhausted(String),
     /// The server cannot answer right now (e.g. it is shutting down).
     Unavailable(String),
+    /// A stream ran past a server-side time bound (a scan past
+    /// `--max-scan-duration`, or a client that took no message within
+    /// `--stream-send-timeout`).
+    DeadlineExceeded(String),
 }
 
 impl ServiceError {
@@ -41,6 +45,7 @@ impl ServiceError {
             Self::NotFound(_) => Code::NotFound,
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
+            Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
         }
     }
 
@@ -59,7 +64,8 @@ impl fmt::Display for ServiceError {
             Self::InvalidArgument { field, reason } => write!(f, "{field}: {reason}"),
             Self::NotFound(message)
             | Self::ResourceExhausted(message)
-            | Self::Unavailable(message) => f.write_str(message),
+            | Self::Unavailable(message)
+            | Self::DeadlineExceeded(message) => f.write_str(message),
         }
     }
 }

@@ -9,7 +9,13 @@
 //! * BatchLookup ids are at most 128 bytes, and each item sets exactly one
 //!   of port or name;
 //! * enum values must be known; `PROTOCOL_OTHER` is never valid in a
-//!   request, `RECORD_STATE_UNSPECIFIED` is not a state to filter on.
+//!   request, `RECORD_STATE_UNSPECIFIED` is not a state to filter on;
+//! * a Search `limit` is at most [`MAX_SEARCH_LIMIT`] (INVALID_ARGUMENT
+//!   above it, never clamped);
+//! * repeated `states` filter values are deduplicated (any number of
+//!   repeats is accepted within the request size limit), so a filter holds
+//!   at most the four states and checking one record against it costs at
+//!   most four comparisons.
 
 use portolan::convert;
 use portolan::pb;
@@ -26,6 +32,12 @@ pub const MAX_QUERY_BYTES: usize = 256;
 pub const MAX_BATCH_ID_BYTES: usize = 128;
 /// Search results when the request's limit is 0.
 pub const DEFAULT_SEARCH_LIMIT: usize = SearchQuery::DEFAULT_LIMIT;
+/// Largest Search `limit` accepted (INVALID_ARGUMENT above it). A search
+/// streams its hits as it finds them, so the limit no longer decides what a
+/// call holds; it bounds the work one call asks for. 10,000 is two thirds
+/// of the IANA registry (14,512 records): a query matching more than that
+/// is a listing, which is what ListRecords is for.
+pub const MAX_SEARCH_LIMIT: usize = 10_000;
 
 /// One point lookup, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +143,12 @@ pub fn search(request: &pb::SearchRequest) -> Result<SearchQuery, ServiceError> 
     )?;
     let limit = match request.limit {
         0 => DEFAULT_SEARCH_LIMIT,
+        n if n as usize > MAX_SEARCH_LIMIT => {
+            return Err(ServiceError::invalid(
+                "limit",
+                format!("{n} is more than the maximum of {MAX_SEARCH_LIMIT}"),
+            ));
+        }
         n => n as usize,
     };
     Ok(SearchQuery {
@@ -219,13 +237,17 @@ fn filter(
             format!("{min} is greater than port_max {max}"),
         ));
     }
-    let states = states
-        .iter()
-        .map(|&value| {
-            convert::state_from_pb(value, "states")
-                .map_err(|e| ServiceError::invalid("states", e.reason))
-        })
-        .collect::<Result<Vec<RecordState>, _>>()?;
+    // Each state once, in the order first given: a request repeating a
+    // state 60,000 times filters like one naming it once.
+    let mut deduplicated: Vec<RecordState> = Vec::with_capacity(RecordState::ALL.len());
+    for &value in states {
+        let state = convert::state_from_pb(value, "states")
+            .map_err(|e| ServiceError::invalid("states", e.reason))?;
+        if !deduplicated.contains(&state) {
+            deduplicated.push(state);
+        }
+    }
+    let states = deduplicated;
     Ok(Filter {
         protocol,
         port_min,
@@ -322,10 +344,47 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(field_of(search(&long_query).unwrap_err()), "query");
+        let huge_limit = pb::SearchRequest {
+            query: "a".into(),
+            limit: u32::MAX,
+            ..Default::default()
+        };
+        assert_eq!(field_of(search(&huge_limit).unwrap_err()), "limit");
+        let at_cap = pb::SearchRequest {
+            query: "a".into(),
+            limit: MAX_SEARCH_LIMIT as u32,
+            ..Default::default()
+        };
+        assert_eq!(search(&at_cap).unwrap().limit, MAX_SEARCH_LIMIT);
         let bad_mode = pb::WatchRequest {
             known_version: 0,
             mode: 5,
         };
         assert_eq!(field_of(watch(&bad_mode).unwrap_err()), "mode");
+    }
+
+    /// 60,000 repeats of two states (what a 64 KiB request can carry) make
+    /// a filter of two states, so checking a record stays cheap.
+    #[test]
+    fn repeated_states_are_deduplicated() {
+        let mut states = vec![pb::RecordState::Reserved as i32; 60_000];
+        states.push(pb::RecordState::Assigned as i32);
+        states.push(pb::RecordState::Reserved as i32);
+        let filter = list_records(&pb::ListRecordsRequest {
+            states: states.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            filter.states,
+            [RecordState::Reserved, RecordState::Assigned]
+        );
+        let query = search(&pb::SearchRequest {
+            query: "a".into(),
+            states,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(query.filter.states.len(), 2);
     }
 }
