@@ -72,13 +72,38 @@ pub struct Args {
     /// (0-1; 1 disables the check).
     #[arg(long, env = "PORTOLAN_MAX_SHRINK", default_value_t = 0.5)]
     pub max_shrink: f64,
-    /// Most Watch streams open at once (RESOURCE_EXHAUSTED beyond).
-    #[arg(long, env = "PORTOLAN_MAX_WATCH_STREAMS", default_value_t = 1024)]
+    /// Most Watch streams open at once (RESOURCE_EXHAUSTED beyond). A slot
+    /// is held until the stream's HTTP/2 stream is gone, so it also bounds
+    /// the memory of streams whose clients stopped reading: measured on the
+    /// release binary with the full IANA CSV, a stalled FULL-mode reader
+    /// holds about 0.6 MiB (the queued snapshot part, decoded, plus the
+    /// encoded part HTTP/2 buffers), so 256 stalled readers hold about
+    /// 150 MiB over a ~40 MiB base: within the 256 MiB pod limit of
+    /// deploy/ with margin.
+    #[arg(long, env = "PORTOLAN_MAX_WATCH_STREAMS", default_value_t = 256)]
     pub max_watch_streams: usize,
-    /// Longest life of one Watch stream (minus up to 10% jitter); also the
-    /// HTTP/2 maximum connection age.
+    /// Most Watch streams one connection may hold (RESOURCE_EXHAUSTED
+    /// beyond), so that one client cannot take every Watch slot. A cache
+    /// needs one Watch stream; 8 leaves room for several caches sharing a
+    /// channel.
+    #[arg(
+        long,
+        env = "PORTOLAN_MAX_WATCH_STREAMS_PER_CONNECTION",
+        default_value_t = 8
+    )]
+    pub max_watch_streams_per_connection: usize,
+    /// Longest life of one Watch stream from its start (minus up to 10%
+    /// jitter; the first snapshot counts); also the HTTP/2 maximum
+    /// connection age, when the server sends GOAWAY.
     #[arg(long, env = "PORTOLAN_MAX_STREAM_LIFETIME", default_value = "30m", value_parser = parse_duration)]
     pub max_stream_lifetime: Duration,
+    /// How long a connection may still finish its calls after its GOAWAY
+    /// (at --max-stream-lifetime) before it is closed hard, with whatever
+    /// its streams still buffer. Long enough for a Watch client to notice
+    /// the GOAWAY and reconnect, short enough that a client that stopped
+    /// reading does not hold its buffers for another lifetime.
+    #[arg(long, env = "PORTOLAN_MAX_CONNECTION_AGE_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub max_connection_age_grace: Duration,
     /// Interval between Watch heartbeats.
     #[arg(long, env = "PORTOLAN_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
@@ -141,8 +166,10 @@ impl Args {
             poll_interval: Duration::from_secs(30),
             initial_version: None,
             max_shrink: 0.5,
-            max_watch_streams: 1024,
+            max_watch_streams: 256,
+            max_watch_streams_per_connection: 8,
             max_stream_lifetime: Duration::from_secs(30 * 60),
+            max_connection_age_grace: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(10),
             request_timeout: Duration::from_secs(5),
             stream_send_timeout: Duration::from_secs(10),
@@ -234,10 +261,17 @@ impl Config {
         if args.max_watch_streams == 0 {
             return Err(invalid("max-watch-streams", "must be at least 1"));
         }
+        if args.max_watch_streams_per_connection == 0 {
+            return Err(invalid(
+                "max-watch-streams-per-connection",
+                "must be at least 1",
+            ));
+        }
         for (flag, value) in [
             ("poll-interval", args.poll_interval),
             ("heartbeat-interval", args.heartbeat_interval),
             ("max-stream-lifetime", args.max_stream_lifetime),
+            ("max-connection-age-grace", args.max_connection_age_grace),
             ("request-timeout", args.request_timeout),
             ("stream-send-timeout", args.stream_send_timeout),
             ("max-scan-duration", args.max_scan_duration),

@@ -23,6 +23,8 @@
 //!   `/metrics` endpoint.
 //! * [`mod@panic`]: the layer turning a handler panic into `INTERNAL`.
 //! * [`health`]: the health service and the names it reports.
+//! * [`limits`]: bounds on calls in flight and on connections' age, and
+//!   per-connection counts.
 //!
 //! # Lifecycle
 //! 1. Health is NOT_SERVING; the server starts accepting.
@@ -35,6 +37,7 @@
 
 pub mod config;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod panic;
 pub mod reload;
@@ -54,6 +57,7 @@ use std::time::Duration;
 use portolan::wire_server::port_registry_server::PortRegistryServer;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_stream::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::Server;
@@ -79,14 +83,31 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// further calls on their side, and h2 refuses a stream beyond it
 /// (REFUSED_STREAM), so the server holds nothing for calls it is not
 /// serving and spends nothing per call to count them.
-pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
+///
+/// 256 (grpc-go's servers default to 100): a sixteenth of
+/// [`MAX_REGISTRY_CALLS`], so a client needs sixteen connections full of
+/// calls that never send their body before the server sheds other
+/// clients' calls (each of which then ends at `--request-timeout`).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
-/// Calls in flight over all connections before further ones wait.
-const GLOBAL_CONCURRENCY: usize = 4096;
+/// `PortRegistry` calls in flight (arrived, handler not yet returned) over
+/// all connections; beyond it calls are refused at once with
+/// RESOURCE_EXHAUSTED (see [`limits::RegistryCallLimitLayer`]). Health and
+/// reflection are not counted. A call waiting for its request body costs
+/// about 10 KiB (h2 stream, headers, decode buffer, timers), so 4,096 of
+/// them stay near 40 MiB; a call with its body is answered in microseconds.
+pub const MAX_REGISTRY_CALLS: usize = 4096;
 
-/// Time limit for a handler to produce its response (streams: their first
-/// message headers, not the whole stream).
-const HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The server's HTTP/2 receive window per stream (hyper's default: 1 MiB).
+/// h2 closes a connection with ENHANCE_YOUR_CALM when the small DATA
+/// frames it buffers unread cost more than half its connection window
+/// (512 KiB with hyper's 1 MiB) at 256 bytes minus the payload each. A
+/// BatchLookup that stops reading its items (its answers wait for the
+/// client) lets the client send one stream window more: 16 KiB of items
+/// of at least 8 bytes (a 5-byte gRPC prefix and the smallest query) is at
+/// most 2,048 frames, about 500 KiB of that budget. Requests are at most
+/// [`MAX_REQUEST_BYTES`], so a large one takes a few window updates.
+pub const STREAM_RECEIVE_WINDOW: u32 = 16 * 1024;
 
 /// HTTP/2 keepalive ping interval and timeout.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -160,14 +181,19 @@ pub async fn run_with_listeners(
         metrics: Arc::clone(&metrics),
         watch_slots: Arc::new(Semaphore::new(args.max_watch_streams)),
         max_watch_streams: args.max_watch_streams,
+        watch_slots_per_connection: limits::PerConnection::new(
+            args.max_watch_streams_per_connection,
+        ),
         watch: WatchSettings {
             heartbeat_interval: args.heartbeat_interval,
             max_stream_lifetime: args.max_stream_lifetime,
+            send_timeout: args.stream_send_timeout,
         },
         scan: ScanSettings {
             send_timeout: args.stream_send_timeout,
             max_duration: args.max_scan_duration,
         },
+        stream_send_timeout: args.stream_send_timeout,
         shutdown: stop.clone(),
     });
     let registry_service = PortRegistryServer::new(PortRegistryService::new(Arc::clone(&shared)))
@@ -186,18 +212,22 @@ pub async fn run_with_listeners(
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        // GOAWAY at this age; the hard close after the grace is
+        // `limits::AgedConnection`'s (tonic's own grace would skip the GOAWAY).
         .max_connection_age(args.max_stream_lifetime)
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-        .timeout(HANDLER_TIMEOUT);
+        .initial_stream_window_size(STREAM_RECEIVE_WINDOW)
+        // Until the handler returns its response: for unary calls the
+        // request body and the answer, for streams their first headers. A
+        // call whose body never comes ends here (CANCELLED).
+        .timeout(args.request_timeout);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
     let layers = tower::ServiceBuilder::new()
         .layer(GrpcMetricsLayer::new(Arc::clone(&metrics)))
         .layer(CatchPanicLayer)
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            GLOBAL_CONCURRENCY,
-        ))
+        .layer(limits::RegistryCallLimitLayer::new(MAX_REGISTRY_CALLS))
         .into_inner();
     let router = builder
         .layer(layers)
@@ -207,9 +237,13 @@ pub async fn run_with_listeners(
         .add_service(registry_service);
 
     let local_addr = listener.local_addr()?;
+    let max_age = args
+        .max_stream_lifetime
+        .saturating_add(args.max_connection_age_grace);
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)));
+        .with_keepalive(Some(Duration::from_secs(60)))
+        .map(move |accepted| accepted.map(|io| limits::AgedConnection::new(io, max_age)));
     let server_stop = stop.clone();
     let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
         server_stop.cancelled().await;

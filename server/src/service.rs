@@ -24,6 +24,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::limits::PerConnection;
 use crate::metrics::Metrics;
 use crate::scan::{self, ScanSettings, ScanStream};
 use crate::state::RegistryState;
@@ -33,6 +34,14 @@ use crate::watch::{self, WatchSettings};
 
 /// How many stream messages may wait for a slow receiver.
 const STREAM_BUFFER: usize = 64;
+
+/// How many BatchLookup answers may wait for a slow receiver. The item
+/// reader only pauses when this is full, so a client that pipelines its
+/// items and reads its answers a little slower than it sends them keeps
+/// being read (an answer is a few hundred bytes, so this is at most a few
+/// hundred KiB per stream). While it pauses, HTTP/2 flow control
+/// (`STREAM_RECEIVE_WINDOW`) stops the client.
+const BATCH_OUTBOX: usize = 256;
 
 /// How long a stream task waits to deliver its final error status.
 const FINAL_STATUS_WAIT: Duration = Duration::from_secs(1);
@@ -48,6 +57,10 @@ pub struct Shared {
     pub watch_slots: Arc<Semaphore>,
     /// The number of Watch slots in all.
     pub max_watch_streams: usize,
+    /// Watch slots per connection.
+    pub watch_slots_per_connection: Arc<PerConnection>,
+    /// How long a server stream waits for its client to take a message.
+    pub stream_send_timeout: Duration,
     /// Watch timing.
     pub watch: WatchSettings,
     /// Search and ListRecords time bounds.
@@ -166,7 +179,8 @@ impl PortRegistry for PortRegistryService {
         let state = Arc::clone(self.registry()?);
         let mut inbound = request.into_inner();
         let shutdown = self.shared.shutdown.clone();
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let send_timeout = self.shared.stream_send_timeout;
+        let (tx, rx) = mpsc::channel(BATCH_OUTBOX);
         tokio::spawn(async move {
             loop {
                 let next = tokio::select! {
@@ -187,8 +201,18 @@ impl PortRegistry for PortRegistryService {
                     }
                     Some(Ok(item)) => answer_batch_item(&state, item),
                 };
-                if tx.send(Ok(response)).await.is_err() {
-                    return;
+                // Usually immediate: the outbox only fills when the client
+                // stops reading its answers; then reading items pauses too.
+                match tokio::time::timeout(send_timeout, tx.send(Ok(response))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        tracing::debug!(
+                            ?send_timeout,
+                            "BatchLookup client stopped reading; ending the stream"
+                        );
+                        return;
+                    }
                 }
             }
         });
@@ -238,6 +262,23 @@ impl PortRegistry for PortRegistryService {
         let params = validate::watch(request.get_ref())?;
         let state = Arc::clone(self.registry()?);
         self.refuse_during_shutdown()?;
+        // Per connection first, so a client at its own limit does not
+        // take a global slot even for a moment.
+        let per_connection = self.shared.watch_slots_per_connection.as_ref();
+        let connection_slot = match request.remote_addr() {
+            Some(addr) => Some(
+                self.shared
+                    .watch_slots_per_connection
+                    .try_acquire(addr)
+                    .ok_or_else(|| {
+                        ServiceError::ResourceExhausted(format!(
+                            "too many open Watch streams on this connection (limit {} per connection)",
+                            per_connection.max()
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
         let permit = Arc::clone(&self.shared.watch_slots)
             .try_acquire_owned()
             .map_err(|_| {
@@ -251,7 +292,10 @@ impl PortRegistry for PortRegistryService {
             params,
             self.shared.watch,
             self.shared.shutdown.clone(),
-            permit,
+            watch::Slots {
+                global: permit,
+                connection: connection_slot,
+            },
             Arc::clone(&self.shared.metrics),
         )))
     }

@@ -1,7 +1,15 @@
 //! The Watch stream: one task per stream that brings the caller up to date
 //! (heartbeat, catch-up delta or snapshot), then forwards every applied
 //! change, sends heartbeats, and ends the stream on shutdown, at its maximum
-//! lifetime, or when the caller goes away.
+//! lifetime (counted from the stream's start, first snapshot included),
+//! when the caller goes away, or when the caller does not take a message
+//! within `--stream-send-timeout` (it stopped reading).
+//!
+//! The stream's Watch slots (global and per connection, [`Slots`]) belong
+//! to the [`WatchStream`] body, not to the task: they are released when
+//! HTTP/2 is done with the stream, because until then the stream still
+//! holds memory (a stalled reader's queued message, HTTP/2's buffered
+//! frames), and the slots are what bounds that memory.
 //!
 //! Large snapshots and deltas are split into parts of at most
 //! [`MAX_PART_RECORDS`] records (or keys), the last part flagged `last`.
@@ -9,7 +17,9 @@
 //! receiver) is resynchronised with a snapshot of the current version.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use portolan::convert;
@@ -22,6 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use crate::limits::ConnectionSlot;
 use crate::metrics::Metrics;
 use crate::state::{CatchUp, RegistryState, WatchStart};
 use crate::validate::{WatchMode, WatchParams};
@@ -31,8 +42,9 @@ pub const MAX_PART_RECORDS: usize = 1000;
 
 /// How many events may wait for a slow receiver before the stream task
 /// stops reading the broadcast (and so, eventually, lags and resyncs).
-/// One: a stalled FULL stream then holds about three snapshot parts (the
-/// queued one, the one being sent, the one being built), not six; with
+/// One: a stalled FULL stream then holds one decoded snapshot part (the
+/// queued one; the next is built only once there is room for it) besides
+/// what HTTP/2 buffers, and drops even that at its send timeout; with
 /// `--max-watch-streams` receivers that never read, that is what bounds
 /// memory.
 const OUTBOX: usize = 1;
@@ -45,47 +57,112 @@ static EVERYTHING: std::sync::LazyLock<Filter> = std::sync::LazyLock::new(Filter
 pub struct WatchSettings {
     /// Interval between heartbeats.
     pub heartbeat_interval: Duration,
-    /// Maximum lifetime of one stream (jitter of up to 10% is subtracted so
-    /// that streams opened together do not all end together).
+    /// Maximum lifetime of one stream from its start (jitter of up to 10%
+    /// is subtracted so that streams opened together do not all end
+    /// together).
     pub max_stream_lifetime: Duration,
+    /// Longest wait for the client to take one message.
+    pub send_timeout: Duration,
 }
 
-/// The stream a Watch handler returns.
-pub type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::WatchEvent, Status>>;
+/// The Watch slots one stream holds.
+#[derive(Debug)]
+pub struct Slots {
+    /// One of `--max-watch-streams`.
+    pub global: OwnedSemaphorePermit,
+    /// One of `--max-watch-streams-per-connection` (none when the
+    /// connection has no remote address, e.g. in-memory transports).
+    pub connection: Option<ConnectionSlot>,
+}
 
-/// Starts the task behind one Watch stream. `permit` (a Watch slot) is held
-/// until the stream ends.
+type Outbox = Arc<Mutex<mpsc::Receiver<Result<pb::WatchEvent, Status>>>>;
+
+/// The stream a Watch handler returns: the task's outbox, and the stream's
+/// Watch slots, released when the body is dropped.
+#[derive(Debug)]
+pub struct WatchStream {
+    outbox: Outbox,
+    _slots: Slots,
+}
+
+impl futures::Stream for WatchStream {
+    type Item = Result<pb::WatchEvent, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.outbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .poll_recv(cx)
+    }
+}
+
+/// Starts the task behind one Watch stream. `slots` are held until the
+/// returned stream is dropped.
 pub fn spawn(
     state: Arc<RegistryState>,
     params: WatchParams,
     settings: WatchSettings,
     cancel: CancellationToken,
-    permit: OwnedSemaphorePermit,
+    slots: Slots,
     metrics: Arc<Metrics>,
 ) -> WatchStream {
     let (tx, rx) = mpsc::channel(OUTBOX);
+    let outbox: Outbox = Arc::new(Mutex::new(rx));
     let start = state.watch_start(params.known_version);
+    // Weak: the body owns the receiver, so that dropping the body closes
+    // the channel and the task notices the client went away.
+    let task_outbox = Arc::downgrade(&outbox);
+    // Counted from now: a first snapshot the client never takes counts.
+    let end_of_life = tokio::time::Instant::now() + jittered(settings.max_stream_lifetime);
     tokio::spawn(async move {
-        let _permit = permit;
         let _active = metrics.watch_stream_started();
         let mut stream = StreamTask {
             tx,
             cancel,
             mode: params.mode,
+            send_timeout: settings.send_timeout,
         };
-        stream.run(state, params, settings, start).await;
+        let run = stream.run(state, params, settings, start);
+        match tokio::time::timeout_at(end_of_life, run).await {
+            Ok(Ended::Stalled) => {
+                tracing::debug!(
+                    send_timeout = ?settings.send_timeout,
+                    "watch client stopped reading; ending the stream"
+                );
+                // Nobody will read what waits in the outbox: free it now
+                // rather than when the connection goes.
+                if let Some(outbox) = task_outbox.upgrade() {
+                    let mut outbox = outbox.lock().unwrap_or_else(PoisonError::into_inner);
+                    outbox.close();
+                    while outbox.try_recv().is_ok() {}
+                }
+            }
+            Ok(Ended::Over) => {}
+            Err(_) => tracing::debug!("watch stream reached its maximum lifetime"),
+        }
     });
-    WatchStream::new(rx)
+    WatchStream {
+        outbox,
+        _slots: slots,
+    }
 }
 
 struct StreamTask {
     tx: mpsc::Sender<Result<pb::WatchEvent, Status>>,
     cancel: CancellationToken,
     mode: WatchMode,
+    send_timeout: Duration,
 }
 
-/// Why a send did not happen: the stream is over.
-struct Ended;
+/// Why the stream is over.
+enum Ended {
+    /// The client went away, or shutdown began.
+    Over,
+    /// The client did not take a message within the send timeout.
+    Stalled,
+}
+
+type Permit<'a> = mpsc::Permit<'a, Result<pb::WatchEvent, Status>>;
 
 impl StreamTask {
     async fn run(
@@ -94,7 +171,7 @@ impl StreamTask {
         params: WatchParams,
         settings: WatchSettings,
         start: WatchStart,
-    ) {
+    ) -> Ended {
         let WatchStart {
             changes: mut receiver,
             snapshot,
@@ -109,14 +186,11 @@ impl StreamTask {
             }
             CatchUp::Snapshot => self.send_snapshot(&snapshot).await,
         };
-        if first.is_err() {
-            return;
+        if let Err(ended) = first {
+            return ended;
         }
         drop(snapshot);
 
-        let lifetime = jittered(settings.max_stream_lifetime);
-        let end_of_life = tokio::time::sleep(lifetime);
-        tokio::pin!(end_of_life);
         let period = settings.heartbeat_interval.max(Duration::from_millis(10));
         let mut heartbeats = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         heartbeats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -126,13 +200,9 @@ impl StreamTask {
                 biased;
                 () = self.cancel.cancelled() => {
                     let _ = self.tx.try_send(Err(Status::unavailable("server is shutting down")));
-                    return;
+                    return Ended::Over;
                 }
-                () = self.tx.closed() => return,
-                () = &mut end_of_life => {
-                    tracing::debug!("watch stream reached its maximum lifetime");
-                    return;
-                }
+                () = self.tx.closed() => return Ended::Over,
                 received = receiver.recv() => match received {
                     Ok(published) if published.change.to_version <= version => Ok(()),
                     Ok(published) if published.change.from_version == version => {
@@ -145,29 +215,46 @@ impl StreamTask {
                         version = snapshot.version();
                         self.send_snapshot(&snapshot).await
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    Err(broadcast::error::RecvError::Closed) => return Ended::Over,
                 },
                 _ = heartbeats.tick() => self.send(heartbeat(version)).await,
             };
-            if sent.is_err() {
-                return;
+            if let Err(ended) = sent {
+                return ended;
             }
         }
     }
 
-    async fn send(&self, event: pb::WatchEvent) -> Result<(), Ended> {
+    /// Room for one message in the outbox, waiting at most the send
+    /// timeout for the client to take the one before.
+    async fn reserve(&self) -> Result<Permit<'_>, Ended> {
         tokio::select! {
             biased;
-            () = self.cancel.cancelled() => Err(Ended),
-            sent = self.tx.send(Ok(event)) => sent.map_err(|_| Ended),
+            () = self.cancel.cancelled() => Err(Ended::Over),
+            reserved = tokio::time::timeout(self.send_timeout, self.tx.reserve()) => match reserved {
+                Ok(Ok(permit)) => Ok(permit),
+                Ok(Err(_)) => Err(Ended::Over),
+                Err(_) => Err(Ended::Stalled),
+            },
         }
     }
 
-    async fn send_snapshot(&self, snapshot: &Snapshot) -> Result<(), Ended> {
-        for event in snapshot_events(snapshot, self.mode) {
-            self.send(event).await?;
-        }
+    async fn send(&self, event: pb::WatchEvent) -> Result<(), Ended> {
+        self.reserve().await?.send(Ok(event));
         Ok(())
+    }
+
+    /// Sends a snapshot, building each part only once there is room for it
+    /// (a stalled client then costs one queued part, not two).
+    async fn send_snapshot(&self, snapshot: &Snapshot) -> Result<(), Ended> {
+        let mut events = snapshot_events(snapshot, self.mode);
+        loop {
+            let permit = self.reserve().await?;
+            match events.next() {
+                Some(event) => permit.send(Ok(event)),
+                None => return Ok(()),
+            }
+        }
     }
 
     async fn send_delta(&self, from: u64, to: u64, changes: &[Arc<Change>]) -> Result<(), Ended> {

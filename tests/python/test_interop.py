@@ -276,6 +276,33 @@ def test_batch_lookup_answers_every_item(pb, stub):
     assert replies["missing"].error.code == grpc.StatusCode.NOT_FOUND.value[0]
 
 
+@pytest.mark.parametrize("items", [20_000, 100_000])
+def test_batch_lookup_answers_every_pipelined_item(pb, stub, items):
+    """A client that pipelines many items (grpcio sends them from its own
+    thread while this one reads) gets every answer: the server keeps
+    reading items while it writes answers, and flow control, not a GOAWAY
+    (h2's ENHANCE_YOUR_CALM after ~2,000 unread small frames), slows the
+    client down when it reads slower than it sends."""
+
+    def requests():
+        for n in range(items):
+            yield pb.m.BatchLookupRequest(
+                id=str(n), port=n % 1000 + 1, protocol=pb.m.PROTOCOL_TCP
+            )
+
+    answered = 0
+    for reply in stub.BatchLookup(requests(), timeout=120):
+        assert reply.id == str(answered), "answers come in item order"
+        if reply.HasField("error"):
+            assert reply.error.code == grpc.StatusCode.NOT_FOUND.value[0], reply
+        else:
+            assert reply.records, reply
+        if answered == 442:
+            assert reply.records[0].name == "https"
+        answered += 1
+    assert answered == items
+
+
 def test_search_ranks_exact_name_first(pb, stub):
     results = list(
         stub.Search(pb.m.SearchRequest(query="https", limit=10), timeout=RPC_TIMEOUT_S)

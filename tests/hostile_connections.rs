@@ -1,0 +1,554 @@
+//! Hostile connections against a real server on `127.0.0.1:0` serving the
+//! real 2026 IANA CSV: clients that hold calls open without sending their
+//! body, that never read their Watch streams, or that pipeline BatchLookup
+//! items faster than they read the answers. A raw HTTP/2 client (the `h2`
+//! crate) does what tonic's client would not.
+//!
+//! * calls that send headers and never a body, on several connections, as
+//!   many as each may carry: health checks and other clients' lookups keep
+//!   answering (p99 printed), and the stalled calls end at
+//!   `--request-timeout`;
+//! * FULL-mode Watch streams that are never read, holding every slot of the
+//!   real binary: its VmRSS stays under the bound the flags document, one
+//!   connection cannot take more than its share of slots, and the stalled
+//!   streams are ended (send timeout, lifetime, then the connection's
+//!   GOAWAY grace) so that other clients' Watch streams are accepted again;
+//! * 20,000 and 100,000 BatchLookup items, each in its own DATA frame, sent
+//!   by a client that reads no answer until the server stops taking items:
+//!   every item is answered (h2 used to close such a connection with
+//!   ENHANCE_YOUR_CALM after about 2,000 unread frames).
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portolan::pb::port_registry_client::PortRegistryClient;
+use portolan::pb::{
+    BatchLookupRequest, BatchLookupResponse, LookupPortRequest, Protocol, WatchMode, WatchRequest,
+    batch_lookup_request::Query, watch_event,
+};
+use portolan_test_support::require_shared_file;
+use prost::Message as _;
+use prost::bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
+use tokio::net::TcpStream;
+use tonic::Code;
+use tonic::codegen::http;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use support::{eventually, start_server, test_args, workspace_binary};
+
+/// Generous bound for one call of a client that is not misbehaving.
+const ANSWERED_WITHIN: Duration = Duration::from_secs(1);
+
+/// A raw HTTP/2 connection; the connection task runs in the background.
+async fn raw_connection(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (requests, connection) = h2::client::Builder::new()
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .expect("HTTP/2 handshake");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    requests
+}
+
+/// The headers of a gRPC call of PortRegistry method `method`.
+fn grpc_request(addr: SocketAddr, method: &str) -> http::Request<()> {
+    http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/portolan.v1.PortRegistry/{method}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("a request")
+}
+
+/// `message` with gRPC's 5-byte length prefix.
+fn grpc_frame(message: &impl prost::Message) -> Bytes {
+    let mut out = BytesMut::with_capacity(5 + message.encoded_len());
+    out.put_u8(0);
+    out.put_u32(u32::try_from(message.encoded_len()).expect("small message"));
+    message.encode(&mut out).expect("encode");
+    out.freeze()
+}
+
+/// The gRPC status of a finished response: from its headers (a
+/// trailers-only response) or its trailers.
+async fn grpc_status(response: http::Response<h2::RecvStream>) -> Option<i32> {
+    let status = |map: &http::HeaderMap| {
+        map.get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    };
+    if let Some(code) = status(response.headers()) {
+        return Some(code);
+    }
+    let mut body = response.into_body();
+    while let Some(data) = body.data().await {
+        let data = data.ok()?;
+        let _ = body.flow_control().release_capacity(data.len());
+    }
+    status(&body.trailers().await.ok()??)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index]
+}
+
+#[tokio::test]
+async fn calls_without_a_body_do_not_starve_health_or_other_clients() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let mut args = test_args(Some(&csv));
+    args.request_timeout = Duration::from_secs(2);
+    let server = start_server(args).await;
+    let mut client = server.ready_client().await;
+
+    // Four connections, each opening as many LookupPort calls as the server
+    // lets one connection have, each sending its headers and never a body.
+    const CONNECTIONS: usize = 4;
+    let opened_at = Instant::now();
+    let mut stalled = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let mut requests = raw_connection(server.addr).await;
+        // Wait for the server's SETTINGS (its stream limit) to arrive.
+        requests = requests.ready().await.expect("connection ready");
+        let mut opened = 0;
+        loop {
+            let ready = tokio::time::timeout(Duration::from_millis(300), requests.clone().ready());
+            let Ok(Ok(mut ready)) = ready.await else {
+                break; // at the connection's limit: h2 holds further calls
+            };
+            let (response, body) = ready
+                .send_request(grpc_request(server.addr, "LookupPort"), false)
+                .expect("open a call");
+            stalled.push((response, body));
+            opened += 1;
+            if opened == 4096 {
+                break;
+            }
+        }
+        assert!(
+            opened >= 100,
+            "a connection carries at least 100 calls: {opened}"
+        );
+    }
+    let open_calls = stalled.len();
+
+    // Meanwhile health and other clients' lookups are answered promptly.
+    let channel = Channel::from_shared(server.endpoint())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = HealthClient::new(channel.clone());
+    let mut other = PortRegistryClient::new(channel);
+    let mut health_times = Vec::new();
+    let mut lookup_times = Vec::new();
+    for _ in 0..50 {
+        let started = Instant::now();
+        let reply = tokio::time::timeout(
+            ANSWERED_WITHIN,
+            health.check(HealthCheckRequest {
+                service: String::new(),
+            }),
+        )
+        .await
+        .expect("health answered within 1 s during the attack")
+        .expect("health check");
+        assert_eq!(reply.into_inner().status, ServingStatus::Serving as i32);
+        health_times.push(started.elapsed());
+
+        let started = Instant::now();
+        let answer = tokio::time::timeout(
+            ANSWERED_WITHIN,
+            other.lookup_port(LookupPortRequest {
+                port: 443,
+                protocol: Protocol::Tcp as i32,
+            }),
+        )
+        .await
+        .expect("a lookup answered within 1 s during the attack")
+        .expect("lookup 443/tcp")
+        .into_inner();
+        assert_eq!(answer.records[0].name.as_deref(), Some("https"));
+        lookup_times.push(started.elapsed());
+    }
+    health_times.sort();
+    lookup_times.sort();
+    eprintln!(
+        "{open_calls} calls without a body on {CONNECTIONS} connections: health p50 {:?} p99 {:?}; \
+         lookup p50 {:?} p99 {:?}",
+        percentile(&health_times, 0.5),
+        percentile(&health_times, 0.99),
+        percentile(&lookup_times, 0.5),
+        percentile(&lookup_times, 0.99),
+    );
+    // The existing client too.
+    let answer = client
+        .lookup_port(LookupPortRequest {
+            port: 22,
+            protocol: Protocol::Tcp as i32,
+        })
+        .await
+        .expect("lookup 22/tcp")
+        .into_inner();
+    assert_eq!(answer.records[0].name.as_deref(), Some("ssh"));
+
+    // Every stalled call ends with an error status at --request-timeout
+    // (2 s here), not at some longer handler timeout.
+    let deadline = opened_at + Duration::from_secs(2) + Duration::from_secs(5);
+    for (response, _body) in stalled {
+        let response = tokio::time::timeout_at(deadline.into(), response)
+            .await
+            .expect("the call without a body ended by the request timeout")
+            .expect("a response, not a reset");
+        let code = grpc_status(response).await.expect("a grpc-status");
+        assert_ne!(code, Code::Ok as i32);
+    }
+    eprintln!(
+        "every call without a body ended {:?} after the first opened",
+        opened_at.elapsed()
+    );
+    server.stop().await;
+}
+
+/// The real server binary, killed when dropped.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `portolan-server` on `127.0.0.1:0` serving `data` with
+    /// `extra` flags; returns once it logged its address.
+    fn start(data: &Path, extra: &[&str]) -> Self {
+        let binary = workspace_binary("portolan-server", "portolan-server");
+        let mut child = Command::new(binary)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn portolan-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if line.contains("\"listening\"") {
+                    let addr = line
+                        .split("\"addr\":\"")
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').next())
+                        .and_then(|addr| addr.parse::<SocketAddr>().ok());
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server logged its address")
+            .expect("a socket address in the listening line");
+        Self { child, addr }
+    }
+
+    /// The server's resident set size, in KiB.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmRSS line")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client on its own connection whose receive windows are the protocol
+/// minimum, so a stream it does not read stalls the server after 64 KiB.
+async fn connect_small_window(addr: SocketAddr) -> PortRegistryClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .expect("connect");
+    PortRegistryClient::new(channel)
+}
+
+const FULL: WatchRequest = WatchRequest {
+    known_version: 0,
+    mode: WatchMode::Full as i32,
+};
+
+/// The pod's memory limit in deploy/kubernetes/base/deployment.yaml.
+const POD_LIMIT_KIB: u64 = 256 * 1024;
+
+#[tokio::test]
+async fn watch_readers_that_never_read_are_ended_and_bounded() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    // Default slot counts (the bound under test); short lifetimes so the
+    // test sees the end of it.
+    let server = ServerProcess::start(
+        &csv,
+        &[
+            "--max-stream-lifetime",
+            "8s",
+            "--stream-send-timeout",
+            "2s",
+            "--max-connection-age-grace",
+            "2s",
+        ],
+    );
+    let defaults = portolan_server::Args::defaults();
+    let (slots, per_connection) = (
+        defaults.max_watch_streams,
+        defaults.max_watch_streams_per_connection,
+    );
+    let mut client = eventually(Duration::from_secs(30), "the server to load", || async {
+        let mut client = PortRegistryClient::connect(format!("http://{}", server.addr))
+            .await
+            .ok()?;
+        client
+            .lookup_port(LookupPortRequest {
+                port: 443,
+                protocol: 0,
+            })
+            .await
+            .ok()?;
+        Some(client)
+    })
+    .await;
+    // Warm up with one FULL watch read through its snapshot.
+    let mut warm = client.watch(FULL).await.expect("watch").into_inner();
+    loop {
+        let event = warm.message().await.expect("event").expect("an event");
+        if let Some(watch_event::Event::Snapshot(part)) = event.event {
+            if part.last {
+                break;
+            }
+        }
+    }
+    drop(warm);
+    let baseline = server.rss_kib();
+
+    // One connection takes its share of slots and no more.
+    let started = Instant::now();
+    let mut stalled = Vec::new();
+    let mut greedy = connect_small_window(server.addr).await;
+    for _ in 0..per_connection {
+        let stream = greedy
+            .watch(FULL)
+            .await
+            .expect("within the per-connection limit");
+        stalled.push(stream.into_inner());
+    }
+    let refused = greedy
+        .watch(FULL)
+        .await
+        .expect_err("beyond the per-connection limit");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("per connection"), "{refused:?}");
+    let mut clients = vec![greedy];
+
+    // Other connections take every remaining slot, never reading either.
+    while stalled.len() < slots {
+        let mut stalled_client = connect_small_window(server.addr).await;
+        for _ in 0..per_connection.min(slots - stalled.len()) {
+            let stream = stalled_client.watch(FULL).await.expect("a free slot");
+            stalled.push(stream.into_inner());
+        }
+        clients.push(stalled_client);
+    }
+    let refused = connect_small_window(server.addr)
+        .await
+        .watch(FULL)
+        .await
+        .expect_err("every slot is held");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+
+    // Let every stalled stream fill what flow control lets it, then read
+    // the peak while other calls are still served.
+    let mut peak = 0;
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        peak = peak.max(server.rss_kib());
+        let answer = tokio::time::timeout(
+            ANSWERED_WITHIN,
+            client.lookup_port(LookupPortRequest {
+                port: 443,
+                protocol: Protocol::Tcp as i32,
+            }),
+        )
+        .await
+        .expect("served while every Watch slot is stalled")
+        .expect("lookup");
+        assert_eq!(
+            answer.into_inner().records[0].name.as_deref(),
+            Some("https")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let per_stream = peak.saturating_sub(baseline) / slots as u64;
+    eprintln!(
+        "server VmRSS: {baseline} KiB at rest; peak {peak} KiB with {slots} stalled FULL \
+         watches ({per_stream} KiB each)"
+    );
+    assert!(
+        peak < POD_LIMIT_KIB * 3 / 4,
+        "every Watch slot held by a stalled reader: {peak} KiB, over 3/4 of the pod limit"
+    );
+
+    // The stalled streams are ended (send timeout, then the connection's
+    // GOAWAY at the lifetime and its hard close after the grace), their
+    // slots freed: a new client's Watch is accepted and served.
+    let mut fresh = eventually(Duration::from_secs(30), "a freed Watch slot", || async {
+        let mut fresh = PortRegistryClient::connect(format!("http://{}", server.addr))
+            .await
+            .ok()?;
+        let stream = fresh.watch(FULL).await.ok()?;
+        Some(stream.into_inner())
+    })
+    .await;
+    let freed_after = started.elapsed();
+    let first = fresh.message().await.expect("no error").expect("an event");
+    let Some(watch_event::Event::Snapshot(part)) = first.event else {
+        panic!("a FULL watch from version 0 starts with a snapshot: {first:?}");
+    };
+    assert_eq!(part.total_records, 14_512);
+    drop(fresh);
+    let after = server.rss_kib();
+    eprintln!(
+        "slots free again {freed_after:?} after the first stalled stream opened; \
+         VmRSS {after} KiB then"
+    );
+    assert!(
+        freed_after < Duration::from_secs(8 + 2 + 10),
+        "slots freed only after {freed_after:?}"
+    );
+    drop(stalled);
+    drop(clients);
+}
+
+/// BatchLookup item `n`: a port lookup for port `n % 1000 + 1` over TCP.
+fn batch_item(n: usize) -> BatchLookupRequest {
+    BatchLookupRequest {
+        id: format!("{n}"),
+        query: Some(Query::Port(u32::try_from(n % 1000 + 1).expect("small"))),
+        protocol: Protocol::Tcp as i32,
+    }
+}
+
+/// Sends `items` BatchLookup items, each in its own DATA frame, reading no
+/// answer until the server stops taking items (flow control) or all are
+/// sent; returns the answers.
+async fn pipelined_batch(addr: SocketAddr, items: usize) -> Vec<BatchLookupResponse> {
+    let mut requests = raw_connection(addr).await.ready().await.expect("ready");
+    let (response, mut body) = requests
+        .send_request(grpc_request(addr, "BatchLookup"), false)
+        .expect("open the batch");
+    let (blocked_tx, blocked_rx) = tokio::sync::oneshot::channel::<()>();
+    let sender = tokio::spawn(async move {
+        let mut blocked = Some(blocked_tx);
+        for n in 0..items {
+            let frame = grpc_frame(&batch_item(n));
+            body.reserve_capacity(frame.len());
+            while body.capacity() < frame.len() {
+                // The server stopped taking items: now read the answers.
+                if let Some(blocked) = blocked.take() {
+                    let _ = blocked.send(());
+                }
+                match std::future::poll_fn(|cx| body.poll_capacity(cx)).await {
+                    Some(Ok(_)) => {}
+                    other => panic!("the batch stream broke while sending item {n}: {other:?}"),
+                }
+            }
+            body.send_data(frame, false).expect("send an item");
+        }
+        body.send_data(Bytes::new(), true).expect("end the items");
+        drop(blocked);
+    });
+    // Sent everything (the sender dropped its signal) or blocked.
+    let _ = blocked_rx.await;
+    let response = response.await.expect("response headers");
+    assert_eq!(response.status(), 200);
+    let mut stream = response.into_body();
+    let mut buffer = BytesMut::new();
+    let mut answers = Vec::with_capacity(items);
+    while let Some(data) = stream.data().await {
+        let data = data.unwrap_or_else(|e| {
+            panic!(
+                "the batch stream broke after {} answers: {e}",
+                answers.len()
+            )
+        });
+        let _ = stream.flow_control().release_capacity(data.len());
+        buffer.extend_from_slice(&data);
+        while buffer.len() >= 5 {
+            let len = u32::from_be_bytes(buffer[1..5].try_into().expect("4 bytes")) as usize;
+            if buffer.len() < 5 + len {
+                break;
+            }
+            buffer.advance(5);
+            let message = buffer.split_to(len);
+            answers.push(BatchLookupResponse::decode(message).expect("an answer"));
+        }
+    }
+    let trailers = stream
+        .trailers()
+        .await
+        .expect("trailers")
+        .expect("trailers");
+    assert_eq!(
+        trailers.get("grpc-status").map(|v| v.as_bytes()),
+        Some(&b"0"[..]),
+        "{trailers:?}"
+    );
+    sender.await.expect("the sender finished");
+    answers
+}
+
+#[tokio::test]
+async fn pipelined_batch_items_are_all_answered() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let server = start_server(test_args(Some(&csv))).await;
+    let _ = server.ready_client().await;
+    for items in [20_000, 100_000] {
+        let started = Instant::now();
+        let answers = pipelined_batch(server.addr, items).await;
+        eprintln!(
+            "{items} pipelined items answered in {:?}",
+            started.elapsed()
+        );
+        assert_eq!(answers.len(), items);
+        for (n, answer) in answers.iter().enumerate() {
+            assert_eq!(answer.id, format!("{n}"), "answers come in order");
+            match &answer.error {
+                None => assert!(!answer.records.is_empty(), "{answer:?}"),
+                Some(error) => assert_eq!(error.code, Code::NotFound as i32, "{answer:?}"),
+            }
+        }
+        let https = &answers[442];
+        assert_eq!(https.records[0].name.as_deref(), Some("https"));
+    }
+    server.stop().await;
+}
