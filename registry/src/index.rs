@@ -2047,10 +2047,15 @@ mod tests {
         };
         let (list_a, list_b) = (listing(edition_a()), listing(edition_b()));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Readers that have done 100 reads: the writer keeps reloading
+        // until every reader has read during the reloads (400 reloads can
+        // finish before a busy machine schedules a reader).
+        let readers_going = Arc::new(AtomicU64::new(0));
         let readers: Vec<_> = (0..3)
             .map(|_| {
                 let index = Arc::clone(&index);
                 let stop = Arc::clone(&stop);
+                let readers_going = Arc::clone(&readers_going);
                 let (list_a, list_b) = (list_a.clone(), list_b.clone());
                 std::thread::spawn(move || {
                     let mut last_version = 0;
@@ -2078,21 +2083,34 @@ mod tests {
                             "a scan mixed editions"
                         );
                         reads += 1;
+                        if reads == 100 {
+                            readers_going.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     reads
                 })
             })
             .collect();
-        for i in 0..400 {
-            let next = if i % 2 == 0 { edition_b() } else { edition_a() };
+        // At least 400 reloads, and an even number, so edition_a is last.
+        let mut reloads = 0u64;
+        while reloads < 400
+            || !reloads.is_multiple_of(2)
+            || readers_going.load(Ordering::Relaxed) < 3
+        {
+            let next = if reloads.is_multiple_of(2) {
+                edition_b()
+            } else {
+                edition_a()
+            };
             let change = index.apply(next, &ReloadGuard::default()).unwrap();
             assert!(change.is_some());
+            reloads += 1;
         }
         stop.store(true, Ordering::Relaxed);
         for reader in readers {
             assert!(reader.join().expect("reader panicked") > 0);
         }
-        assert_eq!(index.version(), 401);
+        assert_eq!(index.version(), reloads + 1);
         // The last reload restored edition_a: no answer kept by a reader
         // during the reloads may outlive it.
         let (_, x11) = index.port_answer(6010, None, descriptions);
