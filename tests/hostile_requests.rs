@@ -751,7 +751,7 @@ async fn each_connection_is_limited_to_its_advertised_concurrent_streams() {
         advertised,
         portolan_server::MAX_STREAMS_PER_CONNECTION as usize
     );
-    assert_eq!(advertised, 1024);
+    assert_eq!(advertised, 256);
     drop((requests, connection));
     server.stop().await;
 }

@@ -76,11 +76,11 @@ pub struct Args {
     /// is held until the stream's HTTP/2 stream is gone, so it also bounds
     /// the memory of streams whose clients stopped reading: measured on the
     /// release binary with the full IANA CSV, a stalled FULL-mode reader
-    /// holds about 0.6 MiB (the queued snapshot part, decoded, plus the
-    /// encoded part HTTP/2 buffers), so 256 stalled readers hold about
-    /// 150 MiB over a ~40 MiB base: within the 256 MiB pod limit of
-    /// deploy/ with margin.
-    #[arg(long, env = "PORTOLAN_MAX_WATCH_STREAMS", default_value_t = 256)]
+    /// holds about 630 KiB (the queued snapshot part, decoded, plus the
+    /// encoded part HTTP/2 buffers; 256 of them peaked at 193 MiB over a
+    /// 36 MiB base), so 128 stalled readers hold about 80 MiB: about
+    /// 120 MiB in all, within the 256 MiB pod limit of deploy/ with margin.
+    #[arg(long, env = "PORTOLAN_MAX_WATCH_STREAMS", default_value_t = 128)]
     pub max_watch_streams: usize,
     /// Most Watch streams one connection may hold (RESOURCE_EXHAUSTED
     /// beyond), so that one client cannot take every Watch slot. A cache
@@ -166,7 +166,7 @@ impl Args {
             poll_interval: Duration::from_secs(30),
             initial_version: None,
             max_shrink: 0.5,
-            max_watch_streams: 256,
+            max_watch_streams: 128,
             max_watch_streams_per_connection: 8,
             max_stream_lifetime: Duration::from_secs(30 * 60),
             max_connection_age_grace: Duration::from_secs(30),
