@@ -473,7 +473,7 @@ async fn unread_scans_across_reloads_end_and_release_their_editions() {
         let tmp = dir.path().join("next.data");
         std::fs::copy(source, &tmp).expect("copy");
         std::fs::rename(&tmp, &data).expect("swap the file");
-        let mut client = client.clone();
+        let client = client.clone();
         async move {
             eventually(Duration::from_secs(10), "the reload", || {
                 let mut client = client.clone();
