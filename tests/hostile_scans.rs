@@ -316,7 +316,9 @@ async fn junk_request_paths_never_become_metric_labels() {
             "{path}"
         );
     }
-    client.lookup_port(port_request(443)).await.expect("lookup");
+    // A real method (the embedded excerpt may answer NOT_FOUND: it is
+    // counted all the same).
+    let _ = client.lookup_port(port_request(443)).await;
 
     let text = http_get(server.metrics_addr, "/metrics").await;
     assert!(text.ends_with("# EOF\n"), "{text}");
