@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use portolan::pb::port_registry_client::PortRegistryClient;
 use portolan::pb::watch_event::Event;
-use portolan::pb::{GetRegistryInfoRequest, LookupPortRequest, Protocol, WatchMode, WatchRequest};
+use portolan::pb::{
+    GetRegistryInfoRequest, ListRecordsRequest, LookupPortRequest, Protocol, WatchMode,
+    WatchRequest,
+};
 use portolan_test_support::require_shared_file;
 use tonic::Code;
 
@@ -120,25 +123,55 @@ async fn sigterm_drains_calls_ends_streams_and_exits_within_the_grace_period() {
         .into_inner();
     let _ = health.next().await.unwrap().unwrap();
 
+    // The load asks only for ports below 1024 that the registry answers
+    // over tcp (read from the server itself: 716, for one, has a udp
+    // record only), so every call before shutdown must find records,
+    // however many calls a fast machine gets through.
+    let mut tcp_ports = std::collections::BTreeSet::new();
+    let mut listing = client
+        .clone()
+        .list_records(ListRecordsRequest {
+            protocol: Protocol::Tcp as i32,
+            port_max: Some(1023),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(record) = listing.message().await.unwrap() {
+        let first = record.port.expect("a listing bounded by port has ports");
+        tcp_ports.extend(first..=record.port_end.unwrap_or(first).min(1023));
+    }
+    assert!(!tcp_ports.contains(&716), "716 has a udp record only");
+    assert!(tcp_ports.len() > 900, "{} tcp ports", tcp_ports.len());
+    let tcp_ports: Arc<[u32]> = tcp_ports.into_iter().collect();
+
     // Unary load on four tasks until the server stops answering.
     let stop_load = Arc::new(AtomicBool::new(false));
     let succeeded = Arc::new(AtomicU64::new(0));
     let mut load = Vec::new();
-    for worker in 0..4u32 {
+    for worker in 0..4usize {
         let mut client = client.clone();
         let stop_load = Arc::clone(&stop_load);
         let succeeded = Arc::clone(&succeeded);
+        let tcp_ports = Arc::clone(&tcp_ports);
         load.push(tokio::spawn(async move {
-            let mut port = worker;
+            let mut next = worker;
             while !stop_load.load(Ordering::Relaxed) {
-                port = (port + 4) % 1024;
+                let port = tcp_ports[next % tcp_ports.len()];
+                next += 4;
                 let request = LookupPortRequest {
                     port,
                     protocol: Protocol::Tcp as i32,
                 };
                 match client.lookup_port(request).await {
                     Ok(answer) => {
-                        assert!(!answer.into_inner().records.is_empty());
+                        let records = answer.into_inner().records;
+                        assert!(
+                            records.iter().any(|r| r.port.is_some_and(|p| p <= port)
+                                && r.port_end.unwrap_or(r.port.unwrap_or(0)) >= port),
+                            "port {port}/tcp answered with {records:?}"
+                        );
                         succeeded.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(status) => return Some(status),
