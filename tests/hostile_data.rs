@@ -226,8 +226,10 @@ fn a_fifo_as_the_data_file_at_startup_exits_2_at_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let fifo = dir.path().join("registry.csv");
     mkfifo(&fifo);
+    // Build (or find) the binary before the clock starts.
+    let binary = workspace_binary("portolan-server", "portolan-server");
     let started = Instant::now();
-    let mut child = Command::new(workspace_binary("portolan-server", "portolan-server"))
+    let mut child = Command::new(binary)
         .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(&fifo)
         .stdout(Stdio::null())
