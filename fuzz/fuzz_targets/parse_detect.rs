@@ -1,5 +1,5 @@
-//! Feeds arbitrary bytes to `portolan_registry::parse::parse`, the entry
-//! point the server uses: gzip sniffing, UTF-8 check, format detection (or a
+//! Feeds arbitrary bytes to `portolan_registry::parse::parse_with_limits`
+//! (small limits), the entry point the server uses: gzip sniffing, UTF-8 check, format detection (or a
 //! forced format) and the chosen parser. It must return without panicking.
 //!
 //! The first byte is a selector, so one target reaches every path:
@@ -13,9 +13,18 @@
 use std::io::Write as _;
 
 use libfuzzer_sys::fuzz_target;
-use portolan_registry::parse::{Format, parse};
+use portolan_registry::parse::{Format, ParseLimits, parse_with_limits};
+
+/// Small limits, so the fuzzer reaches the limit checks too.
+const LIMITS: ParseLimits = ParseLimits {
+    max_bytes: 1 << 20,
+    max_records: 100,
+    max_record_bytes: 4096,
+    max_record_items: 16,
+};
 
 fuzz_target!(|data: &[u8]| {
+    let parse = |bytes: &[u8], format| parse_with_limits(bytes, format, &LIMITS);
     let Some((&selector, rest)) = data.split_first() else {
         let _ = parse(data, None);
         return;

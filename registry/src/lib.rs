@@ -43,6 +43,6 @@ pub use index::{
 pub use model::{
     Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate, fold_name,
 };
-pub use parse::{Diagnostic, Format, ParseError, Parsed, parse};
+pub use parse::{Diagnostic, Format, ParseError, ParseLimits, Parsed, parse, parse_with_limits};
 pub use query::{Filter, SearchHits, SearchQuery, SearchStep};
 pub use registry::{Registry, SourceInfo};

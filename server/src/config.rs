@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use portolan_registry::{Format, Registry, ReloadGuard};
+use portolan_registry::{Format, ParseLimits, Registry, ReloadGuard};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::reload::{self, ReloadSettings};
@@ -62,6 +62,19 @@ pub struct Args {
     /// Interval of the content-hash poll that backs up file events.
     #[arg(long, env = "PORTOLAN_POLL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub poll_interval: Duration,
+    /// Longest a stream of file events may defer a reload: while changes
+    /// keep coming, the file is reloaded at least this often.
+    #[arg(long, env = "PORTOLAN_RELOAD_MAX_DELAY", default_value = "2s", value_parser = parse_duration)]
+    pub reload_max_delay: Duration,
+    /// Largest data file read, in bytes, and largest size it may
+    /// decompress to; also bounds the parsed records' estimated memory.
+    /// Default 64 MiB: 16 times the full IANA XML.
+    #[arg(long, env = "PORTOLAN_MAX_DATA_BYTES", default_value_t = ParseLimits::DEFAULT_MAX_BYTES)]
+    pub max_data_bytes: u64,
+    /// Most records a data file may hold. Default 200000: 14 times the
+    /// IANA registry, 7 times nmap-services.
+    #[arg(long, env = "PORTOLAN_MAX_RECORDS", default_value_t = ParseLimits::DEFAULT_MAX_RECORDS)]
+    pub max_records: usize,
     /// Version of the first registry served. Default: milliseconds since
     /// the Unix epoch at startup, so versions keep growing across restarts
     /// and a client never mistakes a restarted server's registry for the
@@ -154,6 +167,17 @@ pub struct Args {
 }
 
 impl Args {
+    /// The bounds on reading and parsing the data file: `--max-data-bytes`
+    /// and `--max-records`, with the registry crate's documented per-record
+    /// limits.
+    pub fn parse_limits(&self) -> ParseLimits {
+        ParseLimits {
+            max_bytes: self.max_data_bytes,
+            max_records: self.max_records,
+            ..ParseLimits::default()
+        }
+    }
+
     /// Every flag at its default (the embedded registry on 127.0.0.1:50051),
     /// ignoring the environment; a starting point for tests and embedders.
     pub fn defaults() -> Self {
@@ -164,6 +188,9 @@ impl Args {
             metrics_listen: None,
             reload_debounce: Duration::from_millis(250),
             poll_interval: Duration::from_secs(30),
+            reload_max_delay: Duration::from_secs(2),
+            max_data_bytes: ParseLimits::DEFAULT_MAX_BYTES,
+            max_records: ParseLimits::DEFAULT_MAX_RECORDS,
             initial_version: None,
             max_shrink: 0.5,
             max_watch_streams: 128,
@@ -258,6 +285,12 @@ impl Config {
                 format!("{} is not between 0 and 1", args.max_shrink),
             ));
         }
+        if args.max_data_bytes == 0 {
+            return Err(invalid("max-data-bytes", "must be at least 1"));
+        }
+        if args.max_records == 0 {
+            return Err(invalid("max-records", "must be at least 1"));
+        }
         if args.max_watch_streams == 0 {
             return Err(invalid("max-watch-streams", "must be at least 1"));
         }
@@ -269,6 +302,7 @@ impl Config {
         }
         for (flag, value) in [
             ("poll-interval", args.poll_interval),
+            ("reload-max-delay", args.reload_max_delay),
             ("heartbeat-interval", args.heartbeat_interval),
             ("max-stream-lifetime", args.max_stream_lifetime),
             ("max-connection-age-grace", args.max_connection_age_grace),
@@ -322,7 +356,7 @@ impl Config {
             (None, Some(_)) => return Err(invalid("tls-key", "needs --tls-cert")),
         };
         let initial = match &args.data {
-            Some(path) => reload::read_registry(path, args.format)?,
+            Some(path) => reload::read_registry(path, args.format, &args.parse_limits())?,
             None => portolan_registry::embedded::registry(),
         };
         Ok(Self { args, initial, tls })
@@ -334,10 +368,12 @@ impl Config {
             path: path.clone(),
             format: self.args.format,
             debounce: self.args.reload_debounce,
+            max_delay: self.args.reload_max_delay,
             poll_interval: self.args.poll_interval,
             guard: ReloadGuard {
                 max_shrink: self.args.max_shrink,
             },
+            limits: self.args.parse_limits(),
         })
     }
 }

@@ -4,26 +4,41 @@
 //!   so editors' rename-over saves and Kubernetes' `..data` symlink swaps
 //!   are seen; an event counts when it names the data file, `..data`, or any
 //!   `..*` entry, whatever its kind (or asks for a rescan).
-//! * Events are debounced; the file is then re-read by its user-visible
-//!   path and skipped when its SHA-256 is unchanged.
-//! * Parsing runs on the blocking pool; the result is applied through
-//!   [`RegistryState::apply`] with the [`ReloadGuard`] and so reaches Watch
-//!   streams.
+//! * The watch is checked every [`WATCH_CHECK_INTERVAL`]: when the
+//!   directory was removed, replaced (another inode) or could not be
+//!   watched before, a new watcher is started and the file reloaded, so a
+//!   deleted and recreated directory is watched again within a second.
+//! * Events are debounced (`--reload-debounce` of quiet), but a burst of
+//!   events never defers a reload by more than `--reload-max-delay`; a
+//!   SIGHUP during the debounce reloads at once. The file is then re-read by
+//!   its user-visible path and skipped when its SHA-256 is unchanged.
+//! * The file is read by [`read_data_file`]: opened without blocking (a
+//!   FIFO cannot stall the reader), refused unless it is a regular file, and
+//!   read no further than `--max-data-bytes`; parsing is bounded by the same
+//!   [`ParseLimits`].
+//! * Reading, parsing and [`RegistryState::apply`] (with the
+//!   [`ReloadGuard`], reaching Watch streams) run on the blocking pool; a
+//!   panic anywhere in them becomes a FAILED reload, never a dead reloader.
 //! * SIGHUP reloads too, and a content-hash poll runs every poll interval as
 //!   a safety net (a watcher that cannot start leaves polling alone).
-//! * A bad file (unreadable, unparseable, refused by the guard) keeps the
-//!   last good registry serving; the failure is logged (warn), counted in
+//! * A bad file (unreadable, unparseable, over a limit, refused by the
+//!   guard, or one whose reload panicked) keeps the last good registry
+//!   serving; the failure is logged (warn), counted in
 //!   `portolan_reload_total{outcome="failed"}` and shown by
 //!   GetRegistryInfo.
 
 use std::ffi::OsString;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use portolan::pb::ReloadOutcome;
-use portolan_registry::{Format, ParseError, Registry, ReloadGuard};
+use portolan_registry::{
+    ApplyError, Change, Format, ParseError, ParseLimits, Registry, ReloadGuard,
+};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -31,6 +46,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::state::RegistryState;
+
+/// How often the reloader checks that its directory watch is still the
+/// directory at the data file's path (one `stat`): half a second, so a
+/// deleted and recreated directory is watched again, and its file served,
+/// well within the two seconds promised for a change.
+pub const WATCH_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Why a data file could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +64,15 @@ pub enum LoadError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The path is not something to read a registry from (a FIFO, a
+    /// device, a socket, a directory) or is larger than the byte limit.
+    #[error("cannot read {path}: {reason}")]
+    Refused {
+        /// The path as given.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// The file is not a registry in the expected format.
     #[error("cannot parse {path}: {source}")]
     Parse {
@@ -53,29 +83,104 @@ pub enum LoadError {
     },
 }
 
-/// Parses `bytes` read from `path` as `format` (or the detected format),
-/// recording the path in the registry's source.
+/// Parses `bytes` read from `path` as `format` (or the detected format)
+/// within `limits`, recording the path in the registry's source.
 pub fn parse_registry(
     path: &Path,
     bytes: &[u8],
     format: Option<Format>,
+    limits: &ParseLimits,
 ) -> Result<Registry, LoadError> {
     let mut parsed =
-        portolan_registry::parse(bytes, format).map_err(|source| LoadError::Parse {
-            path: path.display().to_string(),
-            source,
+        portolan_registry::parse_with_limits(bytes, format, limits).map_err(|source| {
+            LoadError::Parse {
+                path: path.display().to_string(),
+                source,
+            }
         })?;
     parsed.registry.source.path = path.display().to_string();
     Ok(parsed.registry)
 }
 
-/// Reads and parses a data file (blocking).
-pub fn read_registry(path: &Path, format: Option<Format>) -> Result<Registry, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.display().to_string(),
+/// What a path that is not a regular file is, for the error message.
+fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
+    let kind = metadata.file_type();
+    if kind.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    "not a regular file"
+}
+
+/// Reads the data file at `path` (blocking), at most `max_bytes` of it.
+///
+/// The file is opened with `O_NONBLOCK` (opening a FIFO then returns at
+/// once instead of waiting for a writer) and the opened handle checked:
+/// anything but a regular file (symlinks are followed: a link to
+/// `/dev/zero` is a character device) is refused, as is a file whose size
+/// is over `max_bytes`; the read itself stops at `max_bytes + 1` bytes in
+/// case the file grows meanwhile.
+pub fn read_data_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, LoadError> {
+    let shown = || path.display().to_string();
+    let read_error = |source| LoadError::Read {
+        path: shown(),
         source,
-    })?;
-    parse_registry(path, &bytes, format)
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let file = options.open(path).map_err(read_error)?;
+    let metadata = file.metadata().map_err(read_error)?;
+    if !metadata.is_file() {
+        return Err(LoadError::Refused {
+            path: shown(),
+            reason: format!("{}, not a regular file", file_kind(&metadata)),
+        });
+    }
+    let too_large = |size: &dyn std::fmt::Display| LoadError::Refused {
+        path: shown(),
+        reason: format!("{size} bytes, over the --max-data-bytes limit of {max_bytes}"),
+    };
+    if metadata.len() > max_bytes {
+        return Err(too_large(&metadata.len()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large(&format!("more than {max_bytes}")));
+    }
+    Ok(bytes)
+}
+
+/// Reads and parses a data file (blocking) within `limits`.
+pub fn read_registry(
+    path: &Path,
+    format: Option<Format>,
+    limits: &ParseLimits,
+) -> Result<Registry, LoadError> {
+    let bytes = read_data_file(path, limits.max_bytes)?;
+    parse_registry(path, &bytes, format, limits)
 }
 
 /// What the reloader watches and how.
@@ -87,10 +192,14 @@ pub struct ReloadSettings {
     pub format: Option<Format>,
     /// Quiet time after the last file event before reloading.
     pub debounce: Duration,
+    /// Longest a burst of file events may defer a reload.
+    pub max_delay: Duration,
     /// Interval of the content-hash poll.
     pub poll_interval: Duration,
     /// Guard rails for every reload.
     pub guard: ReloadGuard,
+    /// Bounds on reading and parsing the file.
+    pub limits: ParseLimits,
 }
 
 /// Starts the reloader; it runs until `cancel`.
@@ -100,12 +209,7 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
-    let mut reloader = Reloader {
-        state,
-        settings,
-        metrics,
-        last_failed_hash: None,
-    };
+    let mut reloader = Reloader::new(state, settings, metrics);
     tokio::spawn(async move { reloader.run(cancel).await })
 }
 
@@ -126,15 +230,56 @@ fn is_read_only_access(kind: &notify::EventKind) -> bool {
         if !matches!(access, AccessKind::Close(AccessMode::Write)))
 }
 
-/// Starts a notify watcher on the data file's directory that pokes `tx`
-/// for every relevant event.
-fn start_watcher(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<RecommendedWatcher> {
-    let directory = match path.parent() {
+/// The directory holding the data file.
+fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
-    };
+    }
+}
+
+/// Which directory is at `directory` now: (device, inode) where there are
+/// such, `Some((0, 0))` for any existing directory elsewhere; `None` when
+/// nothing is there.
+fn directory_identity(directory: &Path) -> Option<(u64, u64)> {
+    let metadata = std::fs::metadata(directory).ok()?;
+    if !metadata.is_dir() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        Some((metadata.dev(), metadata.ino()))
+    }
+    #[cfg(not(unix))]
+    Some((0, 0))
+}
+
+/// A directory watch: the watcher, the directory it watches, and a flag
+/// its callback raises when that directory itself goes away.
+struct DirectoryWatch {
+    _watcher: RecommendedWatcher,
+    identity: Option<(u64, u64)>,
+    lost: Arc<AtomicBool>,
+}
+
+/// Starts a notify watcher on the data file's directory that pokes `tx`
+/// for every relevant event.
+fn start_watcher(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<DirectoryWatch> {
+    let directory = directory_of(path);
+    let identity = directory_identity(&directory);
     let file_name = path.file_name().map(OsString::from).unwrap_or_default();
+    let lost = Arc::new(AtomicBool::new(false));
+    let lost_flag = Arc::clone(&lost);
+    let watched = directory.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = &event
+            && matches!(event.kind, notify::EventKind::Remove(_))
+            && event.paths.iter().any(|p| p == &watched)
+        {
+            // The watched directory itself is gone: the watch with it.
+            lost_flag.store(true, Ordering::Relaxed);
+        }
         let relevant = match &event {
             // Our own reads of the file (open, read, close without writing)
             // must not trigger a reload, or every reload would schedule the
@@ -152,20 +297,60 @@ fn start_watcher(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<Recommende
         }
     })?;
     watcher.watch(&directory, RecursiveMode::NonRecursive)?;
-    Ok(watcher)
+    Ok(DirectoryWatch {
+        _watcher: watcher,
+        identity,
+        lost,
+    })
 }
 
 /// What reading the file gave.
-enum Attempt {
+enum Read {
     Unreadable(LoadError),
     /// The bytes hash to a value already dealt with.
     SameContent,
     /// The bytes hash to the value that failed last time.
     StillBad,
-    Parsed {
+    /// New content.
+    Changed {
         hash: String,
-        result: Result<Registry, LoadError>,
+        bytes: Vec<u8>,
     },
+}
+
+/// What parsing and applying new content gave.
+enum Applied {
+    ParseFailed(LoadError),
+    Refused(ApplyError),
+    Changed { change: Arc<Change>, records: usize },
+    SameRecords,
+}
+
+/// The message of a panic payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Runs `job` on the blocking pool; a panic (or a cancelled task) becomes
+/// an error message instead of unwinding into the reloader.
+async fn on_blocking_pool<T: Send + 'static>(
+    what: &str,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(job).await.map_err(|e| {
+        if e.is_panic() {
+            format!(
+                "{what} panicked: {}",
+                panic_message(e.into_panic().as_ref())
+            )
+        } else {
+            format!("{what} was cancelled: {e}")
+        }
+    })
 }
 
 struct Reloader {
@@ -178,82 +363,122 @@ struct Reloader {
 }
 
 impl Reloader {
-    async fn run(&mut self, cancel: CancellationToken) {
-        let (tx, mut events) = mpsc::channel::<()>(1);
-        let _watcher = match start_watcher(&self.settings.path, tx) {
-            Ok(watcher) => Some(watcher),
+    fn new(state: Arc<RegistryState>, settings: ReloadSettings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            state,
+            settings,
+            metrics,
+            last_failed_hash: None,
+        }
+    }
+
+    /// Starts a watch on the directory, logging (once per change of state)
+    /// when it cannot.
+    fn watch(&self, tx: &mpsc::Sender<()>, warned: &mut bool) -> Option<DirectoryWatch> {
+        match start_watcher(&self.settings.path, tx.clone()) {
+            Ok(watch) => {
+                *warned = false;
+                Some(watch)
+            }
             Err(e) => {
-                tracing::warn!(
-                    error = %e,
-                    path = %self.settings.path.display(),
-                    poll_interval = ?self.settings.poll_interval,
-                    "cannot watch the data file's directory; relying on polling"
-                );
+                if !*warned {
+                    tracing::warn!(
+                        error = %e,
+                        path = %self.settings.path.display(),
+                        poll_interval = ?self.settings.poll_interval,
+                        "cannot watch the data file's directory; polling, and retrying the watch"
+                    );
+                    *warned = true;
+                }
                 None
             }
-        };
+        }
+    }
+
+    async fn run(&mut self, cancel: CancellationToken) {
+        let (tx, mut events) = mpsc::channel::<()>(1);
+        let mut warned = false;
+        let mut watch = self.watch(&tx, &mut warned);
+        let directory = directory_of(&self.settings.path);
         let mut hangups = hangup_signals();
         let period = self.settings.poll_interval.max(Duration::from_millis(10));
         let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch_check = tokio::time::interval_at(
+            tokio::time::Instant::now() + WATCH_CHECK_INTERVAL,
+            WATCH_CHECK_INTERVAL,
+        );
+        watch_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 Some(()) = events.recv() => {
-                    // Debounce: wait until the directory is quiet.
-                    loop {
+                    // Debounce: wait until the directory is quiet, but no
+                    // longer than the maximum delay; SIGHUP cuts it short.
+                    let deadline = tokio::time::Instant::now() + self.settings.max_delay;
+                    let trigger = loop {
                         tokio::select! {
                             () = cancel.cancelled() => return,
-                            () = tokio::time::sleep(self.settings.debounce) => break,
+                            () = tokio::time::sleep(self.settings.debounce) => break "file event",
+                            () = tokio::time::sleep_until(deadline) => break "file events (maximum delay)",
+                            Some(()) = next_hangup(&mut hangups) => break "SIGHUP",
                             Some(()) = events.recv() => {}
                         }
-                    }
-                    self.reload("file event").await;
+                    };
+                    self.reload(trigger).await;
                 }
                 _ = poll.tick() => self.reload("poll").await,
+                _ = watch_check.tick() => {
+                    let now = directory_identity(&directory);
+                    let stale = match &watch {
+                        None => now.is_some(),
+                        Some(w) => w.lost.load(Ordering::Relaxed) || w.identity != now,
+                    };
+                    if stale {
+                        // Drop the old watch first: it watches nothing.
+                        watch = None;
+                        if now.is_some() {
+                            watch = self.watch(&tx, &mut warned);
+                            if watch.is_some() {
+                                tracing::info!(
+                                    directory = %directory.display(),
+                                    "watching the data file's directory again"
+                                );
+                                self.reload("directory watch re-established").await;
+                            }
+                        }
+                    }
+                }
                 Some(()) = next_hangup(&mut hangups) => self.reload("SIGHUP").await,
             }
         }
     }
 
+    /// Reads the file and, when its content is new, parses and applies it.
     async fn reload(&mut self, trigger: &'static str) {
         let started = Instant::now();
         let path = self.settings.path.clone();
-        let format = self.settings.format;
+        let max_bytes = self.settings.limits.max_bytes;
         let served_hash = self.state.snapshot().source().content_hash.clone();
         let failed_hash = self.last_failed_hash.clone();
-        let attempt = tokio::task::spawn_blocking(move || {
-            let bytes = match std::fs::read(&path) {
+        let read = on_blocking_pool("reading the data file", move || {
+            let bytes = match read_data_file(&path, max_bytes) {
                 Ok(bytes) => bytes,
-                Err(source) => {
-                    return Attempt::Unreadable(LoadError::Read {
-                        path: path.display().to_string(),
-                        source,
-                    });
-                }
+                Err(e) => return Read::Unreadable(e),
             };
             let hash = hex::encode(Sha256::digest(&bytes));
             if hash == served_hash {
-                return Attempt::SameContent;
-            }
-            if failed_hash.as_deref() == Some(hash.as_str()) {
-                return Attempt::StillBad;
-            }
-            Attempt::Parsed {
-                result: parse_registry(&path, &bytes, format),
-                hash,
+                Read::SameContent
+            } else if failed_hash.as_deref() == Some(hash.as_str()) {
+                Read::StillBad
+            } else {
+                Read::Changed { hash, bytes }
             }
         })
         .await;
-        let attempt = match attempt {
-            Ok(attempt) => attempt,
-            Err(e) => {
-                self.failed(trigger, format!("reload task failed: {e}"));
-                return;
-            }
-        };
-        match attempt {
-            Attempt::SameContent => {
+        match read {
+            Err(message) => self.failed(trigger, message),
+            Ok(Read::SameContent) => {
                 self.last_failed_hash = None;
                 if trigger != "poll" {
                     tracing::debug!(trigger, "data file content unchanged");
@@ -262,51 +487,88 @@ impl Reloader {
                     self.metrics.reload("unchanged");
                 }
             }
-            Attempt::StillBad => {}
-            Attempt::Unreadable(e) => self.failed(trigger, e.to_string()),
-            Attempt::Parsed { hash, result } => {
-                let registry = match result {
-                    Ok(registry) => registry,
-                    Err(e) => {
-                        self.last_failed_hash = Some(hash);
-                        self.failed(trigger, e.to_string());
-                        return;
+            Ok(Read::StillBad) => {}
+            Ok(Read::Unreadable(e)) => self.failed(trigger, e.to_string()),
+            Ok(Read::Changed { hash, bytes }) => {
+                let path = self.settings.path.clone();
+                let format = self.settings.format;
+                let limits = self.settings.limits;
+                let guard = self.settings.guard;
+                let state = Arc::clone(&self.state);
+                self.apply_new_content(trigger, hash, started, move || {
+                    let registry = match parse_registry(&path, &bytes, format, &limits) {
+                        Ok(registry) => registry,
+                        Err(e) => return Applied::ParseFailed(e),
+                    };
+                    drop(bytes);
+                    let records = registry.len();
+                    match state.apply(registry, &guard) {
+                        Ok(Some(change)) => Applied::Changed { change, records },
+                        Ok(None) => Applied::SameRecords,
+                        Err(e) => Applied::Refused(e),
                     }
-                };
-                let records = registry.len();
-                match self.state.apply(registry, &self.settings.guard) {
-                    Ok(Some(change)) => {
-                        self.last_failed_hash = None;
-                        self.state
-                            .set_reload_status(ReloadOutcome::Applied, String::new());
-                        self.metrics.reload("applied");
-                        self.metrics.registry_loaded(&self.state.snapshot());
-                        tracing::info!(
-                            trigger,
-                            from_version = change.from_version,
-                            to_version = change.to_version,
-                            records,
-                            added = change.diff.added.len(),
-                            changed = change.diff.changed.len(),
-                            removed = change.diff.removed.len(),
-                            hash = %hash,
-                            elapsed = ?started.elapsed(),
-                            "registry reloaded"
-                        );
-                    }
-                    Ok(None) => {
-                        self.last_failed_hash = None;
-                        self.state
-                            .set_reload_status(ReloadOutcome::Unchanged, String::new());
-                        self.metrics.reload("unchanged");
-                        self.metrics.mark_successful_load();
-                        tracing::info!(trigger, hash = %hash, "data file changed but its records did not");
-                    }
-                    Err(e) => {
-                        self.last_failed_hash = Some(hash);
-                        self.failed(trigger, format!("{}: {e}", self.settings.path.display()));
-                    }
-                }
+                })
+                .await;
+            }
+        }
+    }
+
+    /// Runs `parse_and_apply` (the parse and [`RegistryState::apply`] of
+    /// content hashing to `hash`) on the blocking pool and reports its
+    /// outcome; a panic in it is a failed reload of that content.
+    async fn apply_new_content(
+        &mut self,
+        trigger: &'static str,
+        hash: String,
+        started: Instant,
+        parse_and_apply: impl FnOnce() -> Applied + Send + 'static,
+    ) {
+        let applied = match on_blocking_pool("the reload", parse_and_apply).await {
+            Ok(applied) => applied,
+            Err(message) => {
+                self.last_failed_hash = Some(hash);
+                self.failed(
+                    trigger,
+                    format!("{}: {message}", self.settings.path.display()),
+                );
+                return;
+            }
+        };
+        match applied {
+            Applied::ParseFailed(e) => {
+                self.last_failed_hash = Some(hash);
+                self.failed(trigger, e.to_string());
+            }
+            Applied::Changed { change, records } => {
+                self.last_failed_hash = None;
+                self.state
+                    .set_reload_status(ReloadOutcome::Applied, String::new());
+                self.metrics.reload("applied");
+                self.metrics.registry_loaded(&self.state.snapshot());
+                tracing::info!(
+                    trigger,
+                    from_version = change.from_version,
+                    to_version = change.to_version,
+                    records,
+                    added = change.diff.added.len(),
+                    changed = change.diff.changed.len(),
+                    removed = change.diff.removed.len(),
+                    hash = %hash,
+                    elapsed = ?started.elapsed(),
+                    "registry reloaded"
+                );
+            }
+            Applied::SameRecords => {
+                self.last_failed_hash = None;
+                self.state
+                    .set_reload_status(ReloadOutcome::Unchanged, String::new());
+                self.metrics.reload("unchanged");
+                self.metrics.mark_successful_load();
+                tracing::info!(trigger, hash = %hash, "data file changed but its records did not");
+            }
+            Applied::Refused(e) => {
+                self.last_failed_hash = Some(hash);
+                self.failed(trigger, format!("{}: {e}", self.settings.path.display()));
             }
         }
     }
@@ -359,6 +621,150 @@ async fn next_hangup(hangups: &mut Hangups) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_registry::numbered_registry;
+
+    fn settings(path: &Path) -> ReloadSettings {
+        ReloadSettings {
+            path: path.to_path_buf(),
+            format: None,
+            debounce: Duration::from_millis(10),
+            max_delay: Duration::from_millis(100),
+            poll_interval: Duration::from_secs(3600),
+            guard: ReloadGuard::default(),
+            limits: ParseLimits::default(),
+        }
+    }
+
+    fn services_file(count: u16, description: &str) -> String {
+        (1..=count)
+            .map(|port| format!("svc{port} {port}/tcp # {description}\n"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_reload_is_a_failed_reload_and_the_reloader_carries_on() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("services");
+        std::fs::write(&path, services_file(20, "second")).expect("write");
+        let state = Arc::new(RegistryState::new(numbered_registry(20, "first"), 8));
+        let metrics = Arc::new(Metrics::new());
+        let mut reloader = Reloader::new(Arc::clone(&state), settings(&path), Arc::clone(&metrics));
+
+        // The reload driver's parse-and-apply step panics (as the index
+        // build did on 65,536 full-range rows).
+        reloader
+            .apply_new_content("test", "cafe".into(), Instant::now(), || {
+                panic!("index build exploded")
+            })
+            .await;
+        let status = state.reload_status();
+        assert_eq!(status.outcome, ReloadOutcome::Failed);
+        assert!(
+            status
+                .error
+                .contains("the reload panicked: index build exploded")
+                && status.error.contains(&path.display().to_string()),
+            "{}",
+            status.error
+        );
+        assert_eq!(reloader.last_failed_hash.as_deref(), Some("cafe"));
+        assert!(
+            metrics
+                .encode()
+                .contains("portolan_reload_total{outcome=\"failed\"} 1"),
+            "{}",
+            metrics.encode()
+        );
+        assert_eq!(state.snapshot().version(), 1, "nothing was applied");
+
+        // The same reloader then applies a good file.
+        reloader.reload("SIGHUP").await;
+        let status = state.reload_status();
+        assert_eq!(status.outcome, ReloadOutcome::Applied, "{}", status.error);
+        assert_eq!(state.snapshot().version(), 2);
+    }
+
+    #[test]
+    fn special_files_are_refused_without_blocking_or_reading() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+        let err = read_data_file(&zero, 1024).expect_err("a device");
+        assert!(
+            err.to_string()
+                .ends_with("a character device, not a regular file"),
+            "{err}"
+        );
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let started = Instant::now();
+        let err = read_data_file(&fifo, 1024).expect_err("a FIFO");
+        assert!(
+            err.to_string().ends_with("a FIFO, not a regular file"),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "did not block");
+        let err = read_data_file(dir.path(), 1024).expect_err("a directory");
+        assert!(err.to_string().contains("a directory"), "{err}");
+
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 2000]).expect("write");
+        let err = read_data_file(&big, 1000).expect_err("too large");
+        assert!(
+            err.to_string()
+                .ends_with("2000 bytes, over the --max-data-bytes limit of 1000"),
+            "{err}"
+        );
+        assert_eq!(
+            read_data_file(&big, 2000).expect("at the limit").len(),
+            2000
+        );
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_events_reloads_within_the_maximum_delay() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("services");
+        std::fs::write(&path, services_file(20, "v0")).expect("write");
+        let state = Arc::new(RegistryState::new(
+            portolan_registry::parse(services_file(20, "v0").as_bytes(), None)
+                .expect("parses")
+                .registry,
+            8,
+        ));
+        let mut settings = settings(&path);
+        settings.debounce = Duration::from_millis(200);
+        settings.max_delay = Duration::from_millis(300);
+        let cancel = CancellationToken::new();
+        let task = spawn(
+            Arc::clone(&state),
+            settings,
+            Arc::new(Metrics::new()),
+            cancel.clone(),
+        );
+        // Writes every 20 ms for 2 s never leave 200 ms of quiet.
+        let started = Instant::now();
+        let mut first_reload = None;
+        let mut n = 0;
+        while started.elapsed() < Duration::from_secs(2) {
+            n += 1;
+            let tmp = dir.path().join("services.tmp");
+            std::fs::write(&tmp, services_file(20, &format!("v{n}"))).expect("write");
+            std::fs::rename(&tmp, &path).expect("rename");
+            if first_reload.is_none() && state.snapshot().version() > 1 {
+                first_reload = Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        cancel.cancel();
+        let _ = task.await;
+        let first = first_reload.expect("a reload during the burst");
+        assert!(first < Duration::from_millis(1500), "{first:?}");
+    }
 
     #[test]
     fn relevant_entries_are_the_file_and_atomic_writer_names() {

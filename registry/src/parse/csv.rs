@@ -21,7 +21,8 @@
 
 use csv::{ByteRecord, ReaderBuilder};
 
-use super::{Format, ParseError, Parsed};
+use super::limits::Budget;
+use super::{Format, ParseError, ParseLimits, Parsed};
 use crate::model::{Person, PortRange, Protocol, Record, RecordState, RegistryDate};
 use crate::registry::{Registry, SourceInfo};
 
@@ -41,16 +42,29 @@ pub const HEADER: [&str; 12] = [
     "Assignment Notes",
 ];
 
-/// Parses the whole text of an IANA CSV file.
+/// Most fields a CSV record may have before the file is refused without
+/// reading that record (a valid one has 12; the `csv` crate would otherwise
+/// keep 8 bytes of bounds per field of a row made of commas).
+pub const MAX_FIELDS: usize = 64;
+
+/// Parses the whole text of an IANA CSV file within the default
+/// [`ParseLimits`].
 pub fn parse(text: &str) -> Result<Parsed, ParseError> {
+    parse_with_limits(text, &ParseLimits::default())
+}
+
+/// Parses the whole text of an IANA CSV file within `limits`.
+pub fn parse_with_limits(text: &str, limits: &ParseLimits) -> Result<Parsed, ParseError> {
     let bytes = text.as_bytes();
+    check_field_counts(bytes)?;
+    let mut budget = Budget::new(limits);
     let mut reader = ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .from_reader(bytes);
     let mut row = ByteRecord::new();
     // About 80 bytes per record in the real file.
-    let mut records = Vec::with_capacity(bytes.len() / 75 + 1);
+    let mut records = Vec::with_capacity(budget.capacity(bytes.len(), 75));
     let mut header_seen = false;
     let mut lines = LineCounter::new(bytes);
     let mut line = 1;
@@ -84,7 +98,9 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
             header_seen = true;
             continue;
         }
-        records.push(row_to_record(&row, line)?);
+        let record = row_to_record(&row, line)?;
+        budget.admit(&record, line)?;
+        records.push(record);
     }
     if !header_seen {
         return Err(ParseError::WrongFormat {
@@ -103,6 +119,40 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
         registry: Registry::new(records, SourceInfo::default()),
         diagnostics: Vec::new(),
     })
+}
+
+/// Refuses a record with more than [`MAX_FIELDS`] fields before the `csv`
+/// crate reads it (a quote toggles quoting, `""` twice; commas count
+/// outside quotes; a line break outside quotes ends the record).
+fn check_field_counts(bytes: &[u8]) -> Result<(), ParseError> {
+    let mut quoted = false;
+    let mut fields = 1usize;
+    let mut line = 1usize;
+    for &b in bytes {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                fields += 1;
+                if fields > MAX_FIELDS {
+                    return Err(ParseError::BadRow {
+                        line,
+                        reason: format!(
+                            "more than {MAX_FIELDS} fields (an IANA CSV row has {})",
+                            HEADER.len()
+                        ),
+                    });
+                }
+            }
+            b'\n' => {
+                line += 1;
+                if !quoted {
+                    fields = 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn check_header(row: &ByteRecord, line: usize) -> Result<(), ParseError> {

@@ -15,12 +15,17 @@
 //!   its contact table.
 //! * [`services`]: services(5), i.e. `/etc/services`.
 //! * [`nmap`]: nmap-services, keeping the open frequency.
+//! * [`limits`]: [`ParseLimits`], the bounds on input size, record count
+//!   and record size that every parser enforces while it reads.
 
 pub mod csv;
+pub mod limits;
 pub mod nmap;
 pub mod services;
 pub mod text;
 pub mod xml;
+
+pub use limits::ParseLimits;
 
 use std::fmt;
 use std::io::Read as _;
@@ -160,9 +165,27 @@ pub enum ParseError {
     /// The format could not be recognised.
     #[error("unrecognised format: {0}")]
     UnknownFormat(String),
-    /// Gzip decompression failed.
+    /// Gzip decompression failed (or the content decompresses to more
+    /// than [`ParseLimits::max_bytes`]).
     #[error("gzip: {0}")]
     Gzip(String),
+    /// The input is larger than [`ParseLimits::max_bytes`].
+    #[error("input is {size} bytes, over the {max}-byte limit")]
+    TooLarge {
+        /// The input's size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The file passes a [`ParseLimits`] bound (record count, record size,
+    /// total size of the records); nothing is kept.
+    #[error("line {line}: {reason}")]
+    Limit {
+        /// 1-based line of the record that passed the bound.
+        line: usize,
+        /// Which bound, and by how much.
+        reason: String,
+    },
 }
 
 impl ParseError {
@@ -172,36 +195,56 @@ impl ParseError {
             Self::WrongFormat { line, .. }
             | Self::Truncated { line, .. }
             | Self::BadRow { line, .. }
-            | Self::InvalidUtf8 { line, .. } => Some(*line),
+            | Self::InvalidUtf8 { line, .. }
+            | Self::Limit { line, .. } => Some(*line),
             _ => None,
         }
     }
 }
 
-/// Largest decompressed size accepted from a gzip file (a guard against
-/// decompression bombs; the full registry is about 4 MB as XML).
-pub const MAX_DECOMPRESSED_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest decompressed size accepted from a gzip file by default (a
+/// guard against decompression bombs; the full registry is about 4 MB as
+/// XML): [`ParseLimits::DEFAULT_MAX_BYTES`].
+pub const MAX_DECOMPRESSED_BYTES: u64 = ParseLimits::DEFAULT_MAX_BYTES;
 
 /// Parses `bytes` as `format`, or as the detected format when `format` is
-/// `None`. Gzip-compressed input (detected by its magic bytes) is
-/// decompressed first.
+/// `None`, within the default [`ParseLimits`]. Gzip-compressed input
+/// (detected by its magic bytes) is decompressed first.
 ///
 /// The returned registry's `source` has format, gzip flag, content hash
 /// (SHA-256 of `bytes` as given) and diagnostic count filled in; `path` is
 /// left empty for the caller.
 pub fn parse(bytes: &[u8], format: Option<Format>) -> Result<Parsed, ParseError> {
+    parse_with_limits(bytes, format, &ParseLimits::default())
+}
+
+/// [`parse`] within `limits`: input larger than `limits.max_bytes` (raw or
+/// decompressed) is refused before it is parsed, and every parser refuses
+/// the file as soon as it passes a record bound.
+pub fn parse_with_limits(
+    bytes: &[u8],
+    format: Option<Format>,
+    limits: &ParseLimits,
+) -> Result<Parsed, ParseError> {
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(ParseError::TooLarge {
+            size: bytes.len() as u64,
+            max: limits.max_bytes,
+        });
+    }
     let content_hash = hex::encode(Sha256::digest(bytes));
     let gzip = bytes.starts_with(&[0x1f, 0x8b]);
     let decompressed;
     let data: &[u8] = if gzip {
+        let max = limits.max_bytes;
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(bytes)
-            .take(MAX_DECOMPRESSED_BYTES + 1)
+            .take(max.saturating_add(1))
             .read_to_end(&mut out)
             .map_err(|e| ParseError::Gzip(e.to_string()))?;
-        if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        if out.len() as u64 > max {
             return Err(ParseError::Gzip(format!(
-                "decompressed size exceeds {MAX_DECOMPRESSED_BYTES} bytes"
+                "decompressed size exceeds {max} bytes"
             )));
         }
         decompressed = out;
@@ -215,11 +258,11 @@ pub fn parse(bytes: &[u8], format: Option<Format>) -> Result<Parsed, ParseError>
         None => detect(text)?,
     };
     let mut parsed = match format {
-        Format::IanaCsv => csv::parse(text)?,
-        Format::IanaXml => xml::parse(text)?,
-        Format::IanaText => text::parse(text)?,
-        Format::Services => services::parse(text)?,
-        Format::NmapServices => nmap::parse(text)?,
+        Format::IanaCsv => csv::parse_with_limits(text, limits)?,
+        Format::IanaXml => xml::parse_with_limits(text, limits)?,
+        Format::IanaText => text::parse_with_limits(text, limits)?,
+        Format::Services => services::parse_with_limits(text, limits)?,
+        Format::NmapServices => nmap::parse_with_limits(text, limits)?,
     };
     if parsed.registry.is_empty() {
         return Err(ParseError::Empty { format });

@@ -6,14 +6,22 @@
 //! are) becomes the description. Names are kept as written, including nmap's
 //! placeholder `unknown` and case variants such as `X11` next to `x11`.
 
+use super::limits::Budget;
 use super::services::parse_port_proto;
-use super::{ParseError, Parsed};
+use super::{ParseError, ParseLimits, Parsed};
 use crate::model::{PortRange, Record, RecordState};
 use crate::registry::{Registry, SourceInfo};
 
-/// Parses the whole text of an nmap-services file.
+/// Parses the whole text of an nmap-services file within the default
+/// [`ParseLimits`].
 pub fn parse(text: &str) -> Result<Parsed, ParseError> {
-    let mut records = Vec::with_capacity(text.len() / 36 + 1);
+    parse_with_limits(text, &ParseLimits::default())
+}
+
+/// Parses the whole text of an nmap-services file within `limits`.
+pub fn parse_with_limits(text: &str, limits: &ParseLimits) -> Result<Parsed, ParseError> {
+    let mut budget = Budget::new(limits);
+    let mut records = Vec::with_capacity(budget.capacity(text.len(), 36));
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let bad = |reason: String| ParseError::BadRow { line, reason };
@@ -49,7 +57,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
         let description = comment.unwrap_or("").to_string();
         let name = name.to_string();
         let state = RecordState::derive(Some(&name), &description, None);
-        records.push(Record {
+        let record = Record {
             name: Some(name),
             ports: Some(PortRange::single(port)),
             protocol: Some(protocol),
@@ -57,7 +65,9 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
             open_frequency: frequency,
             state,
             ..Record::default()
-        });
+        };
+        budget.admit(&record, line)?;
+        records.push(record);
     }
     Ok(Parsed {
         registry: Registry::new(records, SourceInfo::default()),

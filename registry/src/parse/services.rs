@@ -10,12 +10,20 @@
 //! [`ParseError::BadRow`].
 
 use super::csv::parse_port;
-use super::{ParseError, Parsed};
+use super::limits::Budget;
+use super::{ParseError, ParseLimits, Parsed};
 use crate::model::{PortRange, Protocol, Record, RecordState};
 use crate::registry::{Registry, SourceInfo};
 
-/// Parses the whole text of a services(5) file.
+/// Parses the whole text of a services(5) file within the default
+/// [`ParseLimits`].
 pub fn parse(text: &str) -> Result<Parsed, ParseError> {
+    parse_with_limits(text, &ParseLimits::default())
+}
+
+/// Parses the whole text of a services(5) file within `limits`.
+pub fn parse_with_limits(text: &str, limits: &ParseLimits) -> Result<Parsed, ParseError> {
+    let mut budget = Budget::new(limits);
     let mut records = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
@@ -36,15 +44,22 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
         let description = comment.unwrap_or("").to_string();
         let name = name.to_string();
         let state = RecordState::derive(Some(&name), &description, None);
-        records.push(Record {
+        budget.count(line)?;
+        let aliases = fields
+            .take(limits.max_record_items + 1)
+            .map(str::to_string)
+            .collect();
+        let record = Record {
             name: Some(name),
             ports: Some(PortRange::single(port)),
             protocol: Some(protocol),
             description,
-            aliases: fields.map(str::to_string).collect(),
+            aliases,
             state,
             ..Record::default()
-        });
+        };
+        budget.check(&record, line)?;
+        records.push(record);
     }
     Ok(Parsed {
         registry: Registry::new(records, SourceInfo::default()),

@@ -42,7 +42,8 @@
 use std::collections::HashMap;
 
 use super::csv::{parse_ports, split_bracketed};
-use super::{Diagnostic, Format, ParseError, Parsed};
+use super::limits::Budget;
+use super::{Diagnostic, Format, ParseError, ParseLimits, Parsed};
 use crate::model::{Person, Protocol, Record, RecordState, RegistryDate};
 use crate::registry::{Registry, SourceInfo};
 
@@ -53,8 +54,32 @@ pub const COLUMN_HEADER: &str = "Service Name Port Number";
 /// The line that starts the contact table.
 pub const CONTACT_HEADER: &str = "Contact Information";
 
-/// Parses the whole text of the IANA plain-text rendering.
+/// Parses the whole text of the IANA plain-text rendering within the
+/// default [`ParseLimits`].
 pub fn parse(text: &str) -> Result<Parsed, ParseError> {
+    parse_with_limits(text, &ParseLimits::default())
+}
+
+/// Most physical lines per record the text rendering may have: the real
+/// page has about 1.1 lines per record plus the contact table (one line per
+/// person, 5,615 people for 14,533 records). The line table (16 bytes a
+/// line) and the diagnostics of continuation lines grow with the line
+/// count, so it is bounded before either is built.
+pub const MAX_LINES_PER_RECORD: usize = 4;
+
+/// Parses the whole text of the IANA plain-text rendering within `limits`.
+pub fn parse_with_limits(text: &str, limits: &ParseLimits) -> Result<Parsed, ParseError> {
+    let max_lines = limits.max_records.saturating_mul(MAX_LINES_PER_RECORD);
+    let line_count = text.bytes().filter(|&b| b == b'\n').count() + 1;
+    if line_count > max_lines {
+        return Err(ParseError::Limit {
+            line: max_lines + 1,
+            reason: format!(
+                "more than {max_lines} lines ({MAX_LINES_PER_RECORD} per record of the record limit)"
+            ),
+        });
+    }
+    let mut budget = Budget::new(limits);
     let lines: Vec<&str> = text.lines().collect();
     let header = lines
         .iter()
@@ -88,6 +113,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
         }
         let previous = rows.last().map(|(_, row)| row.lines().next().unwrap_or(""));
         if rows.is_empty() || starts_row(line, previous) {
+            budget.count(line_no)?;
             rows.push((line_no, line.to_string()));
         } else if let Some((first, row)) = rows.last_mut() {
             diagnostics.push(Diagnostic {
@@ -101,7 +127,9 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
 
     let mut records = Vec::with_capacity(rows.len());
     for (line, row) in &rows {
-        records.push(parse_row(row, *line, &people, &mut diagnostics)?);
+        let record = parse_row(row, *line, &people, &mut diagnostics)?;
+        budget.check(&record, *line)?;
+        records.push(record);
     }
     let source = SourceInfo {
         updated,

@@ -30,7 +30,8 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
 use super::csv::{LineCounter, parse_ports, parse_protocol_strict};
-use super::{Diagnostic, Format, ParseError, Parsed};
+use super::limits::Budget;
+use super::{Diagnostic, Format, ParseError, ParseLimits, Parsed};
 use crate::model::{Person, Record, RecordState, RegistryDate};
 use crate::registry::{Registry, SourceInfo};
 
@@ -117,8 +118,19 @@ struct State {
     people: HashMap<String, Person>,
 }
 
-/// Parses the whole text of an IANA XML file.
+/// Deepest element nesting accepted (the real file nests 5 deep); the
+/// open-element stack is bounded by it.
+pub const MAX_DEPTH: usize = 64;
+
+/// Parses the whole text of an IANA XML file within the default
+/// [`ParseLimits`].
 pub fn parse(text: &str) -> Result<Parsed, ParseError> {
+    parse_with_limits(text, &ParseLimits::default())
+}
+
+/// Parses the whole text of an IANA XML file within `limits`.
+pub fn parse_with_limits(text: &str, limits: &ParseLimits) -> Result<Parsed, ParseError> {
+    let mut budget = Budget::new(limits);
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
     let mut lines = LineCounter::new(text.as_bytes());
@@ -153,6 +165,12 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
                     check_root(&name, line)?;
                     root_seen = true;
                 }
+                if st.stack.len() >= MAX_DEPTH {
+                    return Err(wrong(
+                        line,
+                        format!("elements nested more than {MAX_DEPTH} deep"),
+                    ));
+                }
                 st.open(&name, &start, line)?;
                 st.stack.push((name.into_boxed_str(), line));
             }
@@ -163,12 +181,12 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
                     root_seen = true;
                 }
                 st.open(&name, &start, line)?;
-                st.close(&name)?;
+                st.close(&name, &mut budget)?;
             }
             Event::End(end) => {
                 let name = String::from_utf8_lossy(end.local_name().as_ref()).into_owned();
                 st.stack.pop();
-                st.close(&name)?;
+                st.close(&name, &mut budget)?;
             }
             Event::Text(t) => {
                 let content = t.xml10_content().map_err(|e| wrong(line, e.to_string()))?;
@@ -212,7 +230,7 @@ pub fn parse(text: &str) -> Result<Parsed, ParseError> {
             reason: "no root element".into(),
         });
     }
-    finish(st)
+    finish(st, &mut budget)
 }
 
 fn wrong(line: usize, reason: String) -> ParseError {
@@ -387,7 +405,7 @@ impl State {
     }
 
     /// An element ends.
-    fn close(&mut self, name: &str) -> Result<(), ParseError> {
+    fn close(&mut self, name: &str, budget: &mut Budget<'_>) -> Result<(), ParseError> {
         let depth = self.stack.len();
         if let Some(record) = &mut self.record {
             if let Some((field, field_depth, buf)) = &mut self.field {
@@ -444,6 +462,7 @@ impl State {
                 "assignee" => self.in_assignee = false,
                 "record" => {
                     if let Some(done) = self.record.take() {
+                        budget.count(done.line)?;
                         self.records.push(done);
                     }
                 }
@@ -515,7 +534,7 @@ fn normalise(text: &str) -> String {
     out
 }
 
-fn finish(st: State) -> Result<Parsed, ParseError> {
+fn finish(st: State, budget: &mut Budget<'_>) -> Result<Parsed, ParseError> {
     let State {
         records: builders,
         people,
@@ -551,6 +570,17 @@ fn finish(st: State) -> Result<Parsed, ParseError> {
         } else {
             (b.bare_people.clone(), b.bare_people)
         };
+        // Each ID becomes a copy of its person: count before copying.
+        let items = assignee_ids.len() + contact_ids.len() + b.references.len();
+        if items > budget.max_record_items() {
+            return Err(ParseError::Limit {
+                line,
+                reason: format!(
+                    "record lists {items} people and references, over the limit of {} per record",
+                    budget.max_record_items()
+                ),
+            });
+        }
         let assignees = assignee_ids
             .into_iter()
             .map(|id| resolve(id, line, &mut diagnostics))
@@ -560,7 +590,7 @@ fn finish(st: State) -> Result<Parsed, ParseError> {
             .map(|id| resolve(id, line, &mut diagnostics))
             .collect();
         let state = RecordState::derive(b.name.as_deref(), &b.description, b.note.as_deref());
-        records.push(Record {
+        let record = Record {
             name: b.name,
             ports,
             protocol,
@@ -576,7 +606,9 @@ fn finish(st: State) -> Result<Parsed, ParseError> {
             aliases: Vec::new(),
             open_frequency: None,
             state,
-        });
+        };
+        budget.check(&record, line)?;
+        records.push(record);
     }
     let source = SourceInfo {
         updated: registry_updated.and_then(|u| non_empty(u.trim())),
