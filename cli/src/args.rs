@@ -121,11 +121,24 @@ pub enum Command {
         #[arg(long, value_parser = parse_state)]
         state: Vec<RecordState>,
     },
-    /// Print each registry change as the server applies it.
+    /// Print each registry change as the server applies it. When the
+    /// stream ends (the server's stream lifetime, a restart, a lost
+    /// connection), reconnect with backoff and resume from the last version
+    /// printed.
     Watch {
         /// The version you already hold (0: start with a snapshot summary).
         #[arg(long, default_value_t = 0)]
         from_version: u64,
+        /// Give up (exit 2) after this many reconnection attempts in a row
+        /// that bring no event; 0 keeps trying, like `tail -F` (attempts
+        /// back off to one every 10 s, so a lost server costs little).
+        #[arg(
+            long,
+            env = "PORTOLAN_WATCH_MAX_RECONNECTS",
+            default_value_t = 0,
+            value_name = "N"
+        )]
+        max_reconnects: u32,
     },
     /// Show what the server (or the offline registry) is serving.
     Info,

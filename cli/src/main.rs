@@ -51,7 +51,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("portolan: {e:#}");
+            // Messages can quote a server or a data file: escape controls.
+            eprintln!(
+                "portolan: {}",
+                output::escape_controls(&format!("{e:#}"), &[])
+            );
             ExitCode::from(ERROR)
         }
     }
@@ -139,9 +143,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.write_all(render_export(&registry, export)?.as_bytes())?;
                 FOUND
             }
-            Command::Watch { from_version } => {
-                watch(&backend, &mut out, format, from_version).await?
-            }
+            Command::Watch {
+                from_version,
+                max_reconnects,
+            } => watch(&backend, &mut out, format, from_version, max_reconnects).await?,
             Command::Completions { .. } | Command::Check { .. } => FOUND,
         };
         out.flush()?;
@@ -253,7 +258,13 @@ fn check(
             output::write_object(out, format, &value)?;
             if format == OutputFormat::Table {
                 for d in &parsed.diagnostics {
-                    writeln!(out, "{}:{}: {}", file.display(), d.line, d.message)?;
+                    writeln!(
+                        out,
+                        "{}:{}: {}",
+                        file.display(),
+                        d.line,
+                        output::one_line(&d.message)
+                    )?;
                 }
             }
         }
@@ -274,26 +285,132 @@ fn render_export(
     })
 }
 
+/// Why a watch stream stopped when it is not worth reconnecting: the
+/// error, and whether reconnecting may help.
+struct WatchFailure {
+    error: anyhow::Error,
+    retryable: bool,
+}
+
+impl From<io::Error> for WatchFailure {
+    fn from(e: io::Error) -> Self {
+        Self {
+            error: e.into(),
+            retryable: false,
+        }
+    }
+}
+
+/// Whether a watch failing with `e` may work when reopened: the server was
+/// unreachable, went away, cancelled the call or was briefly full. Anything
+/// else (INVALID_ARGUMENT, a TLS refusal, a protocol error) fails the same
+/// way again.
+fn worth_reconnecting(e: &portolan_client::Error) -> bool {
+    use portolan_client::Error as E;
+    e.is_unreachable() || matches!(e, E::Cancelled { .. } | E::ResourceExhausted { .. })
+}
+
+/// `portolan watch`: prints every change, and when the stream ends (the
+/// server's stream lifetime, a restart, a broken connection, a silent
+/// stream) reconnects with jittered backoff, resuming from the last version
+/// it printed, as the proto's Watch rule 7 asks, so nothing is printed
+/// twice and nothing is missed. Exits on a signal, an error reconnecting
+/// cannot fix, a failure of the very first stream, or after
+/// `max_reconnects` attempts in a row that brought no event.
 async fn watch(
     backend: &Backend,
     out: &mut dyn Write,
     format: OutputFormat,
     from_version: u64,
+    max_reconnects: u32,
 ) -> anyhow::Result<ExitCode> {
     let Backend::Remote(client) = backend else {
         bail!("watch needs a server (drop --offline)");
     };
-    let mut stream = client
-        .watch(from_version, WatchMode::Full)
-        .await
-        .map_err(|e| describe(client.endpoint(), &e))?;
+    // The replica's settings: no event for 30 s (three default heartbeat
+    // intervals, rule 3) means a broken stream; backoff 100 ms doubling to
+    // 10 s, with jitter.
+    let settings = portolan_client::ReplicaConfig::default();
+    let mut held = from_version;
+    let mut failures = 0u32;
+    let mut ever_connected = false;
+    loop {
+        let mut got_event = false;
+        let ended = watch_stream(
+            client,
+            out,
+            format,
+            &mut held,
+            &mut got_event,
+            settings.heartbeat_timeout,
+        )
+        .await;
+        ever_connected |= got_event;
+        if got_event {
+            failures = 0;
+        }
+        let why = match ended {
+            Ok(why) => why,
+            Err(f) if f.retryable && ever_connected => format!("{:#}", f.error),
+            Err(f) => return Err(f.error),
+        };
+        if !got_event {
+            failures = failures.saturating_add(1);
+            if max_reconnects > 0 && failures >= max_reconnects {
+                bail!("{why}; gave up after {max_reconnects} reconnection attempts");
+            }
+        }
+        let delay = settings.reconnect.backoff(failures);
+        eprintln!(
+            "portolan: {}; reconnecting from version {held} in {} ms",
+            output::one_line(&why),
+            delay.as_millis()
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// One watch stream, printing each complete snapshot and delta and
+/// advancing `held` to its version. Returns why the stream ended when
+/// reconnecting is the answer (ended by the server, silent, out of step).
+async fn watch_stream(
+    client: &portolan_client::Client,
+    out: &mut dyn Write,
+    format: OutputFormat,
+    held: &mut u64,
+    got_event: &mut bool,
+    silence_limit: std::time::Duration,
+) -> Result<String, WatchFailure> {
+    let fail = |e: portolan_client::Error| WatchFailure {
+        retryable: worth_reconnecting(&e),
+        error: describe(client.endpoint(), &e),
+    };
+    let mut stream = client.watch(*held, WatchMode::Full).await.map_err(fail)?;
     let mut snapshot_count = 0usize;
     let mut upserted: Vec<Record> = Vec::new();
     let mut removed = Vec::new();
-    while let Some(event) = stream.next().await {
-        let event = event.map_err(|e| describe(client.endpoint(), &e))?;
+    loop {
+        let event = match tokio::time::timeout(silence_limit, stream.next()).await {
+            Err(_) => {
+                return Ok(format!(
+                    "the watch stream sent nothing for {} s",
+                    silence_limit.as_secs()
+                ));
+            }
+            Ok(None) => return Ok("the server ended the watch stream".into()),
+            Ok(Some(event)) => event.map_err(fail)?,
+        };
+        *got_event = true;
         match event.kind {
-            WatchEventKind::Heartbeat => continue,
+            WatchEventKind::Heartbeat => {
+                if event.version != *held {
+                    return Ok(format!(
+                        "heartbeat at version {} while holding {held}: resync",
+                        event.version
+                    ));
+                }
+                continue;
+            }
             WatchEventKind::Snapshot { records, last, .. } => {
                 snapshot_count += records.len();
                 if !last {
@@ -322,6 +439,12 @@ async fn watch(
                 last,
                 ..
             } => {
+                if event.from_version != *held {
+                    return Ok(format!(
+                        "delta from version {} while holding {held}: resync",
+                        event.from_version
+                    ));
+                }
                 upserted.extend(u.into_iter().map(|(_, rec)| Record::clone(&rec)));
                 removed.extend(r);
                 if !last {
@@ -352,17 +475,16 @@ async fn watch(
                         writeln!(
                             out,
                             "  + {} {}/{} {}",
-                            r.name.as_deref().unwrap_or("-"),
+                            r.name
+                                .as_deref()
+                                .map_or_else(|| "-".into(), output::one_line),
                             r.ports.map_or_else(|| "-".into(), |p| p.to_string()),
                             r.protocol.as_ref().map_or("any", |p| p.as_str()),
-                            r.description
-                                .split_whitespace()
-                                .collect::<Vec<_>>()
-                                .join(" ")
+                            output::one_line(&r.description)
                         )?;
                     }
                     for k in &removed {
-                        writeln!(out, "  - {k}")?;
+                        writeln!(out, "  - {}", output::one_line(&k.to_string()))?;
                     }
                 }
                 upserted.clear();
@@ -370,7 +492,7 @@ async fn watch(
             }
             _ => continue,
         }
+        *held = event.version;
         out.flush()?;
     }
-    bail!("{}: the watch stream ended", client.endpoint())
 }

@@ -1,7 +1,13 @@
 //! Rendering records and registry information as an aligned table, JSON
 //! lines or CSV. Every write error (including a closed pipe) is returned,
 //! never ignored: `main` turns a broken pipe into a quiet exit.
+//!
+//! Text from a data file is untrusted: in table and CSV output every
+//! control character (C0, DEL, C1) is written as an escape
+//! ([`escape_controls`]), so a description holding ESC or BEL cannot drive
+//! the terminal. JSON output is escaped by `serde_json` itself.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use portolan_client::RegistryInfo;
@@ -51,13 +57,45 @@ pub fn key_json(key: &RecordKey) -> Value {
     })
 }
 
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+/// `text` with every control character (C0 `U+0000`-`U+001F`, DEL
+/// `U+007F`, C1 `U+0080`-`U+009F`) written as an escape: `\x1b` for the
+/// ASCII ones, `\u{85}` for C1. Characters listed in `keep` are left as
+/// they are (CSV keeps line feeds, which its quoting carries).
+///
+/// Borrowed when there is nothing to escape, the common case.
+pub fn escape_controls<'a>(text: &'a str, keep: &[char]) -> Cow<'a, str> {
+    if !text.chars().any(|c| c.is_control() && !keep.contains(&c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if !c.is_control() || keep.contains(&c) {
+            out.push(c);
+        } else if c.is_ascii() {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `text` on one line for people: runs of whitespace (newlines, tabs)
+/// become one space, other control characters are escaped.
+pub fn one_line(text: &str) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    escape_controls(&joined, &[]).into_owned()
+}
+
+/// A CSV cell: control characters escaped except the line feed, which the
+/// CSV quoting carries (the IANA registry's multi-line descriptions).
+fn csv_cell(text: &str) -> Cow<'_, str> {
+    escape_controls(text, &['\n'])
 }
 
 fn columns(record: &Record) -> [String; 5] {
     [
-        record.name.clone().unwrap_or_else(|| "-".into()),
+        record.name.as_deref().map_or_else(|| "-".into(), one_line),
         record.ports.map_or_else(|| "-".into(), |p| p.to_string()),
         record
             .protocol
@@ -96,7 +134,11 @@ pub fn write_records<'a>(
             .map_err(csv_io)?;
             for r in records {
                 let row = [
-                    r.name.clone().unwrap_or_default(),
+                    r.name
+                        .as_deref()
+                        .map(csv_cell)
+                        .unwrap_or_default()
+                        .into_owned(),
                     r.ports.map(|p| p.start.to_string()).unwrap_or_default(),
                     r.ports.map(|p| p.end.to_string()).unwrap_or_default(),
                     r.protocol
@@ -104,7 +146,7 @@ pub fn write_records<'a>(
                         .map(|p| p.to_string())
                         .unwrap_or_default(),
                     r.state.as_str().to_string(),
-                    r.description.clone(),
+                    csv_cell(&r.description).into_owned(),
                 ];
                 w.write_record(&row).map_err(csv_io)?;
             }
@@ -187,11 +229,20 @@ pub fn write_object(out: &mut dyn Write, format: OutputFormat, value: &Value) ->
         let mut w = csv::Writer::from_writer(&mut *out);
         w.write_record(["key", "value"]).map_err(csv_io)?;
         for (k, v) in &pairs {
-            w.write_record([k, v]).map_err(csv_io)?;
+            w.write_record([csv_cell(k), csv_cell(v)].iter().map(|c| c.as_bytes()))
+                .map_err(csv_io)?;
         }
         return w.flush();
     }
-    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (one_line(k), one_line(v)))
+        .collect();
+    let width = pairs
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     for (k, v) in &pairs {
         writeln!(out, "{k:<width$}  {v}")?;
     }

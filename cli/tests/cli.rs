@@ -61,6 +61,11 @@ impl Drop for Server {
 }
 
 async fn start_server(csv: &Path) -> Server {
+    start_server_with(csv, |_| {}).await
+}
+
+/// [`start_server`] with `tweak` applied to the arguments.
+async fn start_server_with(csv: &Path, tweak: impl FnOnce(&mut Args)) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("registry.csv");
     std::fs::copy(csv, &data).expect("copy");
@@ -72,6 +77,7 @@ async fn start_server(csv: &Path) -> Server {
     args.initial_version = Some(1);
     args.poll_interval = Duration::from_millis(500);
     args.shutdown_grace = Duration::from_secs(1);
+    tweak(&mut args);
     let config = tokio::task::spawn_blocking(move || Config::load(args))
         .await
         .expect("config task")
@@ -429,5 +435,231 @@ async fn against_a_server() {
     assert_eq!(
         delta["upserted"][0]["description"],
         "changed by the cli test"
+    );
+}
+
+/// Lines of a child's pipe, sent over a channel by a reader thread.
+fn line_channel(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (at most `timeout`) for a line of `lines` containing `needle`;
+/// returns every line seen up to it.
+fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str, timeout: Duration) -> Vec<String> {
+    let until = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.contains(needle);
+                seen.push(line);
+                if found {
+                    return seen;
+                }
+            }
+            Err(e) => panic!("no line with {needle:?} within {timeout:?} ({e}); saw {seen:?}"),
+        }
+    }
+}
+
+/// Defect 13: `watch` exited with status 2 when the server ended the
+/// stream at its maximum lifetime. Now it reconnects with the last version
+/// it printed (Watch rule 7): with a 1 s stream lifetime (also the HTTP/2
+/// connection age, so connections are closed with GOAWAY too), a change
+/// made after several reconnections arrives as a delta from the snapshot's
+/// version (a reconnect from 0 would print a second snapshot), and nothing
+/// is printed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reconnects_with_its_version_when_the_stream_ends() {
+    let csv = require_shared_file!("iana/sample-1000.csv");
+    let server = start_server_with(&csv, |args| {
+        args.max_stream_lifetime = Duration::from_secs(1);
+    })
+    .await;
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("portolan"))
+        .args(["watch", "--endpoint", &server.endpoint, "-o", "json"])
+        .env_remove("PORTOLAN_WATCH_MAX_RECONNECTS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    let stdout = line_channel(child.stdout.take().expect("stdout"));
+    let stderr = line_channel(child.stderr.take().expect("stderr"));
+
+    let first = recv_json(&stdout, Duration::from_secs(20), "snapshot line");
+    assert_eq!(first["event"], "snapshot");
+    assert_eq!(first["records"], 1000);
+    let version = first["version"].as_u64().expect("version");
+
+    // Two streams end and are reopened from the snapshot's version.
+    let logged = blocking(move || {
+        let mut logged = wait_for_line(&stderr, "reconnecting", Duration::from_secs(10));
+        logged.extend(wait_for_line(
+            &stderr,
+            "reconnecting",
+            Duration::from_secs(10),
+        ));
+        (logged, stderr)
+    })
+    .await;
+    let (logged, stderr) = logged;
+    assert!(
+        logged
+            .iter()
+            .filter(|l| l.contains("reconnecting"))
+            .all(|l| l.starts_with("portolan: ")
+                && l.contains(&format!("reconnecting from version {version} in "))),
+        "{logged:?}"
+    );
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "watch exited"
+    );
+    assert!(stdout.try_recv().is_err(), "nothing new was printed");
+
+    let text = std::fs::read_to_string(&server.data).expect("read");
+    let changed = text.replacen(
+        "ftp,21,tcp,File Transfer Protocol [Control],",
+        "ftp,21,tcp,changed after a reconnection,",
+        1,
+    );
+    assert_ne!(changed, text, "the sample holds the ftp row");
+    let tmp = server.data.with_extension("tmp");
+    std::fs::write(&tmp, changed).expect("write");
+    std::fs::rename(&tmp, &server.data).expect("rename");
+
+    let delta = recv_json(&stdout, Duration::from_secs(15), "delta line");
+    assert_eq!(delta["event"], "delta", "{delta}");
+    assert_eq!(delta["from_version"], version);
+    assert_eq!(delta["version"], version + 1);
+    assert_eq!(
+        delta["upserted"][0]["description"],
+        "changed after a reconnection"
+    );
+
+    // Later reconnections resume from the delta's version and print nothing.
+    let (logged, _stderr) = blocking(move || {
+        let logged = wait_for_line(
+            &stderr,
+            &format!("reconnecting from version {}", version + 1),
+            Duration::from_secs(10),
+        );
+        (logged, stderr)
+    })
+    .await;
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "watch exited"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let rest: Vec<String> = stdout.try_iter().collect();
+    assert!(
+        rest.is_empty(),
+        "printed twice: {rest:?} (stderr {logged:?})"
+    );
+}
+
+/// `watch --max-reconnects 2` against a server that went away gives up
+/// with exit 2 after two failed attempts, naming the cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_gives_up_after_max_reconnects() {
+    let csv = require_shared_file!("iana/sample-1000.csv");
+    let server = start_server_with(&csv, |args| {
+        args.max_stream_lifetime = Duration::from_secs(1);
+    })
+    .await;
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("portolan"))
+        .args([
+            "watch",
+            "--max-reconnects",
+            "2",
+            "--endpoint",
+            &server.endpoint,
+        ])
+        .args(["-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    let stdout = line_channel(child.stdout.take().expect("stdout"));
+    let first = recv_json(&stdout, Duration::from_secs(20), "snapshot line");
+    assert_eq!(first["event"], "snapshot");
+    drop(server); // stops the server: reconnections now fail
+    let mut stderr = String::new();
+    let status = blocking(move || {
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("stderr");
+        (child.wait().expect("wait"), stderr)
+    })
+    .await;
+    let (status, stderr) = status;
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    let last = stderr.lines().last().expect("a message");
+    assert!(
+        last.starts_with("portolan: ") && last.ends_with("gave up after 2 reconnection attempts"),
+        "{stderr}"
+    );
+}
+
+/// Defect 15: ESC and BEL bytes in a data file's descriptions were printed
+/// raw by `-o table` and `-o csv`, so a file could drive the terminal. Now
+/// every control character is escaped in human output; JSON keeps the
+/// exact text (serde_json escapes it).
+#[test]
+fn control_characters_are_escaped_in_table_and_csv() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("hostile.csv");
+    std::fs::write(
+        &data,
+        "Service Name,Port Number,Transport Protocol,Description,Assignee,Contact,\
+         Registration Date,Modification Date,Reference,Service Code,\
+         Unauthorized Use Reported,Assignment Notes\r\n\
+         evil,4242,tcp,\"red \x1b[31mtext\x07 and \u{9b}2J\x7f end\",,,,,,,,\r\n",
+    )
+    .expect("write");
+    let run = |format: &str| {
+        let out = success_stdout(
+            portolan()
+                .args(["--offline", "--data"])
+                .arg(&data)
+                .args(["-o", format, "lookup", "4242"]),
+        );
+        String::from_utf8(out).expect("utf8")
+    };
+    let table = run("table");
+    let csv = run("csv");
+    for (name, text) in [("table", &table), ("csv", &csv)] {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{name} holds a control character: {text:?}"
+        );
+        assert!(
+            text.contains(r"red \x1b[31mtext\x07 and \u{9b}2J\x7f end"),
+            "{name}: {text:?}"
+        );
+    }
+    let rows = success_json(
+        portolan()
+            .args(["--offline", "--data"])
+            .arg(&data)
+            .args(["-o", "json", "lookup", "4242"]),
+    );
+    assert_eq!(
+        rows[0]["description"],
+        "red \x1b[31mtext\x07 and \u{9b}2J\x7f end"
     );
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use portolan_registry::{Format, ParseLimits, Registry, ReloadGuard};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::reload::{self, ReloadSettings};
@@ -254,20 +256,135 @@ pub struct Config {
     pub tls: Option<ServerTlsConfig>,
 }
 
-fn read_tls_file(flag: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|e| ConfigError::Tls {
+fn tls_error(flag: &'static str, path: &Path, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Tls {
         flag,
         path: path.display().to_string(),
-        reason: e.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads a PEM file for `--flag`: unreadable and non-PEM files are refused
+/// with the cause ("cannot read it: no such file or directory", "not a PEM
+/// file").
+fn read_tls_file(flag: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        let cause = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => {
+                let text = e.to_string();
+                text.find(" (os error")
+                    .map_or(text.clone(), |i| text[..i].to_lowercase())
+            }
+        };
+        tls_error(flag, path, format!("cannot read it: {cause}"))
     })?;
-    if !String::from_utf8_lossy(&bytes).contains("-----BEGIN ") {
-        return Err(ConfigError::Tls {
+    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(tls_error(
             flag,
-            path: path.display().to_string(),
-            reason: "not a PEM file".into(),
-        });
+            path,
+            "not a PEM file (no \"-----BEGIN\" line)",
+        ));
     }
     Ok(bytes)
+}
+
+/// Why a PEM file did not decode, for people.
+fn pem_reason(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { end_marker } => format!(
+            "malformed PEM: the {} section has no END line",
+            String::from_utf8_lossy(end_marker)
+        ),
+        E::IllegalSectionStart { .. } => "malformed PEM: a \"-----BEGIN\" line is garbled".into(),
+        E::Base64Decode(_) => "malformed PEM: a section's body is not base64".into(),
+        other => format!("malformed PEM: {other}"),
+    }
+}
+
+/// The certificates of a PEM file, each checked to be X.509 DER; `none`
+/// is the reason given when the file holds no CERTIFICATE section.
+fn read_certificates(
+    flag: &'static str,
+    path: &Path,
+    none: &str,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let bytes = read_tls_file(flag, path)?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_error(flag, path, pem_reason(&e)))?;
+    if certs.is_empty() {
+        return Err(tls_error(flag, path, none));
+    }
+    for (i, cert) in certs.iter().enumerate() {
+        // Parsing it as a trust anchor checks the X.509 structure.
+        if let Err(e) = rustls::RootCertStore::empty().add(cert.clone()) {
+            let why = match e {
+                rustls::Error::InvalidCertificate(e) => format!("{e:?}"),
+                e => e.to_string(),
+            };
+            return Err(tls_error(
+                flag,
+                path,
+                format!(
+                    "certificate {} of {} is not valid X.509 ({why})",
+                    i + 1,
+                    certs.len()
+                ),
+            ));
+        }
+    }
+    Ok(certs)
+}
+
+/// Checks the server's TLS files the way the TLS stack will use them, so a
+/// problem is reported at startup as one line naming the flag, the file and
+/// the reason: unreadable, not PEM, malformed PEM, no certificate, a
+/// certificate that is not X.509, no private key, an unsupported key, a key
+/// that does not match the certificate, no CA certificate.
+fn check_tls_files(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<(), ConfigError> {
+    let chain = read_certificates("tls-cert", cert, "no certificate found")?;
+    let key_pem = read_tls_file("tls-key", key)?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => tls_error(
+            "tls-key",
+            key,
+            "no private key found (expected a PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY section)",
+        ),
+        e => tls_error("tls-key", key, pem_reason(&e)),
+    })?;
+    let provider = rustls::crypto::ring::default_provider();
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|e| {
+            tls_error(
+                "tls-key",
+                key,
+                format!("unsupported or malformed private key ({e})"),
+            )
+        })?;
+    let certified = rustls::sign::CertifiedKey::new(chain, signing_key);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+        Err(rustls::Error::InconsistentKeys(_)) => {
+            return Err(tls_error(
+                "tls-key",
+                key,
+                format!(
+                    "private key does not match the certificate in {}",
+                    cert.display()
+                ),
+            ));
+        }
+        Err(e) => return Err(tls_error("tls-cert", cert, e.to_string())),
+    }
+    if let Some(ca) = client_ca {
+        read_certificates("tls-client-ca", ca, "no CA certificate in file")?;
+    }
+    Ok(())
 }
 
 impl Config {
@@ -328,6 +445,7 @@ impl Config {
         }
         let tls = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => {
+                check_tls_files(cert, key, args.tls_client_ca.as_deref())?;
                 let identity = Identity::from_pem(
                     read_tls_file("tls-cert", cert)?,
                     read_tls_file("tls-key", key)?,
@@ -338,13 +456,14 @@ impl Config {
                         .client_ca_root(Certificate::from_pem(read_tls_file("tls-client-ca", ca)?))
                         .client_auth_optional(false);
                 }
-                // Let rustls check the certificate and key now, not at bind.
+                // The files passed the checks above; what tonic could still
+                // refuse is the combination, so it names both.
                 tonic::transport::Server::builder()
                     .tls_config(tls.clone())
                     .map_err(|e| ConfigError::Tls {
                         flag: "tls-cert",
                         path: cert.display().to_string(),
-                        reason: e.to_string(),
+                        reason: format!("refused with --tls-key {}: {e}", key.display()),
                     })?;
                 Some(tls)
             }
@@ -422,11 +541,220 @@ mod tests {
         args.tls_cert = Some("/nonexistent/cert.pem".into());
         args.tls_key = Some("/nonexistent/key.pem".into());
         let err = Config::load(args).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("--tls-cert /nonexistent/cert.pem"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "--tls-cert /nonexistent/cert.pem: cannot read it: no such file or directory"
         );
+    }
+
+    /// A self-signed certificate for `localhost` and its key, as PEM.
+    fn cert_and_key() -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        let cert = params.self_signed(&key).expect("certificate");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// Every bad TLS file gives one line naming the right flag, the file
+    /// and the specific reason; before, most were tonic's bare "transport
+    /// error" blamed on --tls-cert, CA problems included.
+    #[test]
+    fn tls_file_problems_name_the_flag_the_file_and_the_reason() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, text: &[u8]| -> PathBuf {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        let (cert_pem, key_pem) = cert_and_key();
+        let (other_cert_pem, other_key_pem) = cert_and_key();
+        let cert = write("cert.pem", cert_pem.as_bytes());
+        let key = write("key.pem", key_pem.as_bytes());
+        let other_key = write("other-key.pem", other_key_pem.as_bytes());
+        let ca = write("ca.pem", other_cert_pem.as_bytes());
+        let missing = dir.path().join("missing.pem");
+        let der = write("cert.der", &[0x30, 0x82, 0x01, 0x0a, 0x02, 0x82]);
+        let bad_base64 = write(
+            "bad-base64.pem",
+            b"-----BEGIN CERTIFICATE-----\n!!! not base64 !!!\n-----END CERTIFICATE-----\n",
+        );
+        let no_end = write(
+            "no-end.pem",
+            b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n",
+        );
+        // Valid base64 whose bytes are not a certificate.
+        let not_x509 = write(
+            "not-x509.pem",
+            b"-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQsIG5vdCBhIGNlcnRpZmljYXRl\n-----END CERTIFICATE-----\n",
+        );
+        let not_a_key = write(
+            "not-a-key.pem",
+            b"-----BEGIN PRIVATE KEY-----\naGVsbG8gd29ybGQsIG5vdCBhIGtleQ==\n-----END PRIVATE KEY-----\n",
+        );
+
+        let p = |path: &Path| path.display().to_string();
+        // (cert, key, client CA, expected line)
+        let cases: Vec<(&Path, &Path, Option<&Path>, String)> = vec![
+            (
+                &missing,
+                &key,
+                None,
+                format!(
+                    "--tls-cert {}: cannot read it: no such file or directory",
+                    p(&missing)
+                ),
+            ),
+            (
+                &cert,
+                &missing,
+                None,
+                format!(
+                    "--tls-key {}: cannot read it: no such file or directory",
+                    p(&missing)
+                ),
+            ),
+            (
+                &cert,
+                &key,
+                Some(&missing),
+                format!(
+                    "--tls-client-ca {}: cannot read it: no such file or directory",
+                    p(&missing)
+                ),
+            ),
+            (
+                &der,
+                &key,
+                None,
+                format!(
+                    "--tls-cert {}: not a PEM file (no \"-----BEGIN\" line)",
+                    p(&der)
+                ),
+            ),
+            (
+                &cert,
+                &der,
+                None,
+                format!(
+                    "--tls-key {}: not a PEM file (no \"-----BEGIN\" line)",
+                    p(&der)
+                ),
+            ),
+            (
+                &cert,
+                &key,
+                Some(&der),
+                format!(
+                    "--tls-client-ca {}: not a PEM file (no \"-----BEGIN\" line)",
+                    p(&der)
+                ),
+            ),
+            (
+                &bad_base64,
+                &key,
+                None,
+                format!(
+                    "--tls-cert {}: malformed PEM: a section's body is not base64",
+                    p(&bad_base64)
+                ),
+            ),
+            (
+                &no_end,
+                &key,
+                None,
+                format!(
+                    "--tls-cert {}: malformed PEM: the CERTIFICATE section has no END line",
+                    p(&no_end)
+                ),
+            ),
+            (
+                &cert,
+                &key,
+                Some(&bad_base64),
+                format!(
+                    "--tls-client-ca {}: malformed PEM: a section's body is not base64",
+                    p(&bad_base64)
+                ),
+            ),
+            (
+                &key,
+                &key,
+                None,
+                format!("--tls-cert {}: no certificate found", p(&key)),
+            ),
+            (
+                &cert,
+                &cert,
+                None,
+                format!(
+                    "--tls-key {}: no private key found (expected a PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY section)",
+                    p(&cert)
+                ),
+            ),
+            (
+                &cert,
+                &key,
+                Some(&key),
+                format!("--tls-client-ca {}: no CA certificate in file", p(&key)),
+            ),
+            (
+                &not_x509,
+                &key,
+                None,
+                format!(
+                    "--tls-cert {}: certificate 1 of 1 is not valid X.509 (",
+                    p(&not_x509)
+                ),
+            ),
+            (
+                &cert,
+                &key,
+                Some(&not_x509),
+                format!(
+                    "--tls-client-ca {}: certificate 1 of 1 is not valid X.509 (",
+                    p(&not_x509)
+                ),
+            ),
+            (
+                &cert,
+                &not_a_key,
+                None,
+                format!(
+                    "--tls-key {}: unsupported or malformed private key (",
+                    p(&not_a_key)
+                ),
+            ),
+            (
+                &cert,
+                &other_key,
+                None,
+                format!(
+                    "--tls-key {}: private key does not match the certificate in {}",
+                    p(&other_key),
+                    p(&cert)
+                ),
+            ),
+        ];
+        for (cert, key, client_ca, expected) in cases {
+            let mut args = Args::defaults();
+            args.tls_cert = Some(cert.to_path_buf());
+            args.tls_key = Some(key.to_path_buf());
+            args.tls_client_ca = client_ca.map(Path::to_path_buf);
+            let line = Config::load(args).expect_err(&expected).to_string();
+            assert!(
+                line.starts_with(&expected),
+                "expected {expected:?}\n     got {line:?}"
+            );
+            assert!(!line.contains('\n'), "one line: {line:?}");
+        }
+
+        // The good files (and another certificate as client CA) load.
+        let mut args = Args::defaults();
+        args.tls_cert = Some(cert.clone());
+        args.tls_key = Some(key.clone());
+        args.tls_client_ca = Some(ca.clone());
+        let config = Config::load(args).expect("good TLS files");
+        assert!(config.tls.is_some());
     }
 
     #[test]
