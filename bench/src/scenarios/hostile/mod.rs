@@ -238,8 +238,8 @@ pub struct AttackStats {
     pub ended_by_server: u64,
     /// Calls still open when the attack stopped.
     pub open_at_end: u64,
-    /// Bytes of answers the attacker received (stalled calls: at most the
-    /// 64 KiB window per connection).
+    /// Bytes of answers received by the calls that ended before the attack
+    /// stopped (stalled calls: at most the 64 KiB window per connection).
     pub bytes_received: u64,
     /// Every outcome by kind (`status:DeadlineExceeded`,
     /// `reset:REFUSED_STREAM`, ...).
