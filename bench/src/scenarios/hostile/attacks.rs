@@ -27,6 +27,7 @@ use crate::util::{Summary, ms};
 const LOOKUP_PORT: &str = "/portolan.v1.PortRegistry/LookupPort";
 const SEARCH: &str = "/portolan.v1.PortRegistry/Search";
 const WATCH: &str = "/portolan.v1.PortRegistry/Watch";
+const BATCH: &str = "/portolan.v1.PortRegistry/BatchLookup";
 
 /// Sleeps for `d` unless `stop` comes first; `false` when stopped.
 async fn pause(stop: &Stop, d: Duration) -> bool {
@@ -453,6 +454,10 @@ pub async fn metrics_junk(ctx: &Ctx) {
 /// What one pipelined BatchLookup came to.
 #[derive(Debug, Clone, serde::Serialize)]
 struct BatchRun {
+    /// `tonic` (messages coalesced into large DATA frames) or
+    /// `frame-per-item` (raw HTTP/2, one small DATA frame per item, as
+    /// grpcio sends them).
+    client: &'static str,
     items: usize,
     answered: usize,
     item_errors: usize,
@@ -461,10 +466,11 @@ struct BatchRun {
     ms: f64,
 }
 
-/// Row 9: one stream per entry of `batch_items`, its items all sent at
-/// once (pipelined, as fast as flow control lets them go) while the answers
-/// are read as they come; the list is repeated until the attack stops (at
-/// most 5 times). Every item must be answered.
+/// Row 9: one stream per entry of `batch_items` and per client (tonic, and
+/// raw HTTP/2 with one DATA frame per item), its items all sent at once
+/// (pipelined, as fast as flow control lets them go) while the answers are
+/// read as they come; the list is repeated until the attack stops (at most
+/// 3 times). Every item must be answered.
 pub async fn batch(ctx: &Ctx) {
     let channel = match servers::connect(ctx.addr).await {
         Ok(c) => c,
@@ -477,16 +483,28 @@ pub async fn batch(ctx: &Ctx) {
     };
     let ports: Arc<Vec<u16>> = Arc::new(ctx.workload.exact_ports.clone());
     let mut runs: Vec<BatchRun> = Vec::new();
-    'rounds: for _ in 0..5 {
-        for &n in &ctx.p.batch_items {
+    'rounds: for _ in 0..3 {
+        for (&n, frames) in ctx
+            .p
+            .batch_items
+            .iter()
+            .flat_map(|n| [(n, false), (n, true)])
+        {
             let t0 = Instant::now();
             ctx.stats().opened += 1;
+            let one = async {
+                if frames {
+                    one_batch_frames(ctx.addr, &ports, n).await
+                } else {
+                    one_batch(channel.clone(), Arc::clone(&ports), n).await
+                }
+            };
             let run = tokio::select! {
                 () = ctx.stop.wait() => {
                     ctx.stats().open_at_end += 1;
                     break 'rounds;
                 }
-                run = one_batch(channel.clone(), Arc::clone(&ports), n) => run,
+                run = one => run,
             };
             let run = BatchRun {
                 ms: ms(t0.elapsed()),
@@ -494,14 +512,15 @@ pub async fn batch(ctx: &Ctx) {
             };
             let mut s = ctx.stats();
             s.tally(&format!(
-                "batch-{n}:{}",
+                "{}-{n}:{}",
+                run.client,
                 run.status.split(':').next().unwrap_or("")
             ));
             s.ended_by_server += 1;
             if run.answered < run.items {
                 s.failures.push(format!(
-                    "row 9: {} of {} pipelined items answered ({})",
-                    run.answered, run.items, run.status
+                    "row 9: {} of {} pipelined items answered ({}, {})",
+                    run.answered, run.items, run.client, run.status
                 ));
             }
             drop(s);
@@ -511,8 +530,8 @@ pub async fn batch(ctx: &Ctx) {
     let mut s = ctx.stats();
     for r in &runs {
         s.notes.push(format!(
-            "{} items: {} answered ({} item errors), {}, in {:.0} ms",
-            r.items, r.answered, r.item_errors, r.status, r.ms
+            "{} items ({}): {} answered ({} item errors), {}, in {:.0} ms",
+            r.items, r.client, r.answered, r.item_errors, r.status, r.ms
         ));
     }
     let all = runs.iter().all(|r| r.answered == r.items);
@@ -541,6 +560,7 @@ async fn one_batch(channel: tonic::transport::Channel, ports: Arc<Vec<u16>>, n: 
         protocol: 0,
     }));
     let mut run = BatchRun {
+        client: "tonic",
         items: n,
         answered: 0,
         item_errors: 0,
@@ -572,6 +592,104 @@ async fn one_batch(channel: tonic::transport::Channel, ports: Arc<Vec<u16>>, n: 
             }
         }
     }
+}
+
+/// The raw HTTP/2 variant of [`one_batch`]: every item is its own small
+/// DATA frame (queued all at once; h2 sends them as the server's windows
+/// allow), and the answers are counted from their gRPC framing as they
+/// arrive.
+async fn one_batch_frames(addr: std::net::SocketAddr, ports: &[u16], n: usize) -> BatchRun {
+    let mut run = BatchRun {
+        client: "frame-per-item",
+        items: n,
+        answered: 0,
+        item_errors: 0,
+        status: String::new(),
+        ms: 0.0,
+    };
+    let conn = match RawConn::open(addr, false).await {
+        Ok(c) => c,
+        Err(e) => {
+            run.status = format!("connect failed: {e:#}");
+            return run;
+        }
+    };
+    let (response, mut body) = match conn.start(BATCH, None).await {
+        Ok(c) => c,
+        Err(e) => {
+            run.status = classify(&e).key();
+            return run;
+        }
+    };
+    for i in 0..n {
+        let item = BatchLookupRequest {
+            id: i.to_string(),
+            query: Some(Query::Port(u32::from(
+                ports.get(i % ports.len().max(1)).copied().unwrap_or(443),
+            ))),
+            protocol: 0,
+        };
+        if body
+            .send_data(super::raw::grpc_frame(&item.encode_to_vec()), i + 1 == n)
+            .is_err()
+        {
+            break;
+        }
+    }
+    let response = match response.await {
+        Ok(r) => r,
+        Err(e) => {
+            run.status = classify(&e).key();
+            return run;
+        }
+    };
+    if let Some(code) = response.headers().get("grpc-status") {
+        run.status = format!("trailers-only grpc-status {code:?}");
+        return run;
+    }
+    let mut stream = response.into_body();
+    let mut pending = prost::bytes::BytesMut::new();
+    let mut failed = None;
+    while let Some(chunk) = stream.data().await {
+        match chunk {
+            Ok(chunk) => {
+                let _ = stream.flow_control().release_capacity(chunk.len());
+                pending.extend_from_slice(&chunk);
+                while pending.len() >= 5 {
+                    let len = u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]])
+                        as usize;
+                    if pending.len() < 5 + len {
+                        break;
+                    }
+                    let message = pending.split_to(5 + len);
+                    run.answered += 1;
+                    if !crate::summary::BatchItemSummary::decode(&message[5..])
+                        .is_ok_and(|item| item.error.is_none())
+                    {
+                        run.item_errors += 1;
+                    }
+                }
+            }
+            Err(e) => {
+                failed = Some(classify(&e).key());
+                break;
+            }
+        }
+    }
+    run.status = match failed {
+        Some(why) => why,
+        None => match stream.trailers().await {
+            Ok(Some(t)) => match t.get("grpc-status").and_then(|v| v.to_str().ok()) {
+                Some("0") => "OK".into(),
+                Some(code) => format!("{:?}", tonic::Code::from_i32(code.parse().unwrap_or(2))),
+                None => "no grpc-status".into(),
+            },
+            Ok(None) => "no trailers".into(),
+            Err(e) => classify(&e).key(),
+        },
+    };
+    drop(body);
+    run
 }
 
 /// Row 10: `list_loops` loops, each calling ListRecords with `list_states`
