@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Result;
 use portolan::pb::{
     BatchLookupRequest, GetRegistryInfoRequest, ListRecordsRequest, RecordState, SearchRequest,
     WatchMode, WatchRequest, batch_lookup_request::Query, port_registry_client,
@@ -359,6 +360,12 @@ pub async fn metrics_junk(ctx: &Ctx) {
         ));
     }
     let scraped = scrape(ctx.metrics).await;
+    judge_metrics(ctx, &before, scraped);
+    ctx.stop.wait().await;
+}
+
+/// Row 4's verdict on the scrape after the junk.
+fn judge_metrics(ctx: &Ctx, before: &Result<(), String>, scraped: Result<(u16, String)>) {
     let mut s = ctx.stats();
     let body = match scraped {
         Ok((_, body)) => body,
@@ -447,8 +454,6 @@ pub async fn metrics_junk(ctx: &Ctx) {
             missing.join(", ")
         ));
     }
-    drop(s);
-    ctx.stop.wait().await;
 }
 
 /// What one pipelined BatchLookup came to.
@@ -527,8 +532,14 @@ pub async fn batch(ctx: &Ctx) {
             runs.push(run);
         }
     }
+    record_batch(ctx, &runs);
+    ctx.stop.wait().await;
+}
+
+/// Row 9's verdict on the runs.
+fn record_batch(ctx: &Ctx, runs: &[BatchRun]) {
     let mut s = ctx.stats();
-    for r in &runs {
+    for r in runs {
         s.notes.push(format!(
             "{} items ({}): {} answered ({} item errors), {}, in {:.0} ms",
             r.items, r.client, r.answered, r.item_errors, r.status, r.ms
@@ -546,8 +557,6 @@ pub async fn batch(ctx: &Ctx) {
         all && !runs.is_empty(),
     ));
     s.details.insert("batch_runs".into(), json!(runs));
-    drop(s);
-    ctx.stop.wait().await;
 }
 
 async fn one_batch(channel: tonic::transport::Channel, ports: Arc<Vec<u16>>, n: usize) -> BatchRun {

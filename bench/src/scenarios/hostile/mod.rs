@@ -468,7 +468,7 @@ fn spawn_clients(
                     _ = lookup_tick.tick() => {
                         let mut client = PortRegistryClient::new(lookup.clone());
                         n += 1;
-                        let by_port = n % 2 == 0;
+                        let by_port = n.is_multiple_of(2);
                         let port = u32::from(workload.exact_port(&mut rng));
                         let name = workload.name(&mut rng).to_string();
                         tasks.spawn(async move {
