@@ -15,7 +15,8 @@
 //! * [`report`]: result blocks, printed compactly or as JSON.
 //! * [`plot`]: the sweep's SVG chart.
 //! * [`scenarios`]: one module per scenario (`steady`, `reload`,
-//!   `watch-fanout`, `startup`, `cli`, `reload-cost`, `sweep`, `soak`).
+//!   `watch-fanout`, `startup`, `cli`, `reload-cost`, `sweep`, `soak`,
+//!   `hostile`).
 //!
 //! Every scenario is bounded in time and request count, talks to loopback
 //! addresses only, and reports failures so that the binary exits non-zero

@@ -2,6 +2,7 @@
 //! exposes `run(args) -> Result<Report>`; [`run`] dispatches.
 
 pub mod cli;
+pub mod hostile;
 pub mod reload;
 pub mod reload_cost;
 pub mod soak;
@@ -58,6 +59,9 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Long run (>= 10 min): reloads + watch streams + lookups, memory.
     Soak(SoakArgs),
+    /// Hostile clients (issue #13 rows 1-4, 9, 10) while well-behaved
+    /// clients keep checking health and looking up.
+    Hostile(hostile::HostileArgs),
     /// Serve the baseline (used by the scenarios; prints its address).
     BaselineServer(BaselineArgs),
 }
@@ -402,6 +406,7 @@ pub async fn run(command: Command) -> Result<Report> {
         Command::ReloadCost(a) => reload_cost::run(a),
         Command::Sweep(a) => sweep::run(a).await,
         Command::Soak(a) => soak::run(a).await,
+        Command::Hostile(a) => hostile::run(a).await,
         Command::BaselineServer(a) => {
             crate::baseline::serve(a.listen, a.reply_records).await?;
             bail!("baseline server stopped")
