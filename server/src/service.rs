@@ -32,9 +32,6 @@ use crate::status::ServiceError;
 use crate::validate::{self, Lookup};
 use crate::watch::{self, WatchSettings};
 
-/// How many stream messages may wait for a slow receiver.
-const STREAM_BUFFER: usize = 64;
-
 /// How many BatchLookup answers may wait for a slow receiver. The item
 /// reader only pauses when this is full, so a client that pipelines its
 /// items and reads its answers a little slower than it sends them keeps
