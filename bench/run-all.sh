@@ -48,10 +48,14 @@ run steady-unary-61 steady --data "$csv" --mix unary --duration 2s --warmup 500m
 run steady-mixed steady --data "$csv" --duration 4s --rounds 15
 run reload reload --data "$csv" --alt-data "$xml" --duration 60s
 run reload-csv reload --data "$csv" --alt-data "$csv2" --duration 60s
-run watch-fanout watch-fanout --data "$csv" --alt-data "$xml" --iterations 3
-run watch-fanout-csv watch-fanout --data "$csv" --alt-data "$csv2" --iterations 3
+# 1,000 streams over 20 connections: beyond the server's default Watch
+# limits (128 in all, 8 per connection), which bound memory for stalled
+# readers; the fan-out measures throughput, so it raises them.
+fanout_limits=(--server-arg=--max-watch-streams=1024 --server-arg=--max-watch-streams-per-connection=64)
+run watch-fanout watch-fanout --data "$csv" --alt-data "$xml" --iterations 3 "${fanout_limits[@]}"
+run watch-fanout-csv watch-fanout --data "$csv" --alt-data "$csv2" --iterations 3 "${fanout_limits[@]}"
 run watch-fanout-xml watch-fanout --data "$data/service-names-port-numbers-2026-04-24.xml" \
-  --alt-data "$xml" --iterations 3
+  --alt-data "$xml" --iterations 3 "${fanout_limits[@]}"
 run startup startup --data "$csv" --iterations 20
 run cli cli --data "$csv" --iterations 20
 run reload-cost reload-cost --data "$csv" --alt-data "$xml" --iterations 40
