@@ -1,6 +1,6 @@
 //! The attacks of the `hostile` scenario (rows of issue #13). Each runs
 //! until its [`Stop`] is set, keeps every connection it opened until then,
-//! tallies what happened to its calls in the phase's [`AttackStats`], and
+//! tallies what happened to its calls in the phase's `AttackStats`, and
 //! drops its connections when it returns. All of them target the spawned
 //! server on loopback and are bounded in count (the arguments are clamped)
 //! and in time (the phase's attack window).

@@ -97,7 +97,7 @@ impl Attack {
 }
 
 /// `hostile` arguments. Counts are clamped to bounds that keep the run
-/// finite (see [`Params::of`]).
+/// finite (see `Params::of`).
 #[derive(Debug, Clone, Args)]
 pub struct HostileArgs {
     #[command(flatten)]
