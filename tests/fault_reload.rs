@@ -105,8 +105,7 @@ async fn an_unreadable_data_file_keeps_the_last_good_registry_serving() {
     assert_eq!(initial.last_reload_outcome, ReloadOutcome::Initial as i32);
     let echo = description_of(&client, "echo").await;
 
-    // 1. The path becomes a directory: reading it fails with EISDIR even
-    //    for root.
+    // 1. The path becomes a directory: refused as not a regular file.
     std::fs::remove_file(&data).expect("remove data file");
     std::fs::create_dir(&data).expect("directory in its place");
     let failed = wait_info(&client, "FAILED for a directory", |i| {
@@ -118,7 +117,9 @@ async fn an_unreadable_data_file_keeps_the_last_good_registry_serving() {
             && failed
                 .last_reload_error
                 .contains(&data.display().to_string())
-            && failed.last_reload_error.contains("Is a directory"),
+            && failed
+                .last_reload_error
+                .contains("a directory, not a regular file"),
         "error should name the path and the cause: {:?}",
         failed.last_reload_error
     );
