@@ -200,7 +200,7 @@ pub enum SearchStep<'a> {
 /// result order (best rank first, ties in scan order) without collecting
 /// them, so what a search holds does not grow with its results or its
 /// limit. It makes one pass over the snapshot per rank, each pass checking
-/// only what its rank needs ([`rank_is`]); the whole walk reads each
+/// only what its rank needs (`rank_is`); the whole walk reads each
 /// record's name a few times and its description at most twice.
 #[derive(Debug)]
 pub struct SearchHits<'a> {

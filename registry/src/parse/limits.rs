@@ -1,5 +1,5 @@
 //! Resource limits of one parse ([`ParseLimits`]) and the running count
-//! that enforces them while a parser builds records ([`Budget`]).
+//! that enforces them while a parser builds records (`Budget`).
 //!
 //! Every bound is checked *while* parsing, before the record that would
 //! cross it is kept, so a hostile file costs at most the limits, never the
