@@ -19,10 +19,7 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use portolan::pb::port_registry_client::PortRegistryClient;
@@ -37,7 +34,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use support::{eventually, start_server, test_args, workspace_binary};
+use support::{ServerProcess, eventually, start_server, test_args};
 
 /// Generous bound for one call of a client that is not misbehaving.
 const ANSWERED_WITHIN: Duration = Duration::from_secs(1);
@@ -213,67 +210,6 @@ async fn calls_without_a_body_do_not_starve_health_or_other_clients() {
         opened_at.elapsed()
     );
     server.stop().await;
-}
-
-/// The real server binary, killed when dropped.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ServerProcess {
-    /// Starts `portolan-server` on `127.0.0.1:0` serving `data` with
-    /// `extra` flags; returns once it logged its address.
-    fn start(data: &Path, extra: &[&str]) -> Self {
-        let binary = workspace_binary("portolan-server", "portolan-server");
-        let mut child = Command::new(binary)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data"])
-            .arg(data)
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn portolan-server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if line.contains("\"listening\"") {
-                    let addr = line
-                        .split("\"addr\":\"")
-                        .nth(1)
-                        .and_then(|rest| rest.split('"').next())
-                        .and_then(|addr| addr.parse::<SocketAddr>().ok());
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server logged its address")
-            .expect("a socket address in the listening line");
-        Self { child, addr }
-    }
-
-    /// The server's resident set size, in KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read /proc/<pid>/status");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("a VmRSS line")
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A client on its own connection whose receive windows are the protocol

@@ -17,10 +17,8 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use portolan::pb::port_registry_client::PortRegistryClient;
@@ -33,54 +31,12 @@ use prost::Message as _;
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
-use support::{eventually, http_get, start_server, test_args, workspace_binary};
+use support::{ServerProcess, eventually, http_get, start_server, test_args};
 
 /// How long any single call made to prove "the server still serves" may take.
 const SERVED_WITHIN: Duration = Duration::from_secs(5);
 
-/// The real server binary, killed when dropped.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
 impl ServerProcess {
-    /// Starts `portolan-server` on `127.0.0.1:0` serving `data` with extra
-    /// `flags`; returns once it logged its address.
-    fn start(data: &Path, flags: &[&str]) -> Self {
-        let binary = workspace_binary("portolan-server", "portolan-server");
-        let mut child = Command::new(binary)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data"])
-            .arg(data)
-            .args(flags)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn portolan-server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if line.contains("\"listening\"") {
-                    let addr = line
-                        .split("\"addr\":\"")
-                        .nth(1)
-                        .and_then(|rest| rest.split('"').next())
-                        .and_then(|addr| addr.parse::<SocketAddr>().ok());
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server logged its address")
-            .expect("a socket address in the listening line");
-        Self { child, addr }
-    }
-
     /// A client, once the registry is loaded.
     async fn ready_client(&self) -> PortRegistryClient<Channel> {
         let endpoint = format!("http://{}", self.addr);
@@ -95,21 +51,6 @@ impl ServerProcess {
         .await
     }
 
-    /// The server's resident set size, in KiB.
-    fn rss_kib(&self) -> u64 {
-        self.status_field("VmRSS:")
-    }
-
-    fn status_field(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read /proc/<pid>/status");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("the status field")
-    }
-
     /// CPU time (user + system) the server has used, in clock ticks.
     fn cpu_ticks(&self) -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
@@ -121,13 +62,6 @@ impl ServerProcess {
         let utime: u64 = fields[11].parse().expect("utime");
         let stime: u64 = fields[12].parse().expect("stime");
         utime + stime
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -202,3 +202,69 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> String {
     );
     body.to_string()
 }
+
+/// The real `portolan-server` binary on `127.0.0.1:0`, killed when dropped:
+/// for tests that read the server process's own memory from `/proc`.
+pub struct ServerProcess {
+    /// The process.
+    pub child: std::process::Child,
+    /// The gRPC address it logged.
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `portolan-server` serving `data` with `extra` flags; returns
+    /// once it logged its address (its log is drained so it never blocks).
+    pub fn start(data: &Path, extra: &[&str]) -> Self {
+        use std::io::{BufRead as _, BufReader};
+        use std::process::{Command, Stdio};
+        let binary = workspace_binary("portolan-server", "portolan-server");
+        let mut child = Command::new(binary)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn portolan-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if line.contains("\"listening\"") {
+                    let addr = line
+                        .split("\"addr\":\"")
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').next())
+                        .and_then(|addr| addr.parse::<SocketAddr>().ok());
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server logged its address")
+            .expect("a socket address in the listening line");
+        Self { child, addr }
+    }
+
+    /// The server's resident set size, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmRSS line")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
