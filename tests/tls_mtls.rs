@@ -13,6 +13,8 @@
 //!   their first call (`Error::Internal` with gRPC code UNKNOWN, cause
 //!   `received fatal alert: CertificateRequired` / `UnknownCA`); a client
 //!   with a certificate from the configured client CA succeeds.
+//! * Bad TLS files: the real `portolan-server` binary exits 2 before
+//!   binding, with one line naming the flag, the file and the reason.
 
 mod support;
 
@@ -281,4 +283,75 @@ async fn mutual_tls_requires_a_client_certificate_from_the_client_ca() {
         "iscsi-target"
     );
     server.stop().await;
+}
+
+/// Defect 14: bad TLS files stopped the binary with exit 2 but the message
+/// was only "transport error", blamed on --tls-cert even for CA problems.
+/// Now the real binary prints one line naming the flag, the file and the
+/// reason, and exits 2 before binding.
+#[test]
+fn bad_tls_files_stop_the_binary_with_one_precise_line() {
+    let pki = pki();
+    let (_, other_key) = Ca::new("Another CA").leaf(
+        "other",
+        &["localhost"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let other_key_file = dir.path().join("other.key");
+    std::fs::write(&other_key_file, other_key).expect("write");
+    let garbage_ca = dir.path().join("garbage-ca.pem");
+    std::fs::write(
+        &garbage_ca,
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write");
+    let key_as_ca = pki.key.clone();
+    let server = support::workspace_binary("portolan-server", "portolan-server");
+    let cases = [
+        (
+            pki.cert.clone(),
+            other_key_file.clone(),
+            None,
+            format!(
+                "--tls-key {}: private key does not match the certificate in {}",
+                other_key_file.display(),
+                pki.cert.display()
+            ),
+        ),
+        (
+            pki.cert.clone(),
+            pki.key.clone(),
+            Some(garbage_ca.clone()),
+            format!(
+                "--tls-client-ca {}: malformed PEM: a section's body is not base64",
+                garbage_ca.display()
+            ),
+        ),
+        (
+            pki.cert.clone(),
+            pki.key.clone(),
+            Some(key_as_ca.clone()),
+            format!(
+                "--tls-client-ca {}: no CA certificate in file",
+                key_as_ca.display()
+            ),
+        ),
+    ];
+    for (cert, key, client_ca, expected) in cases {
+        let mut command = std::process::Command::new(&server);
+        command
+            .env_clear()
+            .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key);
+        if let Some(ca) = &client_ca {
+            command.arg("--tls-client-ca").arg(ca);
+        }
+        let output = command.output().expect("run portolan-server");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr, format!("portolan-server: error: {expected}\n"));
+    }
 }
