@@ -379,10 +379,12 @@ async fn repeated_states_cost_what_one_state_costs() {
 /// Row 16: unread ListRecords streams used to keep their editions alive
 /// across reloads (8 streams, 8 reloads: 37.6 MB to 125.5 MB). Now a scan
 /// whose client takes nothing for `--stream-send-timeout` ends, with
-/// DEADLINE_EXCEEDED naming the flag, and its edition is released.
+/// DEADLINE_EXCEEDED naming the flag, whatever reloads happened meanwhile.
+/// (That the ended scan drops its edition is checked directly by
+/// `scan::tests::an_unread_scan_ends_and_releases_its_snapshot` in the
+/// server crate; RSS is too coarse to show it here.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "its RSS check (back within 16 MiB of the baseline) did not settle in the merged run; to be replaced by a direct check that the editions are dropped"]
-async fn unread_scans_across_reloads_end_and_release_their_editions() {
+async fn unread_scans_across_reloads_end_at_the_send_timeout() {
     let csv = require_shared_file!("iana/service-names-port-numbers.csv");
     let xml = require_shared_file!("iana/service-names-port-numbers.xml");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -407,7 +409,7 @@ async fn unread_scans_across_reloads_end_and_release_their_editions() {
         .into_inner()
         .version;
 
-    // One reload each way first, so the baseline has seen both editions.
+    // One reload each way first, so both editions have been served.
     let swap_to = |source: &Path, from: u64| {
         let tmp = dir.path().join("next.data");
         std::fs::copy(source, &tmp).expect("copy");
@@ -429,7 +431,6 @@ async fn unread_scans_across_reloads_end_and_release_their_editions() {
     };
     current = swap_to(&xml, current).await;
     current = swap_to(&csv, current).await;
-    let baseline = server.rss_kib();
 
     const STALLED: usize = 8;
     let mut stalled = Vec::new();
@@ -444,23 +445,6 @@ async fn unread_scans_across_reloads_end_and_release_their_editions() {
         let next = if round % 2 == 0 { &xml } else { &csv };
         current = swap_to(next, current).await;
     }
-    let peak = server.rss_kib();
-    // The streams' editions are released once the send timeout ends them:
-    // memory comes back near the baseline without any stream being read.
-    let settled = eventually(
-        Duration::from_secs(20),
-        "the stalled scans' editions to be released",
-        || {
-            let rss = server.rss_kib();
-            async move { (rss < baseline + 16 * 1024).then_some(rss) }
-        },
-    )
-    .await;
-    eprintln!(
-        "server VmRSS: {baseline} KiB before, {peak} KiB after {STALLED} unread listings \
-         across {STALLED} reloads, {settled} KiB once they were ended"
-    );
-
     for (_reader, mut stream) in stalled {
         let (records, end) = tokio::time::timeout(SERVED_WITHIN, drain(&mut stream))
             .await

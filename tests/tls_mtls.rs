@@ -292,11 +292,8 @@ async fn mutual_tls_requires_a_client_certificate_from_the_client_ca() {
 #[test]
 fn bad_tls_files_stop_the_binary_with_one_precise_line() {
     let pki = pki();
-    let (_, other_key) = Ca::new("Another CA").leaf(
-        "other",
-        &["localhost"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
+    let (_, other_key) =
+        Ca::new("Another CA").leaf("other", &["localhost"], ExtendedKeyUsagePurpose::ServerAuth);
     let dir = tempfile::tempdir().expect("temp dir");
     let other_key_file = dir.path().join("other.key");
     std::fs::write(&other_key_file, other_key).expect("write");

@@ -250,3 +250,72 @@ pub fn search(
     });
     stream
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_registry::numbered_registry;
+    use futures::StreamExt as _;
+    use portolan_registry::Index;
+
+    const SETTINGS: ScanSettings = ScanSettings {
+        send_timeout: Duration::from_millis(200),
+        max_duration: Duration::from_secs(600),
+    };
+
+    /// The edition a scan reads is released when the scan's client stops
+    /// reading: the send timeout ends the task, which drops the snapshot,
+    /// while the client still holds the stream (as h2 does until the
+    /// stream's end is sent).
+    #[tokio::test]
+    async fn an_unread_scan_ends_and_releases_its_snapshot() {
+        let index = Index::new(numbered_registry(1000, "v1"));
+        let run = |snapshot: Arc<Snapshot>, searching: bool| {
+            if searching {
+                let query = SearchQuery {
+                    limit: 1000,
+                    ..SearchQuery::new("svc")
+                };
+                search(snapshot, query, SETTINGS, CancellationToken::new())
+            } else {
+                list(
+                    snapshot,
+                    Filter::default(),
+                    SETTINGS,
+                    CancellationToken::new(),
+                )
+            }
+        };
+        for searching in [false, true] {
+            let snapshot = index.snapshot();
+            let edition = Arc::downgrade(&snapshot);
+            let mut stream = run(snapshot, searching);
+            // Nobody reads: the task fills the queue, waits the send
+            // timeout, then ends. Poll (with a deadline) for the release.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while edition.upgrade().is_some() {
+                assert!(
+                    Instant::now() < deadline,
+                    "the unread scan (search: {searching}) still holds its snapshot after 10 s"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // The client then gets what was queued and the reason it ended.
+            let mut queued = 0;
+            let end = loop {
+                match stream.next().await {
+                    Some(Ok(_)) => queued += 1,
+                    Some(Err(status)) => break status,
+                    None => panic!("the scan ended without saying why"),
+                }
+            };
+            assert_eq!(queued, SCAN_BUFFER, "search: {searching}");
+            assert_eq!(end.code(), tonic::Code::DeadlineExceeded);
+            assert!(
+                end.message().contains("--stream-send-timeout"),
+                "{}",
+                end.message()
+            );
+        }
+    }
+}
