@@ -32,8 +32,8 @@ target_dir=$(cargo metadata --format-version 1 --no-deps \
 export PORTOLAN_SERVER_BIN="$target_dir/debug/portolan-server"
 [[ -x "$PORTOLAN_SERVER_BIN" ]] || { echo "python-interop: $PORTOLAN_SERVER_BIN was not built" >&2; exit 1; }
 
-# Shared data: PORTOLAN_SHARED_DATA, else ../shared/data (the test decides;
-# under CI=true a missing folder fails the test rather than skipping).
+# The registry is the IANA CSV committed under data/real/ (the test
+# decompresses it).
 rc=0
 "$PY" -m pytest tests/python -ra -p no:cacheprovider "$@" || rc=$?
 if [[ $rc -eq 5 ]]; then

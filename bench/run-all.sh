@@ -4,14 +4,19 @@
 # result under bench/results/. Loopback only; every run is bounded.
 #
 # Usage (from the repository root):
-#   bench/run-all.sh [DATA_DIR] [--soak]
-# DATA_DIR defaults to ../shared/data/iana (relative to the repository).
+#   bench/run-all.sh [--soak] [DATA_DIR]
+# DATA_DIR defaults to the IANA files committed under data/real/iana,
+# decompressed into a temporary folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=${1:-../shared/data/iana}
-soak=${2:-}
-csv=$data/service-names-port-numbers.csv
-xml=$data/service-names-port-numbers.xml
+data=
+soak=
+for arg in "$@"; do
+  case $arg in
+    --soak) soak=--soak ;;
+    *) data=$arg ;;
+  esac
+done
 out=bench/results
 bin=target/release
 mkdir -p "$out"
@@ -24,6 +29,15 @@ cargo build --release -p portolan-server -p portolan-bench -p portolan-cli
 # a temporary directory, never into the repository.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+if [ -z "$data" ]; then
+  data=$tmp/iana
+  mkdir -p "$data"
+  for gz in data/real/iana/*.gz; do
+    gzip -dc "$gz" > "$data/$(basename "$gz" .gz)"
+  done
+fi
+csv=$data/service-names-port-numbers.csv
+xml=$data/service-names-port-numbers.xml
 csv2="$tmp/edition-2026-08.csv"
 "$bin/portolan" --offline --data "$xml" export --format csv > "$csv2"
 "$bin/portolan" check "$csv2" > /dev/null

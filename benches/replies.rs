@@ -14,9 +14,8 @@
 //! range, and names, and ends with every reply's bytes in one frame buffer
 //! (as tonic encodes a reply), so each path pays for the copies it makes.
 //!
-//! Run: `cargo bench -p portolan --bench replies`. The CSV comes from the
-//! shared data folder (see `portolan-test-support`); without it the
-//! embedded excerpt is used.
+//! Run: `cargo bench -p portolan --bench replies`. The CSV is the real one
+//! committed under `data/real/` (see `portolan-test-support`).
 // criterion_group! generates a public function that cannot carry a doc comment.
 #![allow(missing_docs)]
 
@@ -26,7 +25,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use portolan::convert;
 use portolan::wire::{self, EncodedLookupResponse};
-use portolan_registry::{Answer, Index, IndexEntry, embedded, parse};
+use portolan_registry::{Answer, Index, IndexEntry, parse};
 use prost::Message as _;
 
 const PORTS: [u16; 12] = [22, 25, 53, 80, 110, 143, 443, 993, 3306, 5432, 6010, 8080];
@@ -47,9 +46,10 @@ fn kept_reply((version, answer): (u64, Option<Answer>)) -> Option<EncodedLookupR
 }
 
 fn benches(c: &mut Criterion) {
-    let csv = portolan_test_support::shared_data()
-        .and_then(|dir| std::fs::read(dir.join("iana/service-names-port-numbers.csv")).ok())
-        .unwrap_or_else(|| embedded::SOURCE.as_bytes().to_vec());
+    let csv = std::fs::read(portolan_test_support::shared_file(
+        "iana/service-names-port-numbers.csv",
+    ))
+    .expect("read the IANA CSV");
     let index = Index::new(parse::parse(&csv, None).expect("parses").registry);
     // Every path ends with the reply's bytes in one frame buffer, as tonic
     // encodes a reply, so each pays for the copies it makes.

@@ -1,8 +1,7 @@
 #!/usr/bin/env sh
-# Copies seed inputs for every fuzz target from the shared real-data folder
-# (../shared/data relative to the repository root, or $PORTOLAN_SHARED_DATA)
-# into fuzz/corpus/<target>/. The corpora are gitignored: real registry files
-# are never committed.
+# Copies seed inputs for every fuzz target from the real registry files
+# committed under data/real/ (decompressed into a temporary folder) into
+# fuzz/corpus/<target>/. The corpora are gitignored.
 #
 # Whole files are copied, plus small slices of the big ones (the first few
 # dozen records, closed off properly for XML) because libFuzzer mutates small
@@ -14,11 +13,12 @@ set -eu
 
 fuzz_dir=$(cd "$(dirname "$0")" && pwd)
 repo_root=$(dirname "$fuzz_dir")
-data=${PORTOLAN_SHARED_DATA:-"$repo_root/../shared/data"}
-if [ ! -d "$data/iana" ]; then
-    echo "seed.sh: shared data folder not found at $data (set PORTOLAN_SHARED_DATA)" >&2
-    exit 1
-fi
+data=$(mktemp -d)
+trap 'rm -rf "$data"' EXIT
+(cd "$repo_root/data/real" && find . -name '*.gz') | while read -r gz; do
+    mkdir -p "$data/$(dirname "$gz")"
+    gzip -dc "$repo_root/data/real/$gz" > "$data/${gz%.gz}"
+done
 corpus="$fuzz_dir/corpus"
 mkdir -p "$corpus/parse_csv" "$corpus/parse_xml" "$corpus/parse_text" \
     "$corpus/parse_services" "$corpus/parse_nmap" "$corpus/parse_detect" \

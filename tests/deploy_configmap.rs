@@ -11,9 +11,8 @@
 //! * [`committed_placeholder_registry_is_the_embedded_excerpt`]: the small
 //!   gzipped CSV that the kustomize base ships parses as IANA CSV.
 //!
-//! The real registry comes from the shared data folder through
-//! `portolan-test-support` (skipped with a notice when missing, a failure
-//! under `CI=true`).
+//! The real registry comes from the files committed under `data/real/`
+//! through `portolan-test-support`.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};

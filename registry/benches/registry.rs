@@ -2,35 +2,30 @@
 //! parsing (CSV, XML), building the index, point lookups (exact port and a
 //! port inside a range) and name lookups.
 //!
-//! Run: `cargo bench -p portolan-registry --bench registry`. The files come
-//! from the shared data folder (see `portolan-test-support`); without it the
-//! parse benchmarks fall back to the embedded excerpt.
+//! Run: `cargo bench -p portolan-registry --bench registry`. The files are
+//! the real ones committed under `data/real/` (see `portolan-test-support`).
 // criterion_group! generates a public function that cannot carry a doc comment.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use portolan_registry::{Format, Index, Protocol, embedded, parse};
+use portolan_registry::{Format, Index, Protocol, parse};
 
-fn read(relative: &str) -> Option<Vec<u8>> {
-    let dir = portolan_test_support::shared_data()?;
-    std::fs::read(dir.join(relative)).ok()
+fn read(relative: &str) -> Vec<u8> {
+    std::fs::read(portolan_test_support::shared_file(relative)).expect(relative)
 }
 
 fn benches(c: &mut Criterion) {
-    let csv = read("iana/service-names-port-numbers.csv")
-        .unwrap_or_else(|| embedded::SOURCE.as_bytes().to_vec());
+    let csv = read("iana/service-names-port-numbers.csv");
     let xml = read("iana/service-names-port-numbers-2026-04-24.xml");
 
     c.bench_function("parse_csv_full", |b| {
         b.iter(|| parse(black_box(&csv), None).expect("parses"))
     });
-    if let Some(xml) = &xml {
-        c.bench_function("parse_xml_full", |b| {
-            b.iter(|| parse(black_box(xml), Some(Format::IanaXml)).expect("parses"))
-        });
-    }
+    c.bench_function("parse_xml_full", |b| {
+        b.iter(|| parse(black_box(&xml), Some(Format::IanaXml)).expect("parses"))
+    });
     let registry = parse(&csv, None).expect("parses").registry;
     // Inputs are cloned and outputs dropped outside the timed part.
     c.bench_function("index_build_full", |b| {

@@ -1,5 +1,5 @@
-//! Parses the real registry files of the shared data folder (see
-//! `shared/data/README.md`) and checks their content, not just success:
+//! Parses the real registry files committed under `data/real/` (see its
+//! README) and checks their content, not just success:
 //! record counts, known tricky rows, CSV-vs-XML equivalence, the plain-text
 //! excerpt against the CSV, `/etc/services` and nmap counts, gzip, and the
 //! rejection of the broken files with a line number.
@@ -50,9 +50,9 @@ fn find<'a>(
         .collect()
 }
 
-fn full_csv() -> Option<Parsed> {
-    let path = portolan_test_support::shared_file("iana/service-names-port-numbers.csv")?;
-    Some(parse_file(&path, None))
+fn full_csv() -> Parsed {
+    let path = portolan_test_support::shared_file("iana/service-names-port-numbers.csv");
+    parse_file(&path, None)
 }
 
 #[test]
@@ -244,7 +244,7 @@ fn csv_full_counts_and_tricky_rows() {
 
 #[test]
 fn csv_full_states() {
-    let Some(parsed) = full_csv() else { return };
+    let parsed = full_csv();
     let reg = &parsed.registry;
     let nameless = |r: &&Record| r.name.is_none();
     let state_of = |desc: &str| -> Vec<RecordState> {
@@ -321,7 +321,7 @@ fn csv_sample_is_a_prefix_of_the_full_file() {
     let path = require_shared_file!("iana/sample-1000.csv");
     let sample = parse_file(&path, None).registry;
     assert_eq!(sample.len(), 1_000);
-    let Some(full) = full_csv() else { return };
+    let full = full_csv();
     assert_eq!(sample.records[..], full.registry.records[..1_000]);
     let last = &sample.records[999];
     assert_eq!(
@@ -375,7 +375,7 @@ fn bad_garbage_csv_is_rejected_with_a_line() {
 #[test]
 fn xml_same_edition_equals_the_csv_record_by_record() {
     let xml_path = require_shared_file!("iana/service-names-port-numbers-2026-04-24.xml");
-    let Some(csv) = full_csv() else { return };
+    let csv = full_csv();
     let xml = parse_file(&xml_path, None);
     let (csv, xml_reg) = (&csv.registry, &xml.registry);
     assert_eq!(xml_reg.source.format, Some(Format::IanaXml));
@@ -534,7 +534,7 @@ fn text_excerpt_matches_its_csv_rows() {
     assert_eq!(text.source.format, Some(Format::IanaText));
     assert_eq!(text.source.updated.as_deref(), Some("2025-08-26"));
     assert_eq!(text.len(), 101);
-    let Some(csv) = full_csv() else { return };
+    let csv = full_csv();
     let csv = &csv.registry;
     for t in &text.records {
         let candidates: Vec<&Record> = csv
@@ -678,9 +678,7 @@ fn etc_services_files() {
             Some(0),
         ),
     ] {
-        let Some(path) = portolan_test_support::shared_file(file) else {
-            return;
-        };
+        let path = portolan_test_support::shared_file(file);
         let parsed = parse_file(&path, None);
         let reg = &parsed.registry;
         assert_eq!(reg.source.format, Some(Format::Services), "{file}");
@@ -701,9 +699,7 @@ fn etc_services_files() {
                 .all(|r| r.name.is_some() && r.ports.is_some())
         );
     }
-    let Some(path) = portolan_test_support::shared_file("etc/services-debian") else {
-        return;
-    };
+    let path = portolan_test_support::shared_file("etc/services-debian");
     let reg = parse_file(&path, Some(Format::Services)).registry;
     let subs = find(&reg, "submissions", Some(465), Some(Protocol::Tcp));
     assert_eq!(subs[0].aliases, ["ssmtp", "smtps", "urd"]);
@@ -780,9 +776,7 @@ fn every_format_also_parses_gzipped() {
         ("etc/services-debian", Format::Services),
         ("nmap/nmap-services", Format::NmapServices),
     ] {
-        let Some(path) = portolan_test_support::shared_file(file) else {
-            return;
-        };
+        let path = portolan_test_support::shared_file(file);
         let bytes = read(&path);
         let plain = parse::parse(&bytes, None).expect(file);
         for hint in [None, Some(format)] {

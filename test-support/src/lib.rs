@@ -1,14 +1,11 @@
 //! Test-only helpers shared by every crate's tests.
 //!
 //! The real registry files (the official IANA CSV and XML, nmap-services,
-//! `/etc/services` files and deliberately broken files) live outside the
-//! project, in a `shared/data` folder next to the checkout
-//! (`../shared/data` from the workspace root). They are not committed here.
-//!
-//! [`shared_data`] finds that folder. Where it is missing (a fresh clone),
-//! tests that need it print a notice and skip; under `CI=true` a missing
-//! folder is a failure, so CI always runs them. `PORTOLAN_SHARED_DATA` may
-//! point somewhere else.
+//! `/etc/services` files and deliberately broken files) are committed
+//! compressed under `data/real/` (see its README for their sources).
+//! This crate's build script decompresses them; [`shared_data`] is the
+//! folder that holds them and [`shared_file`] one file in it, so every
+//! real-data test runs on a fresh clone and none is skipped.
 
 use std::path::{Path, PathBuf};
 
@@ -20,55 +17,57 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The shared real-data folder, or `None` (after printing a notice) when it
-/// is missing outside CI.
-///
-/// # Panics
-/// When the folder is missing and the environment variable `CI` is `true`.
-pub fn shared_data() -> Option<PathBuf> {
-    let candidate = match std::env::var_os("PORTOLAN_SHARED_DATA") {
-        Some(dir) => PathBuf::from(dir),
-        None => workspace_root().join("../shared/data"),
-    };
-    if candidate.join("iana").is_dir() {
-        return Some(candidate);
-    }
-    let in_ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-    assert!(
-        !in_ci,
-        "CI=true but the shared data folder is missing: {} (set PORTOLAN_SHARED_DATA)",
-        candidate.display()
-    );
-    eprintln!(
-        "notice: shared data folder {} not found; skipping this test",
-        candidate.display()
-    );
-    None
+/// The folder of real registry files, laid out as `data/real/` without the
+/// `.gz` suffixes: `iana/`, `nmap/`, `etc/` and `bad/`.
+pub fn shared_data() -> PathBuf {
+    Path::new(env!("OUT_DIR")).join("real-data")
 }
 
-/// A file inside the shared data folder, e.g. `shared_file("iana/service-names-port-numbers.csv")`,
-/// or `None` when the folder is missing outside CI (see [`shared_data`]).
+/// A file of [`shared_data`], e.g.
+/// `shared_file("iana/service-names-port-numbers.csv")`.
 ///
 /// # Panics
-/// When the folder exists but the file does not, or as [`shared_data`].
-pub fn shared_file(relative: &str) -> Option<PathBuf> {
-    let path = shared_data()?.join(relative);
+/// When there is no such file (a name not committed under `data/real/`).
+pub fn shared_file(relative: &str) -> PathBuf {
+    let path = shared_data().join(relative);
     assert!(
         path.is_file(),
-        "missing shared data file {}",
+        "no real data file {relative}: the files are committed compressed under data/real/ ({})",
         path.display()
     );
-    Some(path)
+    path
 }
 
-/// Skips the calling test (returns early) when the shared data folder is
-/// missing outside CI; evaluates to the path of the requested file otherwise.
+/// The path of a real registry file (see [`shared_file`]); kept as a macro
+/// so that call sites read as the requirement they are.
 #[macro_export]
 macro_rules! require_shared_file {
     ($relative:expr) => {
-        match $crate::shared_file($relative) {
-            Some(path) => path,
-            None => return,
-        }
+        $crate::shared_file($relative)
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest as _, Sha256};
+
+    /// Every committed file decompresses to the bytes its source had
+    /// (`data/real/SHA256SUMS`), and every listed file is there.
+    #[test]
+    fn the_real_data_files_match_their_recorded_hashes() {
+        let sums = std::fs::read_to_string(super::workspace_root().join("data/real/SHA256SUMS"))
+            .expect("data/real/SHA256SUMS");
+        let mut checked = 0;
+        for line in sums.lines() {
+            let (expected, relative) = line.split_once("  ").expect("`<sha256>  <path>` lines");
+            let bytes = std::fs::read(super::shared_file(relative)).expect("read");
+            assert_eq!(
+                hex::encode(Sha256::digest(&bytes)),
+                expected,
+                "{relative} differs from its recorded hash"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 11, "files listed in SHA256SUMS");
+    }
 }

@@ -3,14 +3,14 @@
 Stubs are generated from proto/ with grpc_tools.protoc into a temporary
 directory at test time (nothing generated is committed). The server binary
 comes from PORTOLAN_SERVER_BIN (set by .ci/python-interop.sh after
-`cargo build -p portolan-server`); the registry is the real IANA CSV from the
-shared data folder (PORTOLAN_SHARED_DATA, else ../shared/data next to the
-checkout). When either is missing the tests are skipped with a notice,
-except under CI=true, where that is a failure.
+`cargo build -p portolan-server`); the registry is the real IANA CSV
+committed compressed under data/real/. When the binary is missing the tests
+are skipped with a notice, except under CI=true, where that is a failure.
 """
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import os
 import socket
@@ -47,12 +47,17 @@ def _missing(what: str) -> None:
     pytest.skip(what)
 
 
+_DATA_DIR = tempfile.TemporaryDirectory(prefix="portolan-data-")
+
+
 def _shared_csv() -> Path:
-    base = os.environ.get("PORTOLAN_SHARED_DATA")
-    folder = Path(base) if base else REPO.parent / "shared" / "data"
-    csv = folder / CSV_RELATIVE
+    """The IANA CSV committed under data/real/, decompressed once."""
+    csv = Path(_DATA_DIR.name) / Path(CSV_RELATIVE).name
     if not csv.is_file():
-        _missing(f"the shared IANA CSV is missing: {csv} (set PORTOLAN_SHARED_DATA)")
+        compressed = REPO / "data" / "real" / f"{CSV_RELATIVE}.gz"
+        partial = csv.with_suffix(".partial")
+        partial.write_bytes(gzip.decompress(compressed.read_bytes()))
+        partial.replace(csv)
     return csv
 
 

@@ -9,7 +9,7 @@ OpenMetrics, and the classic text-format parser). Every label value must be
 a served service or method, or `unknown`; the junk is counted under one
 `unknown` series and real methods keep their own.
 
-The server binary and the shared data come from the same places as
+The server binary and the registry file come from the same places as
 test_interop.py (it provides the helpers).
 """
 
