@@ -390,17 +390,11 @@ async fn unread_scans_across_reloads_end_at_the_send_timeout() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("registry.data");
     std::fs::copy(&csv, &data).expect("copy the CSV");
-    let server = ServerProcess::start(
-        &data,
-        &[
-            "--stream-send-timeout",
-            "1s",
-            "--max-scan-duration",
-            "5m",
-            "--reload-debounce",
-            "50ms",
-        ],
-    );
+    let mut args = test_args(Some(&data));
+    args.stream_send_timeout = Duration::from_secs(1);
+    args.max_scan_duration = Duration::from_secs(300);
+    args.reload_debounce = Duration::from_millis(50);
+    let server = start_server(args).await;
     let mut client = server.ready_client().await;
     let mut current = client
         .get_registry_info(GetRegistryInfoRequest {})
@@ -445,6 +439,17 @@ async fn unread_scans_across_reloads_end_at_the_send_timeout() {
         let next = if round % 2 == 0 { &xml } else { &csv };
         current = swap_to(next, current).await;
     }
+    // Reading now would restart the send timeout: first wait until the
+    // server says no scan is running (`portolan_scans_active`).
+    eventually(
+        Duration::from_secs(20),
+        "the unread scans to be ended",
+        || async {
+            let text = http_get(server.metrics_addr, "/metrics").await;
+            text.contains("\nportolan_scans_active 0\n").then_some(())
+        },
+    )
+    .await;
     for (_reader, mut stream) in stalled {
         let (records, end) = tokio::time::timeout(SERVED_WITHIN, drain(&mut stream))
             .await
@@ -456,6 +461,7 @@ async fn unread_scans_across_reloads_end_at_the_send_timeout() {
         assert_eq!(records.first().and_then(|r| r.port), Some(0));
     }
     assert_serves(&mut client).await;
+    server.stop().await;
 }
 
 /// A scan read too slowly to finish ends at `--max-scan-duration` with

@@ -20,7 +20,7 @@
 //! `portolan_registry_records{state}`, `portolan_reload_total{outcome}`,
 //! `portolan_last_successful_reload_timestamp_seconds`,
 //! `portolan_seconds_since_last_successful_reload` (computed at scrape time)
-//! and `portolan_watch_streams_active`.
+//! `portolan_watch_streams_active` and `portolan_scans_active`.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -105,6 +105,7 @@ pub struct Metrics {
     since_last_success: Gauge<f64, AtomicU64>,
     last_success_at: Mutex<Instant>,
     watch_streams: Gauge,
+    scans: Gauge,
     /// Every method the server serves, by request path, with its series
     /// (created on first call). Built once from the descriptor sets of the
     /// served services and never grown: a request path is never turned
@@ -226,6 +227,7 @@ impl Metrics {
         let last_success = Gauge::<f64, AtomicU64>::default();
         let since_last_success = Gauge::<f64, AtomicU64>::default();
         let watch_streams = Gauge::default();
+        let scans = Gauge::default();
         let unknown_labels = CallLabels {
             grpc_type: "unary",
             grpc_service: UNKNOWN_LABEL.to_string(),
@@ -297,6 +299,12 @@ impl Metrics {
             "Open Watch streams.",
             watch_streams.clone(),
         );
+        registry.register(
+            "portolan_scans_active",
+            "Search and ListRecords streams still reading a registry edition (a scan whose \
+             client stops reading ends at --stream-send-timeout).",
+            scans.clone(),
+        );
         Self {
             registry,
             started,
@@ -310,6 +318,7 @@ impl Metrics {
             since_last_success,
             last_success_at: Mutex::new(Instant::now()),
             watch_streams,
+            scans,
             methods,
             unknown,
         }
@@ -379,9 +388,14 @@ impl Metrics {
     }
 
     /// Counts an open Watch stream until the returned guard is dropped.
-    pub fn watch_stream_started(self: &Arc<Self>) -> ActiveWatch {
-        self.watch_streams.inc();
-        ActiveWatch(Arc::clone(self))
+    pub fn watch_stream_started(&self) -> Active {
+        Active::new(&self.watch_streams)
+    }
+
+    /// Counts a running scan (Search or ListRecords) until the returned
+    /// guard is dropped.
+    pub fn scan_started(&self) -> Active {
+        Active::new(&self.scans)
     }
 
     /// The metrics in the OpenMetrics text format.
@@ -399,13 +413,21 @@ impl Metrics {
     }
 }
 
-/// Keeps `portolan_watch_streams_active` counting one stream while alive.
+/// Keeps a gauge of open things (`portolan_watch_streams_active`,
+/// `portolan_scans_active`) counting one while alive.
 #[derive(Debug)]
-pub struct ActiveWatch(Arc<Metrics>);
+pub struct Active(Gauge);
 
-impl Drop for ActiveWatch {
+impl Active {
+    fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Active {
     fn drop(&mut self) {
-        self.0.watch_streams.dec();
+        self.0.dec();
     }
 }
 

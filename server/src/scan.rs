@@ -46,6 +46,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use crate::metrics::Active;
 use crate::status::ServiceError;
 
 /// Records a scan may queue ahead of its client.
@@ -193,15 +194,18 @@ impl ScanSink {
     }
 }
 
-/// Streams the records of `snapshot` that pass `filter`, in scan order.
+/// Streams the records of `snapshot` that pass `filter`, in scan order;
+/// `active` counts the scan while its task runs.
 pub fn list(
     snapshot: Arc<Snapshot>,
     filter: Filter,
     settings: ScanSettings,
     shutdown: CancellationToken,
+    active: Active,
 ) -> ScanStream {
     let (mut sink, stream) = channel(settings, shutdown);
     tokio::spawn(async move {
+        let _active = active;
         // The snapshot is dropped when `walk` returns, before the outcome
         // is handed over.
         async fn walk(
@@ -220,15 +224,18 @@ pub fn list(
     stream
 }
 
-/// Streams the hits of `query` in `snapshot`, best first.
+/// Streams the hits of `query` in `snapshot`, best first; `active` counts
+/// the scan while its task runs.
 pub fn search(
     snapshot: Arc<Snapshot>,
     query: SearchQuery,
     settings: ScanSettings,
     shutdown: CancellationToken,
+    active: Active,
 ) -> ScanStream {
     let (mut sink, stream) = channel(settings, shutdown);
     tokio::spawn(async move {
+        let _active = active;
         async fn walk(
             sink: &mut ScanSink,
             snapshot: Arc<Snapshot>,
@@ -254,9 +261,10 @@ pub fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Metrics;
     use crate::test_registry::numbered_registry;
     use futures::StreamExt as _;
-    use portolan_registry::Index;
+    use portolan_registry::{Index, ReloadGuard};
 
     const SETTINGS: ScanSettings = ScanSettings {
         send_timeout: Duration::from_millis(200),
@@ -270,26 +278,32 @@ mod tests {
     #[tokio::test]
     async fn an_unread_scan_ends_and_releases_its_snapshot() {
         let index = Index::new(numbered_registry(1000, "v1"));
+        let metrics = Metrics::new();
         let run = |snapshot: Arc<Snapshot>, searching: bool| {
+            let (settings, shutdown, active) =
+                (SETTINGS, CancellationToken::new(), metrics.scan_started());
             if searching {
                 let query = SearchQuery {
                     limit: 1000,
                     ..SearchQuery::new("svc")
                 };
-                search(snapshot, query, SETTINGS, CancellationToken::new())
+                search(snapshot, query, settings, shutdown, active)
             } else {
-                list(
-                    snapshot,
-                    Filter::default(),
-                    SETTINGS,
-                    CancellationToken::new(),
-                )
+                list(snapshot, Filter::default(), settings, shutdown, active)
             }
         };
-        for searching in [false, true] {
+        for (round, searching) in [false, true].into_iter().enumerate() {
             let snapshot = index.snapshot();
             let edition = Arc::downgrade(&snapshot);
             let mut stream = run(snapshot, searching);
+            assert!(metrics.encode().contains("portolan_scans_active 1\n"));
+            // A reload: from now on only the scan holds this edition.
+            index
+                .apply(
+                    numbered_registry(1000, &format!("v{}", round + 2)),
+                    &ReloadGuard::permissive(),
+                )
+                .expect("applied");
             // Nobody reads: the task fills the queue, waits the send
             // timeout, then ends. Poll (with a deadline) for the release.
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -300,6 +314,8 @@ mod tests {
                 );
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
+            // The ended scan is no longer counted as running.
+            assert!(metrics.encode().contains("portolan_scans_active 0\n"));
             // The client then gets what was queued and the reason it ended.
             let mut queued = 0;
             let end = loop {

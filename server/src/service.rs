@@ -230,6 +230,7 @@ impl PortRegistry for PortRegistryService {
             query,
             self.shared.scan,
             self.shared.shutdown.clone(),
+            self.shared.metrics.scan_started(),
         )))
     }
 
@@ -247,6 +248,7 @@ impl PortRegistry for PortRegistryService {
             filter,
             self.shared.scan,
             self.shared.shutdown.clone(),
+            self.shared.metrics.scan_started(),
         )))
     }
 
