@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 CSV_RELATIVE = "iana/service-names-port-numbers.csv"
 IANA_RECORDS = 14_512
-SERVICE = "portolan.v1.PortRegistry"
+SERVICE = "portolan.v1.PortRegistryService"
 # Upper bound for any single wait in this file; no fixed sleeps.
 READY_DEADLINE_S = 60.0
 RPC_TIMEOUT_S = 30.0
@@ -210,7 +210,7 @@ def channel(server):
 
 @pytest.fixture(scope="session")
 def stub(pb, channel):
-    return pb.g.PortRegistryStub(channel)
+    return pb.g.PortRegistryServiceStub(channel)
 
 
 # --------------------------------------------------------------------------
@@ -309,9 +309,13 @@ def test_batch_lookup_answers_every_pipelined_item(pb, stub, items):
 
 
 def test_search_ranks_exact_name_first(pb, stub):
-    results = list(
-        stub.Search(pb.m.SearchRequest(query="https", limit=10), timeout=RPC_TIMEOUT_S)
-    )
+    results = [
+        record
+        for message in stub.Search(
+            pb.m.SearchRequest(query="https", limit=10), timeout=RPC_TIMEOUT_S
+        )
+        for record in message.records
+    ]
     assert 0 < len(results) <= 10
     assert results[0].name.lower() == "https"
 
@@ -320,7 +324,12 @@ def test_list_records_streams_the_whole_registry(pb, stub):
     count = 0
     last_port = -1
     portless_seen = False
-    for record in stub.ListRecords(pb.m.ListRecordsRequest(), timeout=RPC_TIMEOUT_S):
+    records = (
+        record
+        for message in stub.ListRecords(pb.m.ListRecordsRequest(), timeout=RPC_TIMEOUT_S)
+        for record in message.records
+    )
+    for record in records:
         count += 1
         if record.HasField("port"):
             assert not portless_seen, "records without a port come last"
@@ -332,12 +341,14 @@ def test_list_records_streams_the_whole_registry(pb, stub):
 
 
 def test_list_records_filtered(pb, stub):
-    records = list(
-        stub.ListRecords(
+    records = [
+        record
+        for message in stub.ListRecords(
             pb.m.ListRecordsRequest(protocol=pb.m.PROTOCOL_TCP, port_min=440, port_max=445),
             timeout=RPC_TIMEOUT_S,
         )
-    )
+        for record in message.records
+    ]
     assert records
     assert all(r.port <= 445 and r.port_end >= 440 for r in records)
     assert any(r.name == "https" for r in records)

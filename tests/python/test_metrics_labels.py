@@ -34,7 +34,7 @@ from test_interop import (
 )
 
 SERVED_SERVICES = {
-    "portolan.v1.PortRegistry",
+    "portolan.v1.PortRegistryService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
@@ -96,7 +96,7 @@ def test_junk_paths_never_become_labels(metrics_server):
             assert _call(channel, path) == grpc.StatusCode.UNIMPLEMENTED, path
         # A real method after all that junk: GetRegistryInfo takes an
         # empty message.
-        assert _call(channel, "/portolan.v1.PortRegistry/GetRegistryInfo") == (
+        assert _call(channel, "/portolan.v1.PortRegistryService/GetRegistryInfo") == (
             grpc.StatusCode.OK
         )
 
@@ -115,7 +115,7 @@ def test_junk_paths_never_become_labels(metrics_server):
         assert labels["grpc_service"] in SERVED_SERVICES, labels
         by_labels[(labels["grpc_service"], labels["grpc_method"])] = sample.value
     assert by_labels[("unknown", "unknown")] == len(JUNK_PATHS)
-    assert by_labels[("portolan.v1.PortRegistry", "GetRegistryInfo")] >= 1
+    assert by_labels[("portolan.v1.PortRegistryService", "GetRegistryInfo")] >= 1
     for family in families.values():
         for sample in family.samples:
             service = sample.labels.get("grpc_service")
