@@ -2,17 +2,27 @@
 //! compiler (protox), so no system `protoc` is needed, and writes the encoded
 //! descriptor set that the server registers for gRPC reflection.
 //!
-//! The contract is generated twice:
+//! The contract is generated once per role:
 //! * `portolan.v1.rs`: every message, the client and a server trait over
-//!   those messages (used by clients, tests and the benchmark baseline);
-//! * `wire_server/portolan.v1.rs`: only the server trait, with the lookup
-//!   replies swapped for the pre-encoded types of `src/wire.rs`, so the
-//!   server writes records straight to the wire without building messages.
-//!   Every other type refers back to the first set.
+//!   those messages (clients, tests and the benchmark baseline use it);
+//! * `server/portolan.v1.rs`: only the server trait, with the replies that
+//!   carry records swapped for the prost-derived types of `src/reply.rs`,
+//!   whose record fields are already-encoded `bytes` with the same tags
+//!   (identical on the wire). Every other type refers back to the first set.
 
 use std::path::PathBuf;
 
 use prost::Message as _;
+
+/// The replies the server sends with pre-encoded records.
+const SERVER_REPLIES: &[&str] = &[
+    "LookupPortResponse",
+    "LookupNameResponse",
+    "BatchLookupResponse",
+    "SearchResponse",
+    "ListRecordsResponse",
+    "WatchResponse",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
@@ -24,21 +34,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .compile_fds(fds.clone())?;
 
-    let wire_dir = out_dir.join("wire_server");
-    std::fs::create_dir_all(&wire_dir)?;
-    tonic_prost_build::configure()
+    let server_dir = out_dir.join("server");
+    std::fs::create_dir_all(&server_dir)?;
+    let mut server = tonic_prost_build::configure()
         .build_server(true)
         .build_client(false)
-        .out_dir(&wire_dir)
-        .extern_path(
-            ".portolan.v1.LookupResponse",
-            "crate::wire::EncodedLookupResponse",
-        )
-        .extern_path(
-            ".portolan.v1.BatchLookupResponse",
-            "crate::wire::EncodedBatchLookupResponse",
-        )
-        .extern_path(".portolan.v1.Record", "crate::wire::EncodedRecord")
+        .out_dir(&server_dir);
+    for reply in SERVER_REPLIES {
+        server = server.extern_path(
+            format!(".portolan.v1.{reply}"),
+            format!("crate::reply::{reply}"),
+        );
+    }
+    server
         .extern_path(".portolan.v1", "crate::pb")
         .compile_fds(fds)?;
     Ok(())

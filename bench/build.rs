@@ -1,4 +1,4 @@
-//! Generates the load's own `PortRegistry` client from the workspace's
+//! Generates the load's own `PortRegistryService` client from the workspace's
 //! `proto/`: the same service and methods as `portolan::pb`'s client, with
 //! the lookup replies decoded as the light summaries of `src/summary.rs`
 //! instead of full messages (every other type is `portolan::pb`'s).
@@ -14,7 +14,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .out_dir(&out_dir)
         .extern_path(
-            ".portolan.v1.LookupResponse",
+            ".portolan.v1.LookupPortResponse",
+            "crate::summary::LookupSummary",
+        )
+        .extern_path(
+            ".portolan.v1.LookupNameResponse",
             "crate::summary::LookupSummary",
         )
         .extern_path(

@@ -103,9 +103,9 @@ printf '\010\001\020\143' > "$corpus/decode_requests/unknown-enum"
 
 # --- response decoding (client side) --------------------------------------
 #   Record{name: "http", port: 80, port_end: 80, protocol: TCP, protocol_text: "tcp"}
-#   WatchEvent{from_version: 1, version: 1, heartbeat: {}}
-#   WatchEvent{version: 2, delta: {removed: [{name: "x", port: 1, port_end: 1}], last: true}}
-#   LookupResponse{records: [the Record above], version: 3}
+#   WatchResponse{from_version: 1, version: 1, heartbeat: {}}
+#   WatchResponse{version: 2, delta: {removed: [{name: "x", port: 1, port_end: 1}], last: true}}
+#   LookupPortResponse{records: [the Record above], version: 3}
 printf '\012\004http\020\120\030\120\040\001\052\003tcp' > "$corpus/decode_responses/record"
 printf '\010\001\020\001\052\000' > "$corpus/decode_responses/heartbeat"
 printf '\020\002\042\013\022\007\012\001x\020\001\030\001\040\001' > "$corpus/decode_responses/delta"

@@ -1,9 +1,8 @@
 //! Conversions between the registry's domain types ([`portolan_registry`])
 //! and the protobuf messages of `portolan.v1` ([`crate::pb`]).
 //!
-//! This module and [`crate::wire`] (which writes the server's replies
-//! straight to wire bytes, checked against this module) are the only ones
-//! that know both sides. Domain → protobuf never fails; protobuf → domain
+//! This is the only module that knows both sides; the server's pre-encoded
+//! replies ([`crate::reply`]) hold prost's encoding of what it makes. Domain → protobuf never fails; protobuf → domain
 //! returns a [`ConvertError`] naming the field when a message holds
 //! something the domain cannot represent (an unknown enum value, a port
 //! above 65535, a range whose end precedes its start, `PROTOCOL_OTHER`
@@ -307,9 +306,9 @@ pub fn key_from_pb(key: &pb::RecordKey) -> Result<RecordKey, ConvertError> {
 /// What a registry snapshot says about itself (version, source, counts,
 /// dates), as GetRegistryInfo reports it; the reload fields are left for the
 /// caller (only a server that reloads has them).
-pub fn snapshot_info_to_pb(snapshot: &portolan_registry::Snapshot) -> pb::RegistryInfo {
+pub fn snapshot_info_to_pb(snapshot: &portolan_registry::Snapshot) -> pb::GetRegistryInfoResponse {
     let source = snapshot.source();
-    pb::RegistryInfo {
+    pb::GetRegistryInfoResponse {
         version: snapshot.version(),
         content_hash: source.content_hash.clone(),
         source_path: source.path.clone(),
@@ -328,7 +327,7 @@ pub fn snapshot_info_to_pb(snapshot: &portolan_registry::Snapshot) -> pb::Regist
         registry_updated: source.updated.clone().unwrap_or_default(),
         loaded_at: Some(prost_types::Timestamp::from(snapshot.loaded_at())),
         diagnostic_count: source.diagnostic_count as u64,
-        ..pb::RegistryInfo::default()
+        ..pb::GetRegistryInfoResponse::default()
     }
 }
 
@@ -340,17 +339,29 @@ pub fn record_to_pb(key: &RecordKey, record: &Record) -> pb::Record {
     out
 }
 
-/// A point lookup's answer as the wire message, records converted with
-/// [`record_to_pb`]. The server writes the same bytes with
-/// [`crate::wire::EncodedLookupResponse`] instead; this is the message path
-/// that writer is checked against.
-pub fn lookup_to_pb(found: &EntryLookup) -> pb::LookupResponse {
-    pb::LookupResponse {
-        records: found
-            .entries
-            .iter()
-            .map(|e| record_to_pb(&e.key, &e.record))
-            .collect(),
+/// The records of a point lookup's answer as wire messages, converted with
+/// [`record_to_pb`] (the server sends the same bytes, encoded once per
+/// record, through [`crate::reply`]).
+pub fn lookup_records_to_pb(found: &EntryLookup) -> Vec<pb::Record> {
+    found
+        .entries
+        .iter()
+        .map(|e| record_to_pb(&e.key, &e.record))
+        .collect()
+}
+
+/// A LookupPort answer as the wire message.
+pub fn lookup_port_to_pb(found: &EntryLookup) -> pb::LookupPortResponse {
+    pb::LookupPortResponse {
+        records: lookup_records_to_pb(found),
+        version: found.version,
+    }
+}
+
+/// A LookupName answer as the wire message.
+pub fn lookup_name_to_pb(found: &EntryLookup) -> pb::LookupNameResponse {
+    pb::LookupNameResponse {
+        records: lookup_records_to_pb(found),
         version: found.version,
     }
 }

@@ -3,16 +3,18 @@
 //! conversions between it and the registry's domain types.
 //!
 //! # Layout
-//! * [`pb`]: the generated messages, the `PortRegistry` client and server.
-//! * [`convert`]: domain ⇄ protobuf conversions.
-//! * [`wire`]: the server's replies written straight from domain types to
-//!   wire bytes (same bytes as [`convert`] then prost).
-//! * [`wire_server`]: the `PortRegistry` server trait over [`wire`]'s reply
+//! * [`pb`]: the generated messages, the `PortRegistryService` client and
+//!   server (for clients, tests and the benchmark's baseline).
+//! * [`convert`]: domain ⇄ protobuf conversions, the one definition of how
+//!   a record maps to the contract.
+//! * [`reply`]: the server's replies, prost-derived with their records as
+//!   already-encoded bytes (the same bytes as the messages of [`pb`]).
+//! * [`server`]: the `PortRegistryService` server trait over [`reply`]'s
 //!   types; the server implements this one.
 //! * [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection.
 
 pub mod convert;
-pub mod wire;
+pub mod reply;
 
 /// Generated protobuf types and gRPC stubs for `portolan.v1`.
 #[allow(
@@ -25,17 +27,17 @@ pub mod pb {
     tonic::include_proto!("portolan.v1");
 }
 
-/// The `PortRegistry` server stubs with the lookup replies, and the records
-/// that Search and ListRecords stream, as [`wire`]'s pre-encoded types
-/// (every other message is [`pb`]'s). Same service, same wire format.
+/// The `PortRegistryService` server stubs with the replies that carry
+/// records as [`reply`]'s types (every other message is [`pb`]'s). Same
+/// service, same wire format.
 #[allow(
     missing_docs,
     missing_debug_implementations,
     clippy::all,
     clippy::pedantic
 )]
-pub mod wire_server {
-    include!(concat!(env!("OUT_DIR"), "/wire_server/portolan.v1.rs"));
+pub mod server {
+    include!(concat!(env!("OUT_DIR"), "/server/portolan.v1.rs"));
 }
 
 /// The encoded `FileDescriptorSet` of `portolan.v1` (with its imports), for

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use portolan::pb::port_registry_client::PortRegistryClient;
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
 use portolan::pb::{GetRegistryInfoRequest, LookupPortRequest, Protocol};
 use portolan_test_support::{require_shared_file, workspace_root};
 use tonic::transport::{Channel, Endpoint};
@@ -271,7 +271,7 @@ fn with_443_description(csv: &str, description: &str) -> String {
 }
 
 async fn description_443_tcp(
-    client: &mut PortRegistryClient<Channel>,
+    client: &mut PortRegistryServiceClient<Channel>,
 ) -> Result<String, tonic::Status> {
     let response = client
         .lookup_port(LookupPortRequest {
@@ -307,7 +307,7 @@ async fn configmap_swap_hot_reloads_without_failed_requests() {
         "portolan-server ready (readiness SERVING) after {} ms",
         started.elapsed().as_millis()
     );
-    let mut client = PortRegistryClient::new(channel.clone());
+    let mut client = PortRegistryServiceClient::new(channel.clone());
     assert_eq!(
         description_443_tcp(&mut client)
             .await
@@ -331,7 +331,7 @@ async fn configmap_swap_hot_reloads_without_failed_requests() {
         let endpoint = server.endpoint();
         tokio::spawn(async move {
             let channel = endpoint.connect().await.expect("connect the load loop");
-            let mut client = PortRegistryClient::new(channel);
+            let mut client = PortRegistryServiceClient::new(channel);
             let started = Instant::now();
             // Bounded in time whatever happens to the test.
             while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
@@ -589,7 +589,8 @@ async fn server_goes_quiet_after_a_configmap_swap() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut volume = ConfigMapVolume::new(tmp.path(), &gzip(csv.as_bytes()));
     let mut server = Server::start(&volume.data_path());
-    let mut client = PortRegistryClient::new(server.wait_ready(Duration::from_secs(60)).await);
+    let mut client =
+        PortRegistryServiceClient::new(server.wait_ready(Duration::from_secs(60)).await);
 
     volume.update(&gzip(
         with_443_description(&csv, NEW_443_DESCRIPTION).as_bytes(),
@@ -604,7 +605,7 @@ async fn server_goes_quiet_after_a_configmap_swap() {
     }
     // Let the debounce of any straggling event run out, then watch.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let info = |mut client: PortRegistryClient<Channel>| async move {
+    let info = |mut client: PortRegistryServiceClient<Channel>| async move {
         client
             .get_registry_info(GetRegistryInfoRequest {})
             .await

@@ -19,8 +19,10 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use portolan::pb::port_registry_client::PortRegistryClient;
-use portolan::pb::{GetRegistryInfoRequest, LookupNameRequest, RegistryInfo, ReloadOutcome};
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
+use portolan::pb::{
+    GetRegistryInfoRequest, GetRegistryInfoResponse, LookupNameRequest, ReloadOutcome,
+};
 use portolan_registry::{Registry, export};
 use portolan_test_support::require_shared_file;
 use tonic::transport::Channel;
@@ -29,7 +31,7 @@ use support::{eventually, start_server, test_args};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn info(client: &PortRegistryClient<Channel>) -> RegistryInfo {
+async fn info(client: &PortRegistryServiceClient<Channel>) -> GetRegistryInfoResponse {
     client
         .clone()
         .get_registry_info(GetRegistryInfoRequest {})
@@ -40,10 +42,10 @@ async fn info(client: &PortRegistryClient<Channel>) -> RegistryInfo {
 
 /// Waits until GetRegistryInfo satisfies `done`; returns that answer.
 async fn wait_info(
-    client: &PortRegistryClient<Channel>,
+    client: &PortRegistryServiceClient<Channel>,
     what: &str,
-    done: impl Fn(&RegistryInfo) -> bool,
-) -> RegistryInfo {
+    done: impl Fn(&GetRegistryInfoResponse) -> bool,
+) -> GetRegistryInfoResponse {
     eventually(WAIT, what, || async {
         let info = info(client).await;
         done(&info).then_some(info)
@@ -52,7 +54,7 @@ async fn wait_info(
 }
 
 /// The description of the first record named `name`.
-async fn description_of(client: &PortRegistryClient<Channel>, name: &str) -> String {
+async fn description_of(client: &PortRegistryServiceClient<Channel>, name: &str) -> String {
     client
         .clone()
         .lookup_name(LookupNameRequest {

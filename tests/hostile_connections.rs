@@ -22,8 +22,8 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use portolan::pb::port_registry_client::PortRegistryClient;
-use portolan::pb::{LookupPortRequest, Protocol, WatchMode, WatchRequest, watch_event};
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
+use portolan::pb::{LookupPortRequest, Protocol, WatchMode, WatchRequest, watch_response};
 use portolan_test_support::require_shared_file;
 use prost::bytes::Bytes;
 use tokio::net::TcpStream;
@@ -58,7 +58,9 @@ async fn raw_connection(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
 fn grpc_request(addr: SocketAddr, method: &str) -> http::Request<()> {
     http::Request::builder()
         .method("POST")
-        .uri(format!("http://{addr}/portolan.v1.PortRegistry/{method}"))
+        .uri(format!(
+            "http://{addr}/portolan.v1.PortRegistryService/{method}"
+        ))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(())
@@ -135,7 +137,7 @@ async fn calls_without_a_body_do_not_starve_health_or_other_clients() {
         .await
         .expect("connect");
     let mut health = HealthClient::new(channel.clone());
-    let mut other = PortRegistryClient::new(channel);
+    let mut other = PortRegistryServiceClient::new(channel);
     let mut health_times = Vec::new();
     let mut lookup_times = Vec::new();
     for _ in 0..50 {
@@ -214,7 +216,7 @@ async fn calls_without_a_body_do_not_starve_health_or_other_clients() {
 
 /// A client on its own connection whose receive windows are the protocol
 /// minimum, so a stream it does not read stalls the server after 64 KiB.
-async fn connect_small_window(addr: SocketAddr) -> PortRegistryClient<Channel> {
+async fn connect_small_window(addr: SocketAddr) -> PortRegistryServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("endpoint")
         .initial_stream_window_size(65_535)
@@ -222,7 +224,7 @@ async fn connect_small_window(addr: SocketAddr) -> PortRegistryClient<Channel> {
         .connect()
         .await
         .expect("connect");
-    PortRegistryClient::new(channel)
+    PortRegistryServiceClient::new(channel)
 }
 
 const FULL: WatchRequest = WatchRequest {
@@ -255,7 +257,7 @@ async fn watch_readers_that_never_read_are_ended_and_bounded() {
         defaults.max_watch_streams_per_connection,
     );
     let mut client = eventually(Duration::from_secs(30), "the server to load", || async {
-        let mut client = PortRegistryClient::connect(format!("http://{}", server.addr))
+        let mut client = PortRegistryServiceClient::connect(format!("http://{}", server.addr))
             .await
             .ok()?;
         client
@@ -272,7 +274,7 @@ async fn watch_readers_that_never_read_are_ended_and_bounded() {
     let mut warm = client.watch(FULL).await.expect("watch").into_inner();
     loop {
         let event = warm.message().await.expect("event").expect("an event");
-        if let Some(watch_event::Event::Snapshot(part)) = event.event
+        if let Some(watch_response::Event::Snapshot(part)) = event.event
             && part.last
         {
             break;
@@ -352,7 +354,7 @@ async fn watch_readers_that_never_read_are_ended_and_bounded() {
     // GOAWAY at the lifetime and its hard close after the grace), their
     // slots freed: a new client's Watch is accepted and served.
     let mut fresh = eventually(Duration::from_secs(30), "a freed Watch slot", || async {
-        let mut fresh = PortRegistryClient::connect(format!("http://{}", server.addr))
+        let mut fresh = PortRegistryServiceClient::connect(format!("http://{}", server.addr))
             .await
             .ok()?;
         let stream = fresh.watch(FULL).await.ok()?;
@@ -361,7 +363,7 @@ async fn watch_readers_that_never_read_are_ended_and_bounded() {
     .await;
     let freed_after = started.elapsed();
     let first = fresh.message().await.expect("no error").expect("an event");
-    let Some(watch_event::Event::Snapshot(part)) = first.event else {
+    let Some(watch_response::Event::Snapshot(part)) = first.event else {
         panic!("a FULL watch from version 0 starts with a snapshot: {first:?}");
     };
     assert_eq!(part.total_records, 14_512);

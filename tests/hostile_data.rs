@@ -28,8 +28,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use portolan::pb::port_registry_client::PortRegistryClient;
-use portolan::pb::{GetRegistryInfoRequest, LookupNameRequest, RegistryInfo, ReloadOutcome};
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
+use portolan::pb::{
+    GetRegistryInfoRequest, GetRegistryInfoResponse, LookupNameRequest, ReloadOutcome,
+};
 use portolan_registry::ParseLimits;
 use portolan_test_support::require_shared_file;
 use tonic::transport::Channel;
@@ -38,7 +40,7 @@ use support::{eventually, start_server, test_args, workspace_binary};
 
 const FULL_CSV: &str = "iana/service-names-port-numbers.csv";
 
-async fn info(client: &PortRegistryClient<Channel>) -> RegistryInfo {
+async fn info(client: &PortRegistryServiceClient<Channel>) -> GetRegistryInfoResponse {
     client
         .clone()
         .get_registry_info(GetRegistryInfoRequest {})
@@ -48,7 +50,7 @@ async fn info(client: &PortRegistryClient<Channel>) -> RegistryInfo {
 }
 
 /// The description of the first record named `name`.
-async fn description_of(client: &PortRegistryClient<Channel>, name: &str) -> Option<String> {
+async fn description_of(client: &PortRegistryServiceClient<Channel>, name: &str) -> Option<String> {
     let found = client
         .clone()
         .lookup_name(LookupNameRequest {
@@ -137,12 +139,12 @@ impl ServerProcess {
         Self { child, addr }
     }
 
-    async fn ready_client(&self) -> PortRegistryClient<Channel> {
+    async fn ready_client(&self) -> PortRegistryServiceClient<Channel> {
         let endpoint = format!("http://{}", self.addr);
         eventually(Duration::from_secs(60), "the server to load", || {
             let endpoint = endpoint.clone();
             async move {
-                let mut client = PortRegistryClient::connect(endpoint).await.ok()?;
+                let mut client = PortRegistryServiceClient::connect(endpoint).await.ok()?;
                 client
                     .get_registry_info(GetRegistryInfoRequest {})
                     .await

@@ -28,10 +28,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use portolan::pb::port_registry_client::PortRegistryClient;
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
 use portolan::pb::{
-    BatchLookupRequest, ListRecordsRequest, LookupNameRequest, LookupPortRequest, LookupResponse,
-    Protocol, SearchRequest, WatchMode, WatchRequest, batch_lookup_request::Query, watch_event,
+    BatchLookupRequest, ListRecordsRequest, LookupNameRequest, LookupNameResponse,
+    LookupPortRequest, LookupPortResponse, Protocol, SearchRequest, WatchMode, WatchRequest,
+    batch_lookup_request::Query, watch_response,
 };
 use portolan_test_support::require_shared_file;
 use prost::Message as _;
@@ -68,7 +69,7 @@ fn assert_status<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, need
 }
 
 /// A lookup that must succeed quickly: https is port 443/tcp.
-async fn assert_serves(client: &mut PortRegistryClient<Channel>) {
+async fn assert_serves(client: &mut PortRegistryServiceClient<Channel>) {
     let started = Instant::now();
     let answer = tokio::time::timeout(
         SERVED_WITHIN,
@@ -83,20 +84,20 @@ async fn assert_serves(client: &mut PortRegistryClient<Channel>) {
 }
 
 /// A fresh client on its own HTTP/2 connection.
-async fn connect(addr: SocketAddr) -> PortRegistryClient<Channel> {
+async fn connect(addr: SocketAddr) -> PortRegistryServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("endpoint")
         .connect()
         .await
         .expect("connect");
-    PortRegistryClient::new(channel)
+    PortRegistryServiceClient::new(channel)
 }
 
 /// A client on its own HTTP/2 connection whose receive windows are the
 /// protocol minimum (64 KiB), so a stream it does not read stalls the
 /// server after 64 KiB instead of after the default 2 MiB window (which
 /// would swallow a whole listing).
-async fn connect_small_window(addr: SocketAddr) -> PortRegistryClient<Channel> {
+async fn connect_small_window(addr: SocketAddr) -> PortRegistryServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("endpoint")
         .initial_stream_window_size(65_535)
@@ -104,7 +105,7 @@ async fn connect_small_window(addr: SocketAddr) -> PortRegistryClient<Channel> {
         .connect()
         .await
         .expect("connect");
-    PortRegistryClient::new(channel)
+    PortRegistryServiceClient::new(channel)
 }
 
 #[tokio::test]
@@ -286,7 +287,7 @@ impl Decoder for RawDecoder {
 
 /// The request path of PortRegistry method `method` (e.g. `LookupName`).
 fn method_path(method: &str) -> tonic::codegen::http::uri::PathAndQuery {
-    format!("/portolan.v1.PortRegistry/{method}")
+    format!("/portolan.v1.PortRegistryService/{method}")
         .try_into()
         .expect("a valid request path")
 }
@@ -357,7 +358,7 @@ async fn invalid_utf8_and_broken_protobuf_are_refused_by_decoding() {
     let ok = raw_unary(&channel, "LookupName", length_delimited(1, b"https"))
         .await
         .expect("well-formed raw request");
-    let ok = LookupResponse::decode(ok.as_slice()).expect("a LookupResponse");
+    let ok = LookupNameResponse::decode(ok.as_slice()).expect("a LookupNameResponse");
     assert!(ok.records.iter().any(|r| r.port == Some(443)));
 
     // Invalid UTF-8 in `string` fields: prost refuses to decode, and tonic
@@ -403,7 +404,7 @@ async fn invalid_utf8_and_broken_protobuf_are_refused_by_decoding() {
     )
     .await
     .expect("raw lookup after the bad ones");
-    let again = LookupResponse::decode(again.as_slice()).expect("a LookupResponse");
+    let again = LookupPortResponse::decode(again.as_slice()).expect("a LookupPortResponse");
     assert_eq!(again.records[0].name.as_deref(), Some("https"));
     assert_serves(&mut client).await;
     server.stop().await;
@@ -489,7 +490,10 @@ async fn watch_streams_beyond_the_limit_are_refused() {
             .expect("within the limit")
             .into_inner();
         let first = stream.message().await.expect("no error").expect("an event");
-        assert!(matches!(first.event, Some(watch_event::Event::Snapshot(_))));
+        assert!(matches!(
+            first.event,
+            Some(watch_response::Event::Snapshot(_))
+        ));
         open.push(stream);
     }
     // The fifth, from the same or another connection, is refused.
@@ -592,7 +596,7 @@ async fn clients_that_never_read_their_streams_do_not_hurt_the_server() {
     let csv = require_shared_file!("iana/service-names-port-numbers.csv");
     let server = ServerProcess::start(&csv);
     let mut client = eventually(Duration::from_secs(30), "the server to load", || async {
-        let mut client = PortRegistryClient::connect(format!("http://{}", server.addr))
+        let mut client = PortRegistryServiceClient::connect(format!("http://{}", server.addr))
             .await
             .ok()?;
         client.lookup_port(port_request(443, 0)).await.ok()?;
@@ -608,8 +612,12 @@ async fn clients_that_never_read_their_streams_do_not_hurt_the_server() {
         .expect("list")
         .into_inner();
     let mut total = 0usize;
-    while let Some(record) = full.message().await.expect("record") {
-        total += record.encoded_len();
+    while let Some(message) = full.message().await.expect("message") {
+        total += message
+            .records
+            .iter()
+            .map(|r| r.encoded_len())
+            .sum::<usize>();
     }
     let baseline = server.rss_kib();
 
@@ -681,14 +689,14 @@ async fn clients_that_never_read_their_streams_do_not_hurt_the_server() {
         .await
         .expect("the stalled listing delivers")
         .expect("no error")
-        .expect("a record");
-    assert_eq!(first.port, Some(0));
+        .expect("a message");
+    assert_eq!(first.records[0].port, Some(0));
     let first = tokio::time::timeout(SERVED_WITHIN, watches[0].1.message())
         .await
         .expect("the stalled watch delivers")
         .expect("no error")
         .expect("an event");
-    let Some(watch_event::Event::Snapshot(part)) = first.event else {
+    let Some(watch_response::Event::Snapshot(part)) = first.event else {
         panic!("a FULL watch from version 0 starts with a snapshot: {first:?}");
     };
     assert_eq!(part.total_records, 14_512);
@@ -701,7 +709,7 @@ async fn clients_that_never_read_their_streams_do_not_hurt_the_server() {
 /// Keeps stalled streams idle on purpose for one second (so the server
 /// fills every buffer flow control lets it), proving meanwhile that other
 /// clients, on an existing and on a new connection, are served in time.
-async fn hold_while_serving(client: &mut PortRegistryClient<Channel>, addr: SocketAddr) {
+async fn hold_while_serving(client: &mut PortRegistryServiceClient<Channel>, addr: SocketAddr) {
     let held_until = Instant::now() + Duration::from_secs(1);
     while Instant::now() < held_until {
         assert_serves(client).await;

@@ -21,10 +21,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use portolan::pb::port_registry_client::PortRegistryClient;
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
 use portolan::pb::{
-    GetRegistryInfoRequest, ListRecordsRequest, LookupPortRequest, Record, RecordState,
-    RegistryInfo, SearchRequest,
+    GetRegistryInfoRequest, GetRegistryInfoResponse, ListRecordsRequest, ListRecordsResponse,
+    LookupPortRequest, Record, RecordState, SearchRequest, SearchResponse,
 };
 use portolan_test_support::require_shared_file;
 use prost::Message as _;
@@ -38,12 +38,12 @@ const SERVED_WITHIN: Duration = Duration::from_secs(5);
 
 impl ServerProcess {
     /// A client, once the registry is loaded.
-    async fn ready_client(&self) -> PortRegistryClient<Channel> {
+    async fn ready_client(&self) -> PortRegistryServiceClient<Channel> {
         let endpoint = format!("http://{}", self.addr);
         eventually(Duration::from_secs(30), "the server to load", || {
             let endpoint = endpoint.clone();
             async move {
-                let mut client = PortRegistryClient::connect(endpoint).await.ok()?;
+                let mut client = PortRegistryServiceClient::connect(endpoint).await.ok()?;
                 client.lookup_port(port_request(443)).await.ok()?;
                 Some(client)
             }
@@ -70,7 +70,7 @@ fn port_request(port: u32) -> LookupPortRequest {
 }
 
 /// A lookup that must succeed quickly: https is port 443/tcp.
-async fn assert_serves(client: &mut PortRegistryClient<Channel>) {
+async fn assert_serves(client: &mut PortRegistryServiceClient<Channel>) {
     let answer = tokio::time::timeout(SERVED_WITHIN, client.lookup_port(port_request(443)))
         .await
         .expect("the server answered within the deadline")
@@ -81,7 +81,7 @@ async fn assert_serves(client: &mut PortRegistryClient<Channel>) {
 
 /// A client on its own connection whose receive windows are the protocol
 /// minimum (64 KiB), so a stream it does not read stalls the server early.
-async fn connect_small_window(addr: SocketAddr) -> PortRegistryClient<Channel> {
+async fn connect_small_window(addr: SocketAddr) -> PortRegistryServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("endpoint")
         .initial_stream_window_size(65_535)
@@ -89,16 +89,33 @@ async fn connect_small_window(addr: SocketAddr) -> PortRegistryClient<Channel> {
         .connect()
         .await
         .expect("connect");
-    PortRegistryClient::new(channel)
+    PortRegistryServiceClient::new(channel)
+}
+
+/// A scan stream's message: its records.
+trait ScanMessage {
+    fn into_records(self) -> Vec<Record>;
+}
+
+impl ScanMessage for SearchResponse {
+    fn into_records(self) -> Vec<Record> {
+        self.records
+    }
+}
+
+impl ScanMessage for ListRecordsResponse {
+    fn into_records(self) -> Vec<Record> {
+        self.records
+    }
 }
 
 /// Reads `stream` to its end: the records and the final status (`None`
 /// for a clean end).
-async fn drain(stream: &mut Streaming<Record>) -> (Vec<Record>, Option<tonic::Status>) {
+async fn drain<M: ScanMessage>(stream: &mut Streaming<M>) -> (Vec<Record>, Option<tonic::Status>) {
     let mut records = Vec::new();
     loop {
         match stream.message().await {
-            Ok(Some(record)) => records.push(record),
+            Ok(Some(message)) => records.extend(message.into_records()),
             Ok(None) => return (records, None),
             Err(status) => return (records, Some(status)),
         }
@@ -179,7 +196,8 @@ async fn unread_big_searches_on_one_connection_keep_memory_bounded() {
         .await
         .expect("the unread search delivers")
         .expect("no error")
-        .expect("a record");
+        .expect("a message");
+    let first = &first.records[0];
     assert_eq!(
         first.name.as_deref().map(str::to_ascii_lowercase),
         records[0].name.as_deref().map(str::to_ascii_lowercase)
@@ -194,7 +212,8 @@ async fn call_path(channel: &Channel, path: &str) -> Code {
     grpc.ready().await.expect("channel ready");
     let path: tonic::codegen::http::uri::PathAndQuery =
         path.try_into().expect("a path the http crate accepts");
-    let codec = tonic_prost::ProstCodec::<GetRegistryInfoRequest, RegistryInfo>::default();
+    let codec =
+        tonic_prost::ProstCodec::<GetRegistryInfoRequest, GetRegistryInfoResponse>::default();
     match grpc
         .unary(tonic::Request::new(GetRegistryInfoRequest {}), path, codec)
         .await
@@ -262,7 +281,7 @@ async fn junk_request_paths_never_become_metric_labels() {
         assert!(
             matches!(
                 service,
-                "portolan.v1.PortRegistry" | "grpc.health.v1.Health" | "unknown"
+                "portolan.v1.PortRegistryService" | "grpc.health.v1.Health" | "unknown"
             ),
             "label value {service:?} in\n{text}"
         );
@@ -284,7 +303,7 @@ async fn junk_request_paths_never_become_metric_labels() {
         Some(junk.len() as u64),
         "{text}"
     );
-    let lookup = "{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistry\",grpc_method=\"LookupPort\"}";
+    let lookup = "{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistryService\",grpc_method=\"LookupPort\"}";
     assert_eq!(
         sample(&text, &format!("grpc_server_started_total{lookup}")),
         Some(1),
@@ -481,8 +500,12 @@ async fn a_scan_ends_at_the_max_scan_duration() {
         .await
         .expect("list accepted")
         .into_inner();
-    let first = stream.message().await.expect("no error").expect("a record");
-    assert_eq!(first.port, Some(0));
+    let first = stream
+        .message()
+        .await
+        .expect("no error")
+        .expect("a message");
+    assert_eq!(first.records[0].port, Some(0));
     // Hold the stream (flow control stalls the server) past the scan's
     // lifetime, well within the send timeout.
     tokio::time::sleep(Duration::from_millis(1500)).await;

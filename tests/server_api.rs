@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use portolan::pb::batch_lookup_request::Query;
-use portolan::pb::port_registry_client::PortRegistryClient;
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
 use portolan::pb::{
     BatchLookupRequest, GetRegistryInfoRequest, ListRecordsRequest, LookupNameRequest,
     LookupPortRequest, Protocol, Record, RecordState, ReloadOutcome, SearchRequest, WatchRequest,
@@ -32,13 +32,13 @@ fn port_request(port: u32, protocol: Protocol) -> LookupPortRequest {
 }
 
 async fn list_all(
-    client: &mut PortRegistryClient<Channel>,
+    client: &mut PortRegistryServiceClient<Channel>,
     request: ListRecordsRequest,
 ) -> Vec<Record> {
     let mut stream = client.list_records(request).await.unwrap().into_inner();
     let mut records = Vec::new();
-    while let Some(record) = stream.next().await {
-        records.push(record.unwrap());
+    while let Some(message) = stream.next().await {
+        records.extend(message.unwrap().records);
     }
     records
 }
@@ -290,8 +290,8 @@ async fn search_ranks_exact_names_first_and_info_describes_the_source() {
         .unwrap()
         .into_inner();
     let mut hits = Vec::new();
-    while let Some(hit) = stream.next().await {
-        hits.push(hit.unwrap());
+    while let Some(message) = stream.next().await {
+        hits.extend(message.unwrap().records);
     }
     assert_eq!(hits.len(), 10, "the limit is honoured");
     assert_eq!(hits[0].name.as_deref(), Some("ldap"));
@@ -513,7 +513,7 @@ async fn health_reflection_and_metrics_are_served() {
     let mut health = HealthClient::new(channel.clone());
     let mut statuses = health
         .watch(HealthCheckRequest {
-            service: "portolan.v1.PortRegistry".into(),
+            service: "portolan.v1.PortRegistryService".into(),
         })
         .await
         .unwrap()
@@ -564,7 +564,7 @@ async fn health_reflection_and_metrics_are_served() {
     };
     let services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(
-        services.contains(&"portolan.v1.PortRegistry".to_string()),
+        services.contains(&"portolan.v1.PortRegistryService".to_string()),
         "{services:?}"
     );
     assert!(
@@ -573,7 +573,7 @@ async fn health_reflection_and_metrics_are_served() {
     );
 
     // Metrics count exactly the calls made.
-    let mut client = PortRegistryClient::new(channel);
+    let mut client = PortRegistryServiceClient::new(channel);
     for port in [22, 53, 80, 443, 6010] {
         client
             .lookup_port(port_request(port, Protocol::Tcp))
@@ -584,8 +584,8 @@ async fn health_reflection_and_metrics_are_served() {
         .lookup_port(port_request(70_000, Protocol::Tcp))
         .await
         .unwrap_err();
-    let ok_series = "grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistry\",grpc_method=\"LookupPort\",grpc_code=\"OK\"} 5";
-    let invalid_series = "grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistry\",grpc_method=\"LookupPort\",grpc_code=\"InvalidArgument\"} 1";
+    let ok_series = "grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistryService\",grpc_method=\"LookupPort\",grpc_code=\"OK\"} 5";
+    let invalid_series = "grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistryService\",grpc_method=\"LookupPort\",grpc_code=\"InvalidArgument\"} 1";
     let text = eventually(
         Duration::from_secs(5),
         "the metrics to count the calls",
@@ -596,9 +596,9 @@ async fn health_reflection_and_metrics_are_served() {
     )
     .await;
     for series in [
-        "grpc_server_started_total{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistry\",grpc_method=\"LookupPort\"} 6",
-        "grpc_server_handling_seconds_count{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistry\",grpc_method=\"LookupPort\"} 6",
-        "grpc_server_msg_sent_total{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistry\",grpc_method=\"LookupPort\"} 5",
+        "grpc_server_started_total{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistryService\",grpc_method=\"LookupPort\"} 6",
+        "grpc_server_handling_seconds_count{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistryService\",grpc_method=\"LookupPort\"} 6",
+        "grpc_server_msg_sent_total{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistryService\",grpc_method=\"LookupPort\"} 5",
         "portolan_registry_version 1",
         "portolan_registry_records{state=\"assigned\"}",
         "portolan_watch_streams_active 0",

@@ -9,10 +9,10 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use portolan::pb::port_registry_client::PortRegistryClient;
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
 use portolan::pb::{
-    GetRegistryInfoRequest, LookupPortRequest, LookupResponse, Protocol, RegistryInfo,
-    ReloadOutcome,
+    GetRegistryInfoRequest, GetRegistryInfoResponse, LookupPortRequest, LookupPortResponse,
+    Protocol, ReloadOutcome,
 };
 use portolan_test_support::require_shared_file;
 use tonic::transport::Channel;
@@ -38,7 +38,7 @@ fn variant(base: &str, tag: &str) -> String {
     text
 }
 
-async fn info(client: &mut PortRegistryClient<Channel>) -> RegistryInfo {
+async fn info(client: &mut PortRegistryServiceClient<Channel>) -> GetRegistryInfoResponse {
     client
         .get_registry_info(GetRegistryInfoRequest {})
         .await
@@ -48,7 +48,7 @@ async fn info(client: &mut PortRegistryClient<Channel>) -> RegistryInfo {
 
 /// Waits until the server serves `version` and port 50000/tcp is
 /// `portolan-<tag>`.
-async fn wait_for_variant(client: &PortRegistryClient<Channel>, version: u64, tag: &str) {
+async fn wait_for_variant(client: &PortRegistryServiceClient<Channel>, version: u64, tag: &str) {
     let expected = format!("portolan-{tag}");
     eventually(
         RELOAD_DEADLINE,
@@ -83,7 +83,7 @@ async fn serve_copy_of(
     tempfile::TempDir,
     PathBuf,
     TestServer,
-    PortRegistryClient<Channel>,
+    PortRegistryServiceClient<Channel>,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("registry.csv");
@@ -94,7 +94,10 @@ async fn serve_copy_of(
 }
 
 /// Waits until GetRegistryInfo reports a failed reload; returns that info.
-async fn wait_for_failed_reload(client: &PortRegistryClient<Channel>, what: &str) -> RegistryInfo {
+async fn wait_for_failed_reload(
+    client: &PortRegistryServiceClient<Channel>,
+    what: &str,
+) -> GetRegistryInfoResponse {
     eventually(RELOAD_DEADLINE, what, || {
         let mut client = client.clone();
         async move {
@@ -106,7 +109,7 @@ async fn wait_for_failed_reload(client: &PortRegistryClient<Channel>, what: &str
 }
 
 /// Looks up 443/tcp (https).
-async fn lookup_443_tcp(client: &mut PortRegistryClient<Channel>) -> LookupResponse {
+async fn lookup_443_tcp(client: &mut PortRegistryServiceClient<Channel>) -> LookupPortResponse {
     client
         .lookup_port(LookupPortRequest {
             port: 443,

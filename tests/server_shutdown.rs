@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use portolan::pb::port_registry_client::PortRegistryClient;
-use portolan::pb::watch_event::Event;
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
+use portolan::pb::watch_response::Event;
 use portolan::pb::{
     GetRegistryInfoRequest, ListRecordsRequest, LookupPortRequest, Protocol, WatchMode,
     WatchRequest,
@@ -85,7 +85,7 @@ async fn sigterm_drains_calls_ends_streams_and_exits_within_the_grace_period() {
     let client = eventually(Duration::from_secs(30), "the server to serve", || {
         let endpoint = endpoint.clone();
         async move {
-            let mut client = PortRegistryClient::connect(endpoint).await.ok()?;
+            let mut client = PortRegistryServiceClient::connect(endpoint).await.ok()?;
             client
                 .get_registry_info(GetRegistryInfoRequest {})
                 .await
@@ -138,9 +138,11 @@ async fn sigterm_drains_calls_ends_streams_and_exits_within_the_grace_period() {
         .await
         .unwrap()
         .into_inner();
-    while let Some(record) = listing.message().await.unwrap() {
-        let first = record.port.expect("a listing bounded by port has ports");
-        tcp_ports.extend(first..=record.port_end.unwrap_or(first).min(1023));
+    while let Some(message) = listing.message().await.unwrap() {
+        for record in message.records {
+            let first = record.port.expect("a listing bounded by port has ports");
+            tcp_ports.extend(first..=record.port_end.unwrap_or(first).min(1023));
+        }
     }
     assert!(!tcp_ports.contains(&716), "716 has a udp record only");
     assert!(tcp_ports.len() > 900, "{} tcp ports", tcp_ports.len());

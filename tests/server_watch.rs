@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use portolan::pb::port_registry_client::PortRegistryClient;
-use portolan::pb::watch_event::Event;
-use portolan::pb::{Delta, GetRegistryInfoRequest, Record, WatchEvent, WatchMode, WatchRequest};
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
+use portolan::pb::watch_response::Event;
+use portolan::pb::{Delta, GetRegistryInfoRequest, Record, WatchMode, WatchRequest, WatchResponse};
 use portolan_test_support::require_shared_file;
 use tonic::Streaming;
 use tonic::transport::Channel;
@@ -44,10 +44,10 @@ fn replace(path: &Path, contents: &str) {
 }
 
 async fn watch(
-    client: &mut PortRegistryClient<Channel>,
+    client: &mut PortRegistryServiceClient<Channel>,
     known_version: u64,
     mode: WatchMode,
-) -> Streaming<WatchEvent> {
+) -> Streaming<WatchResponse> {
     client
         .watch(WatchRequest {
             known_version,
@@ -58,7 +58,7 @@ async fn watch(
         .into_inner()
 }
 
-async fn next_event(stream: &mut Streaming<WatchEvent>) -> WatchEvent {
+async fn next_event(stream: &mut Streaming<WatchResponse>) -> WatchResponse {
     tokio::time::timeout(EVENT_DEADLINE, stream.next())
         .await
         .expect("an event within the deadline")
@@ -67,7 +67,7 @@ async fn next_event(stream: &mut Streaming<WatchEvent>) -> WatchEvent {
 }
 
 /// Reads snapshot parts until `last`; returns (version, records, parts).
-async fn read_snapshot(stream: &mut Streaming<WatchEvent>) -> (u64, u64, Vec<Record>, usize) {
+async fn read_snapshot(stream: &mut Streaming<WatchResponse>) -> (u64, u64, Vec<Record>, usize) {
     let mut records = Vec::new();
     let mut parts = 0;
     loop {
@@ -89,7 +89,7 @@ async fn read_snapshot(stream: &mut Streaming<WatchEvent>) -> (u64, u64, Vec<Rec
 }
 
 /// Reads one delta (all parts); returns (from, to, merged delta).
-async fn read_delta(stream: &mut Streaming<WatchEvent>) -> (u64, u64, Delta) {
+async fn read_delta(stream: &mut Streaming<WatchResponse>) -> (u64, u64, Delta) {
     let mut merged = Delta::default();
     loop {
         let event = next_event(stream).await;
@@ -118,7 +118,7 @@ fn key_names(keys: &[portolan::pb::RecordKey]) -> Vec<String> {
     names
 }
 
-async fn wait_for_version(client: &PortRegistryClient<Channel>, version: u64) {
+async fn wait_for_version(client: &PortRegistryServiceClient<Channel>, version: u64) {
     eventually(EVENT_DEADLINE, &format!("version {version}"), || {
         let mut client = client.clone();
         async move {

@@ -20,11 +20,12 @@ use std::pin::Pin;
 
 use anyhow::{Context, Result};
 use futures::{Stream, StreamExt};
-use portolan::pb::port_registry_server::{PortRegistry, PortRegistryServer};
+use portolan::pb::port_registry_service_server::{PortRegistryService, PortRegistryServiceServer};
 use portolan::pb::{
-    BatchLookupRequest, BatchLookupResponse, GetRegistryInfoRequest, ListRecordsRequest,
-    LookupNameRequest, LookupPortRequest, LookupResponse, Protocol, Record, RecordKey, RecordState,
-    RegistryInfo, SearchRequest, WatchEvent, WatchRequest,
+    BatchLookupRequest, BatchLookupResponse, GetRegistryInfoRequest, GetRegistryInfoResponse,
+    ListRecordsRequest, ListRecordsResponse, LookupNameRequest, LookupNameResponse,
+    LookupPortRequest, LookupPortResponse, Protocol, Record, RecordKey, RecordState, SearchRequest,
+    SearchResponse, WatchRequest, WatchResponse,
 };
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
@@ -77,8 +78,8 @@ impl Baseline {
         vec![self.record.clone(); self.reply_records]
     }
 
-    fn reply(&self) -> LookupResponse {
-        LookupResponse {
+    fn reply(&self) -> LookupPortResponse {
+        LookupPortResponse {
             records: self.records(),
             version: 1,
         }
@@ -88,19 +89,20 @@ impl Baseline {
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
-impl PortRegistry for Baseline {
+impl PortRegistryService for Baseline {
     async fn lookup_port(
         &self,
         _request: Request<LookupPortRequest>,
-    ) -> Result<Response<LookupResponse>, Status> {
+    ) -> Result<Response<LookupPortResponse>, Status> {
         Ok(Response::new(self.reply()))
     }
 
     async fn lookup_name(
         &self,
         _request: Request<LookupNameRequest>,
-    ) -> Result<Response<LookupResponse>, Status> {
-        Ok(Response::new(self.reply()))
+    ) -> Result<Response<LookupNameResponse>, Status> {
+        let LookupPortResponse { records, version } = self.reply();
+        Ok(Response::new(LookupNameResponse { records, version }))
     }
 
     type BatchLookupStream = BoxStream<BatchLookupResponse>;
@@ -121,7 +123,7 @@ impl PortRegistry for Baseline {
         Ok(Response::new(Box::pin(out)))
     }
 
-    type SearchStream = BoxStream<Record>;
+    type SearchStream = BoxStream<SearchResponse>;
 
     async fn search(
         &self,
@@ -130,7 +132,7 @@ impl PortRegistry for Baseline {
         Err(Status::unimplemented("baseline: Search"))
     }
 
-    type ListRecordsStream = BoxStream<Record>;
+    type ListRecordsStream = BoxStream<ListRecordsResponse>;
 
     async fn list_records(
         &self,
@@ -139,7 +141,7 @@ impl PortRegistry for Baseline {
         Err(Status::unimplemented("baseline: ListRecords"))
     }
 
-    type WatchStream = BoxStream<WatchEvent>;
+    type WatchStream = BoxStream<WatchResponse>;
 
     async fn watch(
         &self,
@@ -151,7 +153,7 @@ impl PortRegistry for Baseline {
     async fn get_registry_info(
         &self,
         _request: Request<GetRegistryInfoRequest>,
-    ) -> Result<Response<RegistryInfo>, Status> {
+    ) -> Result<Response<GetRegistryInfoResponse>, Status> {
         Err(Status::unimplemented("baseline: GetRegistryInfo"))
     }
 }
@@ -170,10 +172,12 @@ pub async fn serve(listen: SocketAddr, reply_records: usize) -> Result<()> {
     writeln!(stdout, "{addr}")?;
     stdout.flush()?;
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<PortRegistryServer<Baseline>>().await;
+    reporter
+        .set_serving::<PortRegistryServiceServer<Baseline>>()
+        .await;
     tonic::transport::Server::builder()
         .add_service(health)
-        .add_service(PortRegistryServer::new(Baseline::new(reply_records)))
+        .add_service(PortRegistryServiceServer::new(Baseline::new(reply_records)))
         .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await?;
     Ok(())

@@ -30,7 +30,7 @@ use tonic::transport::Channel;
 
 use crate::procstat;
 use crate::servers::{self, Kind, Target};
-use crate::summary::client::port_registry_client::PortRegistryClient;
+use crate::summary::client::port_registry_service_client::PortRegistryServiceClient;
 use crate::summary::{LookupSummary, first_record_decodes};
 use crate::workload::{Miss, Op, Workload};
 
@@ -330,7 +330,7 @@ async fn phase(
         let timeout = cfg.request_timeout;
         let check = cfg.check_versions;
         tasks.push(tokio::spawn(async move {
-            let mut client = PortRegistryClient::new(channel);
+            let mut client = PortRegistryServiceClient::new(channel);
             let mut rng = SmallRng::seed_from_u64(0x5eed_0000 + i as u64);
             let mut tally = Tally::new();
             while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < max_requests
@@ -395,7 +395,7 @@ fn status_outcome(result: Result<tonic::Response<LookupSummary>, tonic::Status>)
 }
 
 async fn request(
-    client: &mut PortRegistryClient<Channel>,
+    client: &mut PortRegistryServiceClient<Channel>,
     workload: &Workload,
     op: Op,
     rng: &mut SmallRng,
@@ -433,7 +433,7 @@ async fn request(
 }
 
 async fn batch(
-    client: &mut PortRegistryClient<Channel>,
+    client: &mut PortRegistryServiceClient<Channel>,
     workload: &Workload,
     rng: &mut SmallRng,
 ) -> Outcome {

@@ -12,13 +12,15 @@
 //! first record of every reply ([`first_record_decodes`]), so a reply whose
 //! records are not valid protobuf still fails. The baseline and Portolan
 //! are read the same way. These types decode the same wire messages as
-//! `portolan.v1.LookupResponse` and `portolan.v1.BatchLookupResponse`.
+//! `portolan.v1.LookupPortResponse` (and `LookupNameResponse`, the same
+//! fields) and `portolan.v1.BatchLookupResponse`.
 
 use portolan::pb::{ItemError, Record};
 use prost::Message as _;
 use prost::bytes::Bytes;
 
-/// A `portolan.v1.LookupResponse` with its records left encoded.
+/// A `portolan.v1.LookupPortResponse` or `LookupNameResponse` with its
+/// records left encoded.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LookupSummary {
     /// Each record's encoded bytes.
@@ -54,7 +56,7 @@ pub fn first_record_decodes(records: &[Bytes]) -> bool {
     })
 }
 
-/// The load's `PortRegistry` client (generated from the same proto), whose
+/// The load's `PortRegistryService` client (generated from the same proto), whose
 /// lookups answer with the summaries above.
 #[allow(
     missing_docs,
@@ -83,7 +85,7 @@ mod tests {
 
     #[test]
     fn a_lookup_summary_reads_the_version_and_every_record() {
-        let reply = pb::LookupResponse {
+        let reply = pb::LookupPortResponse {
             records: vec![record("http", 80), record("www", 80)],
             version: 1_700_000_000_123,
         };

@@ -93,8 +93,8 @@ impl Backend {
         };
         let result = match self {
             Self::Offline(index) => match query {
-                Query::Port(p) => index.lookup_port(*p, proto),
-                Query::Name(n) => index.lookup_name(n, proto),
+                Query::Port(p) => index.lookup_port(*p, proto).into_records(),
+                Query::Name(n) => index.lookup_name(n, proto).into_records(),
             },
             Self::Remote(client) => {
                 let r = match query {

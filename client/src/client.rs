@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt as _};
 use portolan::pb;
-use portolan::pb::port_registry_client::PortRegistryClient;
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
 use portolan_registry::{LookupResult, Protocol, Record};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::transport::channel::Change;
@@ -326,7 +326,8 @@ impl ClientBuilder {
     fn finish(&self, channel: Channel, resolver: Option<DropGuard>) -> Client {
         Client {
             inner: Arc::new(Inner {
-                grpc: PortRegistryClient::new(channel).max_decoding_message_size(16 * 1024 * 1024),
+                grpc: PortRegistryServiceClient::new(channel)
+                    .max_decoding_message_size(16 * 1024 * 1024),
                 timeout: self.timeout,
                 retry: self.retry,
                 label: self.label(),
@@ -409,7 +410,7 @@ pub struct Client {
 }
 
 struct Inner {
-    grpc: PortRegistryClient<Channel>,
+    grpc: PortRegistryServiceClient<Channel>,
     timeout: Option<Duration>,
     retry: RetryPolicy,
     label: String,
@@ -486,7 +487,7 @@ impl Client {
     ) -> Result<Resp, Error>
     where
         Req: Clone,
-        F: Fn(PortRegistryClient<Channel>, tonic::Request<Req>) -> Fut,
+        F: Fn(PortRegistryServiceClient<Channel>, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
         let mut attempt = 0u32;
@@ -622,7 +623,7 @@ impl Client {
         let response = self
             .call(request, false, |mut c, r| async move { c.search(r).await })
             .await?;
-        Ok(record_stream(response))
+        Ok(record_stream(response, |m: pb::SearchResponse| m.records))
     }
 
     /// The whole registry, or the part passing `filter`, in (port,
@@ -645,7 +646,9 @@ impl Client {
                 |mut c, r| async move { c.list_records(r).await },
             )
             .await?;
-        Ok(record_stream(response))
+        Ok(record_stream(response, |m: pb::ListRecordsResponse| {
+            m.records
+        }))
     }
 
     /// Opens a watch stream from `known_version` (0 = hold nothing). See
@@ -676,10 +679,21 @@ impl Client {
     }
 }
 
-fn record_stream(stream: tonic::Streaming<pb::Record>) -> RecordStream {
-    Box::pin(stream.map(|r| {
-        let record = r.map_err(Error::from_status)?;
-        Ok(portolan::convert::record_from_pb(&record)?.1)
+/// The records of a scan stream, message after message (a message may
+/// carry several records).
+fn record_stream<M: Send + 'static>(
+    stream: tonic::Streaming<M>,
+    records: fn(M) -> Vec<pb::Record>,
+) -> RecordStream {
+    Box::pin(stream.flat_map(move |message| {
+        let items: Vec<Result<Record, Error>> = match message {
+            Err(status) => vec![Err(Error::from_status(status))],
+            Ok(message) => records(message)
+                .iter()
+                .map(|record| Ok(portolan::convert::record_from_pb(record)?.1))
+                .collect(),
+        };
+        futures::stream::iter(items)
     }))
 }
 

@@ -15,6 +15,8 @@
 //!   timeout) the task reconnects with jittered backoff, sending its
 //!   version: the server answers with a delta when it still holds the
 //!   changes, a snapshot otherwise.
+//! * Installs and deltas run on tokio's blocking pool (a diff and apply
+//!   of the whole registry is milliseconds of CPU), awaited in order.
 //! * Version 0 means "not from the server" (the embedded registry or a
 //!   file given at start-up); the first connection then brings a snapshot.
 
@@ -161,12 +163,12 @@ impl ReplicaClient {
 
     /// Every record covering `port` for `protocol` (`None` = any), local.
     pub fn lookup_port(&self, port: u16, protocol: Option<&Protocol>) -> LookupResult {
-        self.shared.index.lookup_port(port, protocol)
+        self.shared.index.lookup_port(port, protocol).into_records()
     }
 
     /// Every record named `name` (case-insensitive) for `protocol`, local.
     pub fn lookup_name(&self, name: &str, protocol: Option<&Protocol>) -> LookupResult {
-        self.shared.index.lookup_name(name, protocol)
+        self.shared.index.lookup_name(name, protocol).into_records()
     }
 
     /// The current record set, for scans (list, search, export).
@@ -286,7 +288,11 @@ async fn session(
                 snapshot_parts.extend(records);
                 if last {
                     let keyed = std::mem::take(&mut snapshot_parts);
-                    if let Err(e) = index.replace_keyed(keyed, source.clone(), event.version) {
+                    let (source, version) = (source.clone(), event.version);
+                    let install = off_runtime(index, move |index| {
+                        index.replace_keyed(keyed, source, version)
+                    });
+                    if let Err(e) = install.await {
                         return format!("snapshot rejected: {e}");
                     }
                     shared.counters.snapshots.fetch_add(1, Ordering::Relaxed);
@@ -312,7 +318,11 @@ async fn session(
                 if last {
                     let upserts = std::mem::take(&mut delta_upserts);
                     let removed = std::mem::take(&mut delta_removed);
-                    if let Err(e) = index.apply_delta(upserts, &removed, event.version) {
+                    let version = event.version;
+                    let apply = off_runtime(index, move |index| {
+                        index.apply_delta(upserts, &removed, version)
+                    });
+                    if let Err(e) = apply.await {
                         return format!("delta rejected: {e}");
                     }
                     shared.counters.deltas.fetch_add(1, Ordering::Relaxed);
@@ -321,5 +331,24 @@ async fn session(
             }
         }
         *failures = 0;
+    }
+}
+
+/// Runs an install or a delta on the blocking pool: a diff and apply over
+/// the whole registry takes milliseconds of CPU, which must not hold one of
+/// the application's async workers. The stream waits for it, so changes
+/// are still applied in order.
+async fn off_runtime<T, E>(
+    index: &Arc<Index>,
+    apply: impl FnOnce(&Index) -> Result<T, E> + Send + 'static,
+) -> Result<T, String>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let index = Arc::clone(index);
+    match tokio::task::spawn_blocking(move || apply(&index)).await {
+        Ok(applied) => applied.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("the apply task failed: {e}")),
     }
 }

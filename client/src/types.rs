@@ -93,8 +93,8 @@ pub enum WatchEventKind {
 }
 
 impl WatchEvent {
-    pub(crate) fn from_pb(event: pb::WatchEvent) -> Result<Self, Error> {
-        use pb::watch_event::Event;
+    pub(crate) fn from_pb(event: pb::WatchResponse) -> Result<Self, Error> {
+        use pb::watch_response::Event;
         let kind = match event.event {
             Some(Event::Snapshot(s)) => WatchEventKind::Snapshot {
                 records: s
@@ -322,7 +322,7 @@ impl RegistryInfo {
         Self::from_pb(portolan::convert::snapshot_info_to_pb(snapshot))
     }
 
-    pub(crate) fn from_pb(info: pb::RegistryInfo) -> Self {
+    pub(crate) fn from_pb(info: pb::GetRegistryInfoResponse) -> Self {
         let outcome = match pb::ReloadOutcome::try_from(info.last_reload_outcome) {
             Ok(pb::ReloadOutcome::Unspecified) | Err(_) => None,
             Ok(pb::ReloadOutcome::Initial) => Some(ReloadOutcome::Initial),

@@ -1,6 +1,7 @@
 //! The client side of the wire: decodes arbitrary bytes as the messages a
-//! server sends (`LookupResponse`, `BatchLookupResponse`, `Record`,
-//! `WatchEvent`) and converts them to domain types with
+//! server sends (`LookupPortResponse`, `LookupNameResponse`,
+//! `BatchLookupResponse`, `SearchResponse`, `ListRecordsResponse`,
+//! `Record`, `WatchResponse`) and converts them to domain types with
 //! `portolan::convert`, as `portolan-client` does with every answer and
 //! every replica update. A hostile or buggy server must get an error, never
 //! a panic in the client.
@@ -20,7 +21,16 @@ fn records(records: &[pb::Record]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(response) = pb::LookupResponse::decode(data) {
+    if let Ok(response) = pb::LookupPortResponse::decode(data) {
+        records(&response.records);
+    }
+    if let Ok(response) = pb::LookupNameResponse::decode(data) {
+        records(&response.records);
+    }
+    if let Ok(response) = pb::SearchResponse::decode(data) {
+        records(&response.records);
+    }
+    if let Ok(response) = pb::ListRecordsResponse::decode(data) {
         records(&response.records);
     }
     if let Ok(response) = pb::BatchLookupResponse::decode(data) {
@@ -32,16 +42,16 @@ fuzz_target!(|data: &[u8]| {
             let _ = convert::key_from_pb(key);
         }
     }
-    if let Ok(event) = pb::WatchEvent::decode(data) {
+    if let Ok(event) = pb::WatchResponse::decode(data) {
         match &event.event {
-            Some(pb::watch_event::Event::Snapshot(snapshot)) => records(&snapshot.records),
-            Some(pb::watch_event::Event::Delta(delta)) => {
+            Some(pb::watch_response::Event::Snapshot(snapshot)) => records(&snapshot.records),
+            Some(pb::watch_response::Event::Delta(delta)) => {
                 let _ = convert::delta_from_pb(delta);
                 for key in &delta.invalidated {
                     let _ = convert::key_from_pb(key);
                 }
             }
-            Some(pb::watch_event::Event::Heartbeat(_)) | None => {}
+            Some(pb::watch_response::Event::Heartbeat(_)) | None => {}
         }
     }
 });

@@ -37,7 +37,7 @@ pub mod registry;
 
 pub use diff::Diff;
 pub use index::{
-    Answer, ApplyError, Change, EntryLookup, Footprint, Index, IndexEntry, LookupResult,
+    ApplyError, Change, EntryLookup, Footprint, Index, IndexEntry, LookupResult,
     RANGE_CACHE_ENTRIES, ReloadGuard, Snapshot,
 };
 pub use model::{

@@ -16,6 +16,7 @@ fn load(path: &std::path::Path) -> portolan_registry::Registry {
 fn names(index: &Index, port: u16, protocol: Option<&Protocol>) -> Vec<String> {
     index
         .lookup_port(port, protocol)
+        .into_records()
         .records
         .iter()
         .map(|r| r.name.clone().unwrap_or_else(|| format!("({})", r.state)))
@@ -32,13 +33,13 @@ fn lookups_on_the_full_csv() {
         ["http", "www", "www-http"]
     );
     assert_eq!(names(&index, 443, Some(&Protocol::Tcp))[0], "https");
-    let x11 = index.lookup_port(6010, Some(&Protocol::Tcp));
+    let x11 = index.lookup_port(6010, Some(&Protocol::Tcp)).into_records();
     assert_eq!(x11.records[0].name.as_deref(), Some("x11"));
     assert_eq!(
         x11.records[0].ports.map(|p| (p.start, p.end)),
         Some((6000, 6063))
     );
-    let four = index.lookup_port(4, Some(&Protocol::Tcp));
+    let four = index.lookup_port(4, Some(&Protocol::Tcp)).into_records();
     assert_eq!(four.records.len(), 1);
     assert_eq!(four.records[0].state, RecordState::Unassigned);
     // Every port of every range answers.
@@ -50,7 +51,9 @@ fn lookups_on_the_full_csv() {
             range.start + (range.end - range.start) / 2,
             range.end,
         ] {
-            let found = index.lookup_port(port, record.protocol.as_ref());
+            let found = index
+                .lookup_port(port, record.protocol.as_ref())
+                .into_records();
             assert!(
                 found.records.iter().any(|r| Arc::ptr_eq(r, record)),
                 "{port} does not find {record:?}"
@@ -59,6 +62,7 @@ fn lookups_on_the_full_csv() {
     }
     let http: Vec<String> = index
         .lookup_name("HTTP", None)
+        .into_records()
         .records
         .iter()
         .map(|r| {
@@ -71,7 +75,10 @@ fn lookups_on_the_full_csv() {
         .collect();
     assert_eq!(http, ["80/tcp", "80/udp", "80/sctp"]);
     // Names without a port are found too.
-    assert_eq!(index.lookup_name("rdp", None).records.len(), 2);
+    assert_eq!(
+        index.lookup_name("rdp", None).into_records().records.len(),
+        2
+    );
 }
 
 #[test]
@@ -96,8 +103,8 @@ fn readers_racing_reloads_between_two_real_editions() {
         [22u16, 53, 80, 443, 4480, 6010, 6610, 8080, 30939]
             .into_iter()
             .filter(|&p| {
-                !index.lookup_port(p, None).records.is_empty()
-                    && !both.lookup_port(p, None).records.is_empty()
+                !index.lookup_port(p, None).into_records().records.is_empty()
+                    && !both.lookup_port(p, None).into_records().records.is_empty()
             })
             .map(|p| (p, 0))
             .collect(),
@@ -115,7 +122,7 @@ fn readers_racing_reloads_between_two_real_editions() {
                 let mut scans = 0;
                 while !stop.load(Ordering::Relaxed) {
                     for &(port, _) in probes.iter() {
-                        let found = index.lookup_port(port, None);
+                        let found = index.lookup_port(port, None).into_records();
                         assert!(
                             !found.records.is_empty(),
                             "port {port} went missing mid-reload"
@@ -123,7 +130,13 @@ fn readers_racing_reloads_between_two_real_editions() {
                         assert!(found.version >= last_version, "version went backwards");
                         last_version = found.version;
                     }
-                    assert!(!index.lookup_name("https", None).records.is_empty());
+                    assert!(
+                        !index
+                            .lookup_name("https", None)
+                            .into_records()
+                            .records
+                            .is_empty()
+                    );
                     let snapshot = index.snapshot();
                     let keys: Vec<RecordKey> = snapshot
                         .list(&Filter::default())

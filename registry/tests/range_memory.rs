@@ -33,7 +33,7 @@ fn whole_port_space_rows_are_held_as_intervals() {
     for rows in [2_000, 65_536] {
         let index = Index::new(whole_port_space(rows, "everything"));
         for port in [0, 1, 32768, u16::MAX] {
-            let found = index.lookup_port_entries(port, None);
+            let found = index.lookup_port(port, None);
             assert_eq!(found.entries.len(), rows, "port {port}");
         }
         let built = index.footprint();
@@ -44,7 +44,10 @@ fn whole_port_space_rows_are_held_as_intervals() {
         }
         let change = index.apply(next, &ReloadGuard::default()).unwrap();
         assert_eq!(change.unwrap().diff.changed.len(), rows / 2);
-        let found = index.lookup_port(40_000, Some(&Protocol::Udp)).records;
+        let found = index
+            .lookup_port(40_000, Some(&Protocol::Udp))
+            .into_records()
+            .records;
         assert_eq!(found.len(), rows / 2);
         assert_eq!(
             found[0].description, "everything",

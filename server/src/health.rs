@@ -1,6 +1,6 @@
 //! [`Health`]: the `grpc.health.v1` service and the names it reports.
 //!
-//! * `""` (overall), `portolan.v1.PortRegistry` and `readiness`:
+//! * `""` (overall), `portolan.v1.PortRegistryService` and `readiness`:
 //!   NOT_SERVING until the first registry is loaded, SERVING after,
 //!   NOT_SERVING again once shutdown begins. (tonic-health registers `""`
 //!   as SERVING on creation; it is turned NOT_SERVING before the server
@@ -12,7 +12,7 @@ use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 
 /// Names whose status follows readiness.
-pub const READINESS_NAMES: [&str; 3] = ["", "portolan.v1.PortRegistry", "readiness"];
+pub const READINESS_NAMES: [&str; 3] = ["", "portolan.v1.PortRegistryService", "readiness"];
 
 /// The name Kubernetes liveness probes ask for.
 pub const LIVENESS_NAME: &str = "liveness";

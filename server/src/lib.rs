@@ -1,5 +1,5 @@
 //! The Portolan gRPC server: serves the IANA Service Name and Transport
-//! Protocol Port Number Registry as `portolan.v1.PortRegistry`, with
+//! Protocol Port Number Registry as `portolan.v1.PortRegistryService`, with
 //! `grpc.health.v1` health, gRPC reflection (v1 and v1alpha), Prometheus
 //! metrics, hot reload of its data file and graceful shutdown.
 //!
@@ -11,12 +11,14 @@
 //! # Layout
 //! * [`config`]: flags ([`Args`]) and their validation into a [`Config`]
 //!   (including loading the data file) before any socket is bound.
-//! * [`service`]: the `PortRegistry` handlers.
+//! * [`service`]: the `PortRegistryService` handlers.
 //! * [`scan`]: the Search and ListRecords streams and their bounds.
 //! * [`validate`]: every request check, in one place.
 //! * [`status`]: every error, and its mapping to `tonic::Status`.
-//! * [`state`]: the shared registry state (index, change history, broadcast
-//!   to watchers, reload outcome).
+//! * [`state`]: the shared registry state (index, record encodings, change
+//!   history, broadcast to watchers, reload outcome).
+//! * [`encodings`]: each record's encoding, made once per registry
+//!   version and shared by every reply carrying it.
 //! * [`watch`]: the Watch stream protocol.
 //! * [`reload`]: watching, debouncing, polling and applying the data file.
 //! * [`metrics`]: Prometheus series, the gRPC metrics tower layer and the
@@ -36,6 +38,7 @@
 //!    `--shutdown-grace`, after which [`run`] returns anyway.
 
 pub mod config;
+pub mod encodings;
 pub mod health;
 pub mod limits;
 pub mod metrics;
@@ -54,7 +57,7 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use portolan::wire_server::port_registry_server::PortRegistryServer;
+use portolan::server::port_registry_service_server::PortRegistryServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_stream::StreamExt as _;
@@ -196,10 +199,11 @@ pub async fn run_with_listeners(
         stream_send_timeout: args.stream_send_timeout,
         shutdown: stop.clone(),
     });
-    let registry_service = PortRegistryServer::new(PortRegistryService::new(Arc::clone(&shared)))
-        .max_decoding_message_size(MAX_REQUEST_BYTES)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip);
+    let registry_service =
+        PortRegistryServiceServer::new(PortRegistryService::new(Arc::clone(&shared)))
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip);
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(portolan::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

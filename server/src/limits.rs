@@ -27,7 +27,7 @@ use tonic::Status;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// The request path prefix of the calls [`RegistryCallLimitLayer`] counts.
-const REGISTRY_PATH: &str = "/portolan.v1.PortRegistry/";
+const REGISTRY_PATH: &str = "/portolan.v1.PortRegistryService/";
 
 /// Wraps a service with [`RegistryCallLimit`]: at most `limit` registry
 /// calls in flight over all connections; further ones get

@@ -4,7 +4,7 @@
 //!
 //! gRPC series (labels `grpc_type`, `grpc_service`, `grpc_method`, plus
 //! `grpc_code` on completion). Label values never come from the request:
-//! the methods of the served services (`portolan.v1.PortRegistry`,
+//! the methods of the served services (`portolan.v1.PortRegistryService`,
 //! `grpc.health.v1.Health`, both reflection versions) are read from their
 //! descriptor sets at startup, each has its own series, and every other
 //! request path is counted under one series whose service and method are
@@ -50,7 +50,7 @@ use tonic::codegen::Bytes;
 pub struct CallLabels {
     /// `unary`, `client_stream`, `server_stream` or `bidi_stream`.
     pub grpc_type: &'static str,
-    /// Fully qualified service, e.g. `portolan.v1.PortRegistry`.
+    /// Fully qualified service, e.g. `portolan.v1.PortRegistryService`.
     pub grpc_service: String,
     /// Method, e.g. `LookupPort`.
     pub grpc_method: String,
@@ -752,12 +752,18 @@ mod tests {
     fn served_methods_come_from_the_descriptor_sets() {
         let metrics = Metrics::new();
         for (path, grpc_type) in [
-            ("/portolan.v1.PortRegistry/LookupPort", "unary"),
-            ("/portolan.v1.PortRegistry/BatchLookup", "bidi_stream"),
-            ("/portolan.v1.PortRegistry/Search", "server_stream"),
-            ("/portolan.v1.PortRegistry/ListRecords", "server_stream"),
-            ("/portolan.v1.PortRegistry/Watch", "server_stream"),
-            ("/portolan.v1.PortRegistry/GetRegistryInfo", "unary"),
+            ("/portolan.v1.PortRegistryService/LookupPort", "unary"),
+            (
+                "/portolan.v1.PortRegistryService/BatchLookup",
+                "bidi_stream",
+            ),
+            ("/portolan.v1.PortRegistryService/Search", "server_stream"),
+            (
+                "/portolan.v1.PortRegistryService/ListRecords",
+                "server_stream",
+            ),
+            ("/portolan.v1.PortRegistryService/Watch", "server_stream"),
+            ("/portolan.v1.PortRegistryService/GetRegistryInfo", "unary"),
             ("/grpc.health.v1.Health/Check", "unary"),
             ("/grpc.health.v1.Health/Watch", "server_stream"),
             (
@@ -792,11 +798,11 @@ mod tests {
         let injected = metrics.method("/x\",grpc_code=\"OK/y");
         assert_eq!(injected.labels.grpc_service, UNKNOWN_LABEL);
         assert_eq!(injected.labels.grpc_method, UNKNOWN_LABEL);
-        let lookup = metrics.method("/portolan.v1.PortRegistry/LookupPort");
+        let lookup = metrics.method("/portolan.v1.PortRegistryService/LookupPort");
         assert_eq!(lookup.labels.grpc_method, "LookupPort");
         assert!(Arc::ptr_eq(
             &lookup,
-            &metrics.method("/portolan.v1.PortRegistry/LookupPort")
+            &metrics.method("/portolan.v1.PortRegistryService/LookupPort")
         ));
         // A served method's name under another service is not served.
         let wrong = metrics.method("/portolan.v1.Other/LookupPort");
@@ -808,7 +814,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.reload("failed");
         metrics
-            .method("/portolan.v1.PortRegistry/LookupPort")
+            .method("/portolan.v1.PortRegistryService/LookupPort")
             .started
             .inc();
         let text = metrics.encode();
@@ -816,7 +822,7 @@ mod tests {
             text.contains("portolan_reload_total{outcome=\"failed\"} 1"),
             "{text}"
         );
-        assert!(text.contains("grpc_server_started_total{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistry\",grpc_method=\"LookupPort\"} 1"), "{text}");
+        assert!(text.contains("grpc_server_started_total{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistryService\",grpc_method=\"LookupPort\"} 1"), "{text}");
         assert!(text.contains("portolan_seconds_since_last_successful_reload"));
     }
 }

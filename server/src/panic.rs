@@ -131,7 +131,7 @@ mod tests {
         for in_future in [false, true] {
             let mut service = CatchPanicLayer.layer(Panicking { in_future });
             let request = http::Request::builder()
-                .uri("/portolan.v1.PortRegistry/LookupPort")
+                .uri("/portolan.v1.PortRegistryService/LookupPort")
                 .body(())
                 .unwrap();
             let response = service.call(request).await.unwrap();

@@ -1,7 +1,10 @@
 //! Scans: the Search and ListRecords streams. Each is a task that walks one
 //! registry [`Snapshot`] and sends records as it finds them through a
 //! bounded queue ([`SCAN_BUFFER`]); nothing is collected first, whatever the
-//! filter or the Search limit.
+//! filter or the Search limit. Each record goes out as one message
+//! (`SearchResponse` or `ListRecordsResponse`, whose `records` the contract
+//! lets hold several) carrying the server's kept encoding of the record
+//! ([`Encodings`]), so the queue and the send timeout count records.
 //!
 //! # Bounds
 //! A scan ends early, with the status named, when:
@@ -39,13 +42,15 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures::Stream;
-use portolan::wire::EncodedRecord;
+use portolan::reply;
 use portolan_registry::{Filter, SearchQuery, SearchStep, Snapshot};
+use prost::bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use crate::encodings::Encodings;
 use crate::metrics::Active;
 use crate::status::ServiceError;
 
@@ -61,21 +66,44 @@ pub struct ScanSettings {
     pub max_duration: Duration,
 }
 
-/// The response stream of a scan: its queued records, then its final
-/// status (none after a complete scan).
-#[derive(Debug)]
-pub struct ScanStream {
-    records: mpsc::Receiver<EncodedRecord>,
-    end: Option<oneshot::Receiver<Option<Status>>>,
+/// A reply message of a scan stream: one record's encoding.
+pub trait ScanReply: Send + 'static {
+    /// The message carrying `record`.
+    fn of(record: Bytes) -> Self;
 }
 
-impl Stream for ScanStream {
-    type Item = Result<EncodedRecord, Status>;
+impl ScanReply for reply::SearchResponse {
+    fn of(record: Bytes) -> Self {
+        Self {
+            records: vec![record],
+        }
+    }
+}
+
+impl ScanReply for reply::ListRecordsResponse {
+    fn of(record: Bytes) -> Self {
+        Self {
+            records: vec![record],
+        }
+    }
+}
+
+/// The response stream of a scan: its queued records (each as a `T`),
+/// then its final status (none after a complete scan).
+#[derive(Debug)]
+pub struct ScanStream<T> {
+    records: mpsc::Receiver<Bytes>,
+    end: Option<oneshot::Receiver<Option<Status>>>,
+    reply: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: ScanReply> Stream for ScanStream<T> {
+    type Item = Result<T, Status>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if let Some(record) = ready!(this.records.poll_recv(cx)) {
-            return Poll::Ready(Some(Ok(record)));
+            return Poll::Ready(Some(Ok(T::of(record))));
         }
         // The task is gone (its sender too); its outcome was handed over
         // before that.
@@ -103,14 +131,14 @@ enum Stop {
 
 /// The sending side of a scan, owned by its task.
 struct ScanSink {
-    records: mpsc::Sender<EncodedRecord>,
+    records: mpsc::Sender<Bytes>,
     end: oneshot::Sender<Option<Status>>,
     settings: ScanSettings,
     deadline: Pin<Box<Sleep>>,
     shutdown: CancellationToken,
 }
 
-fn channel(settings: ScanSettings, shutdown: CancellationToken) -> (ScanSink, ScanStream) {
+fn channel<T>(settings: ScanSettings, shutdown: CancellationToken) -> (ScanSink, ScanStream<T>) {
     let (records, records_rx) = mpsc::channel(SCAN_BUFFER);
     let (end, end_rx) = oneshot::channel();
     let sink = ScanSink {
@@ -125,6 +153,7 @@ fn channel(settings: ScanSettings, shutdown: CancellationToken) -> (ScanSink, Sc
     let stream = ScanStream {
         records: records_rx,
         end: Some(end_rx),
+        reply: std::marker::PhantomData,
     };
     (sink, stream)
 }
@@ -142,7 +171,7 @@ impl ScanSink {
     }
 
     /// Queues one record, waiting at most `--stream-send-timeout` for room.
-    async fn send(&mut self, record: EncodedRecord) -> Result<(), Stop> {
+    async fn send(&mut self, record: Bytes) -> Result<(), Stop> {
         let ScanSettings {
             send_timeout,
             max_duration,
@@ -194,15 +223,16 @@ impl ScanSink {
     }
 }
 
-/// Streams the records of `snapshot` that pass `filter`, in scan order;
-/// `active` counts the scan while its task runs.
+/// Streams the records of `snapshot` that pass `filter`, in scan order,
+/// with their `encodings`; `active` counts the scan while its task runs.
 pub fn list(
     snapshot: Arc<Snapshot>,
+    encodings: Arc<Encodings>,
     filter: Filter,
     settings: ScanSettings,
     shutdown: CancellationToken,
     active: Active,
-) -> ScanStream {
+) -> ScanStream<reply::ListRecordsResponse> {
     let (mut sink, stream) = channel(settings, shutdown);
     tokio::spawn(async move {
         let _active = active;
@@ -211,48 +241,51 @@ pub fn list(
         async fn walk(
             sink: &mut ScanSink,
             snapshot: Arc<Snapshot>,
+            encodings: Arc<Encodings>,
             filter: Filter,
         ) -> Result<(), Stop> {
             for (key, record) in snapshot.list(&filter) {
-                sink.send(EncodedRecord::new(key, record)).await?;
+                sink.send(encodings.get(key, record)).await?;
             }
             Ok(())
         }
-        let outcome = walk(&mut sink, snapshot, filter).await;
+        let outcome = walk(&mut sink, snapshot, encodings, filter).await;
         sink.finish(outcome);
     });
     stream
 }
 
-/// Streams the hits of `query` in `snapshot`, best first; `active` counts
-/// the scan while its task runs.
+/// Streams the hits of `query` in `snapshot`, best first, with their
+/// `encodings`; `active` counts the scan while its task runs.
 pub fn search(
     snapshot: Arc<Snapshot>,
+    encodings: Arc<Encodings>,
     query: SearchQuery,
     settings: ScanSettings,
     shutdown: CancellationToken,
     active: Active,
-) -> ScanStream {
+) -> ScanStream<reply::SearchResponse> {
     let (mut sink, stream) = channel(settings, shutdown);
     tokio::spawn(async move {
         let _active = active;
         async fn walk(
             sink: &mut ScanSink,
             snapshot: Arc<Snapshot>,
+            encodings: Arc<Encodings>,
             query: SearchQuery,
         ) -> Result<(), Stop> {
             let mut hits = snapshot.search_hits(&query);
             loop {
                 match hits.step() {
                     SearchStep::Hit(_, (key, record)) => {
-                        sink.send(EncodedRecord::new(key, record)).await?;
+                        sink.send(encodings.get(key, record)).await?;
                     }
                     SearchStep::Pause => sink.pause().await?,
                     SearchStep::Done => return Ok(()),
                 }
             }
         }
-        let outcome = walk(&mut sink, snapshot, query).await;
+        let outcome = walk(&mut sink, snapshot, encodings, query).await;
         sink.finish(outcome);
     });
     stream
@@ -274,36 +307,44 @@ mod tests {
     /// The edition a scan reads is released when the scan's client stops
     /// reading: the send timeout ends the task, which drops the snapshot,
     /// while the client still holds the stream (as h2 does until the
-    /// stream's end is sent).
+    /// stream's end is sent). A reload after the scan starts leaves the
+    /// scan the edition's only holder.
     #[tokio::test]
     async fn an_unread_scan_ends_and_releases_its_snapshot() {
         let index = Index::new(numbered_registry(1000, "v1"));
+        let encodings = Arc::new(Encodings::build(&index.snapshot()));
         let metrics = Metrics::new();
+        // Both streams, as one item type: how many records each message has.
         let run = |snapshot: Arc<Snapshot>, searching: bool| {
-            let (settings, shutdown, active) =
-                (SETTINGS, CancellationToken::new(), metrics.scan_started());
+            let (encodings, shutdown, active) = (
+                Arc::clone(&encodings),
+                CancellationToken::new(),
+                metrics.scan_started(),
+            );
             if searching {
                 let query = SearchQuery {
                     limit: 1000,
                     ..SearchQuery::new("svc")
                 };
-                search(snapshot, query, settings, shutdown, active)
+                search(snapshot, encodings, query, SETTINGS, shutdown, active)
+                    .map(|m| m.map(|m| m.records.len()))
+                    .boxed()
             } else {
-                list(snapshot, Filter::default(), settings, shutdown, active)
+                list(snapshot, encodings, Filter::default(), SETTINGS, shutdown, active)
+                    .map(|m| m.map(|m| m.records.len()))
+                    .boxed()
             }
         };
-        for (round, searching) in [false, true].into_iter().enumerate() {
+        for (searching, next) in [(false, "v2"), (true, "v3")] {
             let snapshot = index.snapshot();
             let edition = Arc::downgrade(&snapshot);
             let mut stream = run(snapshot, searching);
             assert!(metrics.encode().contains("portolan_scans_active 1\n"));
-            // A reload: from now on only the scan holds this edition.
+            // A reload moves the index on: only the scan holds the edition.
             index
-                .apply(
-                    numbered_registry(1000, &format!("v{}", round + 2)),
-                    &ReloadGuard::permissive(),
-                )
-                .expect("applied");
+                .apply(numbered_registry(1000, next), &ReloadGuard::permissive())
+                .expect("applies")
+                .expect("changes");
             // Nobody reads: the task fills the queue, waits the send
             // timeout, then ends, releasing the edition and no longer
             // counted as running. Poll (with a deadline) for both.
@@ -321,7 +362,7 @@ mod tests {
             let mut queued = 0;
             let end = loop {
                 match stream.next().await {
-                    Some(Ok(_)) => queued += 1,
+                    Some(Ok(records)) => queued += records,
                     Some(Err(status)) => break status,
                     None => panic!("the scan ended without saying why"),
                 }

@@ -1,8 +1,9 @@
-//! [`PortRegistryService`]: the `portolan.v1.PortRegistry` handlers. Each
-//! handler validates its request ([`crate::validate`]), reads the registry
-//! state, and maps failures through [`crate::status`]. Replies that carry
-//! records are written straight to wire bytes by [`portolan::wire`], which
-//! is why the service implements [`portolan::wire_server`]'s trait.
+//! [`PortRegistryService`]: the `portolan.v1.PortRegistryService` handlers.
+//! Each handler validates its request ([`crate::validate`]), reads the
+//! registry state, and maps failures through [`crate::status`]. Replies
+//! that carry records carry the server's kept encoding of each record
+//! ([`crate::encodings`]) as [`portolan::reply`]'s types, which is why the
+//! service implements [`portolan::server`]'s trait.
 //!
 //! Server streams (BatchLookup, Search, ListRecords, Watch) are produced by
 //! spawned tasks that stop when the client goes away or when shutdown
@@ -14,10 +15,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::Stream;
-use portolan::pb;
-use portolan::wire::{self, EncodedBatchLookupResponse, EncodedLookupResponse};
-use portolan::wire_server::port_registry_server::PortRegistry;
-use portolan_registry::{Answer, Protocol};
+use portolan::server::port_registry_service_server as generated;
+use portolan::{pb, reply};
+use portolan_registry::Protocol;
+use prost::bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
@@ -66,7 +67,7 @@ pub struct Shared {
     pub shutdown: CancellationToken,
 }
 
-/// The `PortRegistry` gRPC service.
+/// The `PortRegistryService` gRPC service.
 #[derive(Debug, Clone)]
 pub struct PortRegistryService {
     shared: Arc<Shared>,
@@ -113,33 +114,28 @@ fn not_found(query: &Lookup) -> ServiceError {
     })
 }
 
-/// Runs one validated lookup: its version and the answer the index keeps
-/// for it (written by the first lookup of the same list and filter);
-/// NOT_FOUND when nothing matches.
-fn answer_or_not_found(
+/// Runs one validated lookup: its version and the kept encodings of the
+/// records it found, in canonical order; NOT_FOUND when nothing matches.
+/// The `records` of LookupPort, LookupName and BatchLookup replies.
+pub fn lookup_records(
     state: &RegistryState,
     query: &Lookup,
-) -> Result<(u64, Answer), ServiceError> {
+) -> Result<(u64, Vec<Bytes>), ServiceError> {
     let index = state.index();
-    let (version, answer) = match query {
-        Lookup::Port { port, protocol } => {
-            index.port_answer(*port, protocol.as_ref(), wire::lookup_answer)
-        }
-        Lookup::Name { name, protocol } => {
-            index.name_answer(name, protocol.as_ref(), wire::lookup_answer)
-        }
+    let found = match query {
+        Lookup::Port { port, protocol } => index.lookup_port(*port, protocol.as_ref()),
+        Lookup::Name { name, protocol } => index.lookup_name(name, protocol.as_ref()),
     };
-    let answer = answer.ok_or_else(|| not_found(query))?;
-    Ok((version, answer))
-}
-
-/// Runs one validated lookup and makes its reply, sharing the kept answer.
-fn lookup_reply(
-    state: &RegistryState,
-    query: &Lookup,
-) -> Result<EncodedLookupResponse, ServiceError> {
-    let (version, answer) = answer_or_not_found(state, query)?;
-    Ok(EncodedLookupResponse::from_answer(answer, version))
+    if found.entries.is_empty() {
+        return Err(not_found(query));
+    }
+    let encodings = state.encodings();
+    let records = found
+        .entries
+        .iter()
+        .map(|entry| encodings.get(&entry.key, &entry.record))
+        .collect();
+    Ok((found.version, records))
 }
 
 async fn end_with_shutdown<T>(tx: &mpsc::Sender<Result<T, Status>>) {
@@ -148,26 +144,32 @@ async fn end_with_shutdown<T>(tx: &mpsc::Sender<Result<T, Status>>) {
 }
 
 #[tonic::async_trait]
-impl PortRegistry for PortRegistryService {
+impl generated::PortRegistryService for PortRegistryService {
     async fn lookup_port(
         &self,
         request: Request<pb::LookupPortRequest>,
-    ) -> Result<Response<EncodedLookupResponse>, Status> {
+    ) -> Result<Response<reply::LookupPortResponse>, Status> {
         let query = validate::lookup_port(request.get_ref())?;
-        let state = self.registry()?;
-        Ok(Response::new(lookup_reply(state, &query)?))
+        let (version, records) = lookup_records(self.registry()?, &query)?;
+        Ok(Response::new(reply::LookupPortResponse {
+            records,
+            version,
+        }))
     }
 
     async fn lookup_name(
         &self,
         request: Request<pb::LookupNameRequest>,
-    ) -> Result<Response<EncodedLookupResponse>, Status> {
+    ) -> Result<Response<reply::LookupNameResponse>, Status> {
         let query = validate::lookup_name(request.get_ref())?;
-        let state = self.registry()?;
-        Ok(Response::new(lookup_reply(state, &query)?))
+        let (version, records) = lookup_records(self.registry()?, &query)?;
+        Ok(Response::new(reply::LookupNameResponse {
+            records,
+            version,
+        }))
     }
 
-    type BatchLookupStream = ResponseStream<EncodedBatchLookupResponse>;
+    type BatchLookupStream = ResponseStream<reply::BatchLookupResponse>;
 
     async fn batch_lookup(
         &self,
@@ -216,7 +218,7 @@ impl PortRegistry for PortRegistryService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    type SearchStream = ScanStream;
+    type SearchStream = ScanStream<reply::SearchResponse>;
 
     async fn search(
         &self,
@@ -227,6 +229,7 @@ impl PortRegistry for PortRegistryService {
         self.refuse_during_shutdown()?;
         Ok(Response::new(scan::search(
             state.snapshot(),
+            Arc::clone(state.encodings()),
             query,
             self.shared.scan,
             self.shared.shutdown.clone(),
@@ -234,7 +237,7 @@ impl PortRegistry for PortRegistryService {
         )))
     }
 
-    type ListRecordsStream = ScanStream;
+    type ListRecordsStream = ScanStream<reply::ListRecordsResponse>;
 
     async fn list_records(
         &self,
@@ -245,6 +248,7 @@ impl PortRegistry for PortRegistryService {
         self.refuse_during_shutdown()?;
         Ok(Response::new(scan::list(
             state.snapshot(),
+            Arc::clone(state.encodings()),
             filter,
             self.shared.scan,
             self.shared.shutdown.clone(),
@@ -302,28 +306,29 @@ impl PortRegistry for PortRegistryService {
     async fn get_registry_info(
         &self,
         _request: Request<pb::GetRegistryInfoRequest>,
-    ) -> Result<Response<pb::RegistryInfo>, Status> {
+    ) -> Result<Response<pb::GetRegistryInfoResponse>, Status> {
         Ok(Response::new(self.registry()?.info()))
     }
 }
 
-fn answer_batch_item(
+/// The answer to one BatchLookup item: its records, or its error.
+pub fn answer_batch_item(
     state: &RegistryState,
     item: pb::BatchLookupRequest,
-) -> EncodedBatchLookupResponse {
-    let answer = validate::batch_item(&item).and_then(|query| {
-        let (version, answer) = answer_or_not_found(state, &query)?;
-        Ok(EncodedBatchLookupResponse::found_answer(
-            &item.id, &answer, version,
-        ))
-    });
-    match answer {
-        Ok(found) => found,
-        Err(error) => EncodedBatchLookupResponse::from_message(&pb::BatchLookupResponse {
+) -> reply::BatchLookupResponse {
+    let found = validate::batch_item(&item).and_then(|query| lookup_records(state, &query));
+    match found {
+        Ok((version, records)) => reply::BatchLookupResponse {
+            id: item.id,
+            records,
+            version,
+            error: None,
+        },
+        Err(error) => reply::BatchLookupResponse {
             id: item.id,
             records: Vec::new(),
             version: state.index().version(),
             error: Some(error.to_item_error()),
-        }),
+        },
     }
 }

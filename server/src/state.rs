@@ -1,7 +1,11 @@
 //! [`RegistryState`]: what every handler shares once the registry is
-//! loaded: the live [`Index`], a bounded history of applied [`Change`]s for
-//! Watch catch-up, the broadcast that feeds Watch streams, the outcome of
-//! the last reload.
+//! loaded: the live [`Index`], the records' [`Encodings`], a bounded
+//! history of applied [`Change`]s for Watch catch-up, the broadcast that
+//! feeds Watch streams, the outcome of the last reload.
+//!
+//! Building the state and [`RegistryState::apply`] are blocking work (a
+//! diff, the index's maps, the encodings of what changed): callers run them
+//! on the blocking pool, never on an async worker.
 //!
 //! # Ordering guarantee for watchers
 //! [`RegistryState::apply`] applies a registry, appends the change to the
@@ -16,10 +20,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
-use portolan::pb;
+use portolan::{pb, reply};
 use portolan_registry::{ApplyError, Change, Index, Registry, ReloadGuard, Snapshot};
 use tokio::sync::broadcast;
 
+use crate::encodings::Encodings;
 use crate::validate::WatchMode;
 
 /// How many applied changes are kept for Watch catch-up deltas, at most.
@@ -52,13 +57,14 @@ pub struct ReloadStatus {
 /// An applied change as it is broadcast to Watch streams. The wire events
 /// for each mode are built once, by the first stream that needs them, and
 /// shared by every other stream (1,000 streams must not build 1,000 copies
-/// of the same delta).
+/// of the same delta): their records and keys are encoded bytes, so a
+/// stream's copy of an event shares them.
 #[derive(Debug)]
 pub struct PublishedChange {
     /// The change.
     pub change: Arc<Change>,
-    full: OnceLock<Arc<[pb::WatchEvent]>>,
-    invalidate: OnceLock<Arc<[pb::WatchEvent]>>,
+    full: OnceLock<Arc<[reply::WatchResponse]>>,
+    invalidate: OnceLock<Arc<[reply::WatchResponse]>>,
 }
 
 impl PublishedChange {
@@ -70,8 +76,9 @@ impl PublishedChange {
         }
     }
 
-    /// The change's Watch events in `mode`, built on first use.
-    pub fn events(&self, mode: WatchMode) -> Arc<[pb::WatchEvent]> {
+    /// The change's Watch events in `mode`, built on first use with the
+    /// records' kept `encodings`.
+    pub fn events(&self, mode: WatchMode, encodings: &Encodings) -> Arc<[reply::WatchResponse]> {
         let slot = match mode {
             WatchMode::Full => &self.full,
             WatchMode::Invalidate => &self.invalidate,
@@ -83,6 +90,7 @@ impl PublishedChange {
                 self.change.to_version,
                 change,
                 mode,
+                encodings,
             )
             .into()
         }))
@@ -116,6 +124,9 @@ pub struct WatchStart {
 #[derive(Debug)]
 pub struct RegistryState {
     index: Index,
+    /// The records' encodings, patched with each applied change (shared
+    /// with the scans reading them).
+    encodings: Arc<Encodings>,
     history: Mutex<VecDeque<Arc<Change>>>,
     history_capacity: usize,
     changes: broadcast::Sender<Arc<PublishedChange>>,
@@ -139,8 +150,11 @@ impl RegistryState {
     pub fn starting_at(registry: Registry, history_capacity: usize, version: u64) -> Self {
         let (changes, _) = broadcast::channel(BROADCAST_CAPACITY);
         let keyed = portolan_registry::index::keyed_records(registry.records);
+        let index = Index::from_keyed(keyed, registry.source, version);
+        let encodings = Arc::new(Encodings::build(&index.snapshot()));
         Self {
-            index: Index::from_keyed(keyed, registry.source, version),
+            index,
+            encodings,
             history: Mutex::new(VecDeque::with_capacity(history_capacity)),
             history_capacity,
             changes,
@@ -162,8 +176,14 @@ impl RegistryState {
         self.index.snapshot()
     }
 
-    /// Applies `registry`, records the change and broadcasts it. `Ok(None)`
-    /// when nothing changed.
+    /// The records' encodings.
+    pub fn encodings(&self) -> &Arc<Encodings> {
+        &self.encodings
+    }
+
+    /// Applies `registry`, patches the encodings, records the change and
+    /// broadcasts it. `Ok(None)` when nothing changed. Blocking work: call
+    /// it on the blocking pool.
     pub fn apply(
         &self,
         registry: Registry,
@@ -173,6 +193,9 @@ impl RegistryState {
         let Some(change) = self.index.apply(registry, guard)? else {
             return Ok(None);
         };
+        // Before the broadcast, so Watch events are built from the kept
+        // encodings of the new records.
+        self.encodings.patch(&change.diff);
         let change = Arc::new(change);
         let budget = history_record_budget(self.index.snapshot().len());
         if self.history_capacity > 0 && change.diff.len() <= budget {
@@ -246,9 +269,9 @@ impl RegistryState {
     }
 
     /// What GetRegistryInfo reports.
-    pub fn info(&self) -> pb::RegistryInfo {
+    pub fn info(&self) -> pb::GetRegistryInfoResponse {
         let status = self.reload_status();
-        pb::RegistryInfo {
+        pb::GetRegistryInfoResponse {
             last_reload_outcome: status.outcome as i32,
             last_reload_error: status.error,
             last_reload_at: status.at.map(prost_types::Timestamp::from),

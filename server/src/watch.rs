@@ -15,6 +15,11 @@
 //! [`MAX_PART_RECORDS`] records (or keys), the last part flagged `last`.
 //! A stream that falls more than the broadcast's capacity behind (a slow
 //! receiver) is resynchronised with a snapshot of the current version.
+//!
+//! Events are [`reply::WatchResponse`]s: their records are the server's
+//! kept encodings ([`Encodings`]) and their keys are encoded once per
+//! event, so an event built once per change and mode is sent by every
+//! stream as a copy that shares its bytes.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -22,16 +27,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use portolan::convert;
-use portolan::pb;
-use portolan::pb::watch_event::Event;
+use portolan::reply::{self, watch_response::Event};
+use portolan::{pb, reply::encode_key};
 use portolan_registry::diff::KeyedRecord;
 use portolan_registry::{Change, Filter, RecordKey, Snapshot};
+use prost::bytes::Bytes;
 use rand::Rng as _;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
+use crate::encodings::Encodings;
 use crate::limits::ConnectionSlot;
 use crate::metrics::Metrics;
 use crate::state::{CatchUp, RegistryState, WatchStart};
@@ -75,7 +81,7 @@ pub struct Slots {
     pub connection: Option<ConnectionSlot>,
 }
 
-type Outbox = Arc<Mutex<mpsc::Receiver<Result<pb::WatchEvent, Status>>>>;
+type Outbox = Arc<Mutex<mpsc::Receiver<Result<reply::WatchResponse, Status>>>>;
 
 /// The stream a Watch handler returns: the task's outbox, and the stream's
 /// Watch slots, released when the body is dropped.
@@ -86,7 +92,7 @@ pub struct WatchStream {
 }
 
 impl futures::Stream for WatchStream {
-    type Item = Result<pb::WatchEvent, Status>;
+    type Item = Result<reply::WatchResponse, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.outbox
@@ -148,7 +154,7 @@ pub fn spawn(
 }
 
 struct StreamTask {
-    tx: mpsc::Sender<Result<pb::WatchEvent, Status>>,
+    tx: mpsc::Sender<Result<reply::WatchResponse, Status>>,
     cancel: CancellationToken,
     mode: WatchMode,
     send_timeout: Duration,
@@ -162,7 +168,7 @@ enum Ended {
     Stalled,
 }
 
-type Permit<'a> = mpsc::Permit<'a, Result<pb::WatchEvent, Status>>;
+type Permit<'a> = mpsc::Permit<'a, Result<reply::WatchResponse, Status>>;
 
 impl StreamTask {
     async fn run(
@@ -181,10 +187,16 @@ impl StreamTask {
         let first = match catch_up {
             CatchUp::Current => self.send(heartbeat(version)).await,
             CatchUp::Changes(changes) => {
-                self.send_delta(params.known_version, version, &changes)
-                    .await
+                let events = delta_events(
+                    params.known_version,
+                    version,
+                    &changes,
+                    self.mode,
+                    state.encodings(),
+                );
+                self.send_all(&events).await
             }
-            CatchUp::Snapshot => self.send_snapshot(&snapshot).await,
+            CatchUp::Snapshot => self.send_snapshot(&snapshot, state.encodings()).await,
         };
         if let Err(ended) = first {
             return ended;
@@ -207,13 +219,14 @@ impl StreamTask {
                     Ok(published) if published.change.to_version <= version => Ok(()),
                     Ok(published) if published.change.from_version == version => {
                         version = published.change.to_version;
-                        self.send_all(&published.events(self.mode)).await
+                        let events = published.events(self.mode, state.encodings());
+                        self.send_all(&events).await
                     }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
                         tracing::info!(version, "watch stream fell behind; resyncing with a snapshot");
                         let snapshot = state.snapshot();
                         version = snapshot.version();
-                        self.send_snapshot(&snapshot).await
+                        self.send_snapshot(&snapshot, state.encodings()).await
                     }
                     Err(broadcast::error::RecvError::Closed) => return Ended::Over,
                 },
@@ -239,15 +252,15 @@ impl StreamTask {
         }
     }
 
-    async fn send(&self, event: pb::WatchEvent) -> Result<(), Ended> {
+    async fn send(&self, event: reply::WatchResponse) -> Result<(), Ended> {
         self.reserve().await?.send(Ok(event));
         Ok(())
     }
 
     /// Sends a snapshot, building each part only once there is room for it
     /// (a stalled client then costs one queued part, not two).
-    async fn send_snapshot(&self, snapshot: &Snapshot) -> Result<(), Ended> {
-        let mut events = snapshot_events(snapshot, self.mode);
+    async fn send_snapshot(&self, snapshot: &Snapshot, encodings: &Encodings) -> Result<(), Ended> {
+        let mut events = snapshot_events(snapshot, self.mode, encodings);
         loop {
             let permit = self.reserve().await?;
             match events.next() {
@@ -257,12 +270,7 @@ impl StreamTask {
         }
     }
 
-    async fn send_delta(&self, from: u64, to: u64, changes: &[Arc<Change>]) -> Result<(), Ended> {
-        self.send_all(&delta_events(from, to, changes, self.mode))
-            .await
-    }
-
-    async fn send_all(&self, events: &[pb::WatchEvent]) -> Result<(), Ended> {
+    async fn send_all(&self, events: &[reply::WatchResponse]) -> Result<(), Ended> {
         for event in events {
             self.send(event.clone()).await?;
         }
@@ -276,8 +284,8 @@ fn jittered(lifetime: Duration) -> Duration {
 }
 
 /// A heartbeat at `version`.
-pub fn heartbeat(version: u64) -> pb::WatchEvent {
-    pb::WatchEvent {
+pub fn heartbeat(version: u64) -> reply::WatchResponse {
+    reply::WatchResponse {
         from_version: version,
         version,
         event: Some(Event::Heartbeat(pb::Heartbeat {})),
@@ -287,30 +295,31 @@ pub fn heartbeat(version: u64) -> pb::WatchEvent {
 /// The events of a snapshot: FULL mode in parts of at most
 /// [`MAX_PART_RECORDS`] records in ListRecords order; INVALIDATE mode one
 /// part without records.
-pub fn snapshot_events(
-    snapshot: &Snapshot,
+pub fn snapshot_events<'a>(
+    snapshot: &'a Snapshot,
     mode: WatchMode,
-) -> impl Iterator<Item = pb::WatchEvent> + '_ {
+    encodings: &'a Encodings,
+) -> impl Iterator<Item = reply::WatchResponse> + 'a {
     let version = snapshot.version();
     let total = snapshot.len();
-    let event = move |records: Vec<pb::Record>, last: bool| pb::WatchEvent {
+    let event = move |records: Vec<Bytes>, last: bool| reply::WatchResponse {
         from_version: 0,
         version,
-        event: Some(Event::Snapshot(pb::Snapshot {
+        event: Some(Event::Snapshot(reply::Snapshot {
             records,
             last,
             total_records: total as u64,
         })),
     };
-    let parts: Box<dyn Iterator<Item = pb::WatchEvent> + Send + '_> = match mode {
+    let parts: Box<dyn Iterator<Item = reply::WatchResponse> + Send + 'a> = match mode {
         WatchMode::Invalidate => Box::new(std::iter::once(event(Vec::new(), true))),
         WatchMode::Full => {
             let part_count = total.div_ceil(MAX_PART_RECORDS).max(1);
             let mut records = snapshot
                 .list(&EVERYTHING)
-                .map(|(key, record)| convert::record_to_pb(key, record));
+                .map(|(key, record)| encodings.get(key, record));
             Box::new((0..part_count).map(move |part| {
-                let chunk: Vec<pb::Record> = records.by_ref().take(MAX_PART_RECORDS).collect();
+                let chunk: Vec<Bytes> = records.by_ref().take(MAX_PART_RECORDS).collect();
                 event(chunk, part + 1 == part_count)
             }))
         }
@@ -371,37 +380,38 @@ pub fn delta_events(
     to: u64,
     changes: &[Arc<Change>],
     mode: WatchMode,
-) -> Vec<pb::WatchEvent> {
-    let event = |delta: pb::Delta| pb::WatchEvent {
+    encodings: &Encodings,
+) -> Vec<reply::WatchResponse> {
+    let event = |delta: reply::Delta| reply::WatchResponse {
         from_version: from,
         version: to,
         event: Some(Event::Delta(delta)),
     };
     let (upserts, removed) = compose(changes);
-    let mut deltas: Vec<pb::Delta> = Vec::new();
+    let mut deltas: Vec<reply::Delta> = Vec::new();
     match mode {
         WatchMode::Full => {
-            let mut current = pb::Delta::default();
+            let mut current = reply::Delta::default();
             for (key, record) in &upserts {
                 if current.upserted.len() + current.removed.len() == MAX_PART_RECORDS {
                     deltas.push(std::mem::take(&mut current));
                 }
-                current.upserted.push(convert::record_to_pb(key, record));
+                current.upserted.push(encodings.get(key, record));
             }
             for key in &removed {
                 if current.upserted.len() + current.removed.len() == MAX_PART_RECORDS {
                     deltas.push(std::mem::take(&mut current));
                 }
-                current.removed.push(convert::key_to_pb(key));
+                current.removed.push(encode_key(key));
             }
             deltas.push(current);
         }
         WatchMode::Invalidate if upserts.len() + removed.len() > MAX_PART_RECORDS => {
             let total = changes.last().map_or(0, |c| c.records_after);
-            return vec![pb::WatchEvent {
+            return vec![reply::WatchResponse {
                 from_version: 0,
                 version: to,
-                event: Some(Event::Snapshot(pb::Snapshot {
+                event: Some(Event::Snapshot(reply::Snapshot {
                     records: Vec::new(),
                     last: true,
                     total_records: total as u64,
@@ -409,19 +419,19 @@ pub fn delta_events(
             }];
         }
         WatchMode::Invalidate => {
-            let keys: Vec<pb::RecordKey> = upserts
+            let keys: Vec<Bytes> = upserts
                 .iter()
                 .map(|(k, _)| k)
                 .chain(removed.iter())
-                .map(convert::key_to_pb)
+                .map(encode_key)
                 .collect();
             if keys.is_empty() {
-                deltas.push(pb::Delta::default());
+                deltas.push(reply::Delta::default());
             }
             for chunk in keys.chunks(MAX_PART_RECORDS) {
-                deltas.push(pb::Delta {
+                deltas.push(reply::Delta {
                     invalidated: chunk.to_vec(),
-                    ..pb::Delta::default()
+                    ..reply::Delta::default()
                 });
             }
         }
@@ -439,18 +449,25 @@ mod tests {
     use super::*;
     use crate::test_registry::numbered_registry as registry;
 
-    fn change(count: u16) -> Arc<Change> {
+    fn change(count: u16) -> (Arc<Change>, Encodings) {
         let index = Index::new(registry(count, "old"));
+        let encodings = Encodings::build(&index.snapshot());
         let change = index
             .apply(registry(count, "new"), &ReloadGuard::default())
             .expect("applies")
             .expect("changes");
-        Arc::new(change)
+        encodings.patch(&change.diff);
+        (Arc::new(change), encodings)
+    }
+
+    fn events(count: u16, mode: WatchMode) -> Vec<reply::WatchResponse> {
+        let (change, encodings) = change(count);
+        delta_events(1, 2, &[change], mode, &encodings)
     }
 
     #[test]
     fn a_small_invalidation_is_one_delta_of_keys() {
-        let events = delta_events(1, 2, &[change(10)], WatchMode::Invalidate);
+        let events = events(10, WatchMode::Invalidate);
         assert_eq!(events.len(), 1);
         let Some(Event::Delta(delta)) = &events[0].event else {
             panic!("expected a delta: {events:?}");
@@ -462,7 +479,7 @@ mod tests {
 
     #[test]
     fn a_large_invalidation_becomes_one_forget_everything_snapshot() {
-        let events = delta_events(1, 2, &[change(2500)], WatchMode::Invalidate);
+        let events = events(2500, WatchMode::Invalidate);
         assert_eq!(events.len(), 1, "one message instead of 2,500 keys");
         let Some(Event::Snapshot(snapshot)) = &events[0].event else {
             panic!("expected a snapshot: {events:?}");
@@ -474,7 +491,7 @@ mod tests {
 
     #[test]
     fn a_large_full_delta_is_split_into_parts() {
-        let events = delta_events(1, 2, &[change(2500)], WatchMode::Full);
+        let events = events(2500, WatchMode::Full);
         let sizes: Vec<(usize, bool)> = events
             .iter()
             .map(|e| match &e.event {

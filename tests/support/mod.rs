@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use portolan::pb::port_registry_client::PortRegistryClient;
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
 use portolan_server::{Args, Config};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -87,14 +87,14 @@ impl TestServer {
 
     /// A connected client (the registry may still be loading; see
     /// [`TestServer::ready_client`]).
-    pub async fn client(&self) -> PortRegistryClient<Channel> {
-        PortRegistryClient::connect(self.endpoint())
+    pub async fn client(&self) -> PortRegistryServiceClient<Channel> {
+        PortRegistryServiceClient::connect(self.endpoint())
             .await
             .expect("connect to the test server")
     }
 
     /// A client, once the server answers GetRegistryInfo (registry loaded).
-    pub async fn ready_client(&self) -> PortRegistryClient<Channel> {
+    pub async fn ready_client(&self) -> PortRegistryServiceClient<Channel> {
         let client = self.client().await;
         eventually(Duration::from_secs(10), "the registry to load", || {
             let mut client = client.clone();

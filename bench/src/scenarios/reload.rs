@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use portolan::pb::port_registry_client::PortRegistryClient;
-use portolan::pb::{GetRegistryInfoRequest, RegistryInfo};
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
+use portolan::pb::{GetRegistryInfoRequest, GetRegistryInfoResponse as RegistryInfo};
 use serde_json::json;
 
 use super::{ReloadArgs, portolan_command, require_spawn};
@@ -24,7 +24,7 @@ use crate::workload::Workload;
 
 /// The server's registry info.
 pub async fn registry_info(server: &ServerProcess) -> Result<RegistryInfo> {
-    let mut client = PortRegistryClient::new(servers::connect(server.addr).await?);
+    let mut client = PortRegistryServiceClient::new(servers::connect(server.addr).await?);
     Ok(client
         .get_registry_info(GetRegistryInfoRequest {})
         .await

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use portolan::pb::port_registry_client::PortRegistryClient;
-use portolan::pb::{WatchMode, WatchRequest, watch_event};
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
+use portolan::pb::{WatchMode, WatchRequest, watch_response};
 use serde_json::json;
 
 use super::SoakArgs;
@@ -50,7 +50,7 @@ pub async fn run(a: SoakArgs) -> Result<Report> {
         let reached = reached.clone();
         let known = before.version;
         watchers.push(tokio::spawn(async move {
-            let mut client = PortRegistryClient::new(channel);
+            let mut client = PortRegistryServiceClient::new(channel);
             let request = WatchRequest {
                 known_version: known,
                 mode: WatchMode::Invalidate as i32,
@@ -63,8 +63,8 @@ pub async fn run(a: SoakArgs) -> Result<Report> {
             let mut version = known;
             while let Ok(Some(ev)) = s.message().await {
                 let complete = match &ev.event {
-                    Some(watch_event::Event::Delta(d)) => d.last,
-                    Some(watch_event::Event::Snapshot(p)) => p.last,
+                    Some(watch_response::Event::Delta(d)) => d.last,
+                    Some(watch_response::Event::Snapshot(p)) => p.last,
                     _ => false,
                 };
                 if complete && ev.version > version {

@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use portolan::pb::port_registry_client::PortRegistryClient;
-use portolan::pb::{WatchMode, WatchRequest, watch_event};
+use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
+use portolan::pb::{WatchMode, WatchRequest, watch_response};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -84,7 +84,7 @@ pub async fn run(a: WatchArgs) -> Result<Report> {
         let channel = channels[stream % channels.len()].clone();
         let tx = tx.clone();
         tasks.push(tokio::spawn(async move {
-            let mut client = PortRegistryClient::new(channel);
+            let mut client = PortRegistryServiceClient::new(channel);
             let request = WatchRequest {
                 known_version: v0,
                 mode: mode as i32,
@@ -110,13 +110,13 @@ pub async fn run(a: WatchArgs) -> Result<Report> {
                             let _ = tx.send(Event::Ready);
                         }
                         let complete = match &ev.event {
-                            Some(watch_event::Event::Delta(d)) => {
+                            Some(watch_response::Event::Delta(d)) => {
                                 parts += 1;
                                 items += (d.upserted.len() + d.removed.len() + d.invalidated.len())
                                     as u64;
                                 d.last
                             }
-                            Some(watch_event::Event::Snapshot(s)) => {
+                            Some(watch_response::Event::Snapshot(s)) => {
                                 parts += 1;
                                 items += s.records.len() as u64;
                                 s.last

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use portolan::pb::{
     BatchLookupRequest, GetRegistryInfoRequest, ListRecordsRequest, RecordState, SearchRequest,
-    WatchMode, WatchRequest, batch_lookup_request::Query, port_registry_client,
+    WatchMode, WatchRequest, batch_lookup_request::Query, port_registry_service_client,
 };
 use prost::Message as _;
 use serde_json::json;
@@ -22,13 +22,13 @@ use super::raw::{End, RawConn, classify, finish, scrape};
 use super::{Ctx, Stop};
 use crate::report::Check;
 use crate::servers;
-use crate::summary::client::port_registry_client::PortRegistryClient;
+use crate::summary::client::port_registry_service_client::PortRegistryServiceClient;
 use crate::util::{Summary, ms};
 
-const LOOKUP_PORT: &str = "/portolan.v1.PortRegistry/LookupPort";
-const SEARCH: &str = "/portolan.v1.PortRegistry/Search";
-const WATCH: &str = "/portolan.v1.PortRegistry/Watch";
-const BATCH: &str = "/portolan.v1.PortRegistry/BatchLookup";
+const LOOKUP_PORT: &str = "/portolan.v1.PortRegistryService/LookupPort";
+const SEARCH: &str = "/portolan.v1.PortRegistryService/Search";
+const WATCH: &str = "/portolan.v1.PortRegistryService/Watch";
+const BATCH: &str = "/portolan.v1.PortRegistryService/BatchLookup";
 
 /// Sleeps for `d` unless `stop` comes first; `false` when stopped.
 async fn pause(stop: &Stop, d: Duration) -> bool {
@@ -257,7 +257,7 @@ async fn probe_watch(ctx: &Ctx) -> (bool, String) {
     let t0 = Instant::now();
     let attempt = async {
         let channel = servers::connect(ctx.addr).await?;
-        let mut client = port_registry_client::PortRegistryClient::new(channel);
+        let mut client = port_registry_service_client::PortRegistryServiceClient::new(channel);
         let mut stream = client
             .watch(WatchRequest {
                 known_version: 0,
@@ -286,10 +286,10 @@ async fn probe_watch(ctx: &Ctx) -> (bool, String) {
 /// clients' (called before the junk) and three called only after it.
 const REAL_METHODS: [(&str, &str); 5] = [
     ("grpc.health.v1.Health", "Check"),
-    ("portolan.v1.PortRegistry", "LookupPort"),
-    ("portolan.v1.PortRegistry", "GetRegistryInfo"),
-    ("portolan.v1.PortRegistry", "Search"),
-    ("portolan.v1.PortRegistry", "ListRecords"),
+    ("portolan.v1.PortRegistryService", "LookupPort"),
+    ("portolan.v1.PortRegistryService", "GetRegistryInfo"),
+    ("portolan.v1.PortRegistryService", "Search"),
+    ("portolan.v1.PortRegistryService", "ListRecords"),
 ];
 
 /// Row 4: `junk_paths` distinct request paths holding `"` or `\` on one
@@ -329,7 +329,7 @@ pub async fn metrics_junk(ctx: &Ctx) {
     // Methods first called after the junk.
     let probes = async {
         let channel = servers::connect(ctx.addr).await?;
-        let mut client = port_registry_client::PortRegistryClient::new(channel);
+        let mut client = port_registry_service_client::PortRegistryServiceClient::new(channel);
         client.get_registry_info(GetRegistryInfoRequest {}).await?;
         let mut s = client
             .search(SearchRequest {
@@ -560,7 +560,7 @@ fn record_batch(ctx: &Ctx, runs: &[BatchRun]) {
 }
 
 async fn one_batch(channel: tonic::transport::Channel, ports: Arc<Vec<u16>>, n: usize) -> BatchRun {
-    let mut client = PortRegistryClient::new(channel);
+    let mut client = PortRegistryServiceClient::new(channel);
     let items = futures::stream::iter((0..n).map(move |i| BatchLookupRequest {
         id: i.to_string(),
         query: Some(Query::Port(u32::from(
@@ -727,14 +727,14 @@ pub async fn list_states(ctx: &Ctx) {
         let (ctx, channel, request) = (ctx.clone(), channel.clone(), request.clone());
         loops.spawn(async move {
             let mut times = Vec::new();
-            let mut client = port_registry_client::PortRegistryClient::new(channel);
+            let mut client = port_registry_service_client::PortRegistryServiceClient::new(channel);
             while !ctx.stop.is_set() {
                 let t0 = Instant::now();
                 let call = async {
                     let mut s = client.list_records(request.clone()).await?.into_inner();
                     let mut n = 0u64;
-                    while s.message().await?.is_some() {
-                        n += 1;
+                    while let Some(message) = s.message().await? {
+                        n += message.records.len() as u64;
                     }
                     Ok::<u64, tonic::Status>(n)
                 };

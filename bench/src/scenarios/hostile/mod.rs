@@ -47,7 +47,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use super::ServerArgs;
 use crate::report::{Check, Report};
-use crate::summary::client::port_registry_client::PortRegistryClient;
+use crate::summary::client::port_registry_service_client::PortRegistryServiceClient;
 use crate::summary::first_record_decodes;
 use crate::util::{ms, parse_duration, quantile};
 use crate::workload::Workload;
@@ -466,7 +466,7 @@ fn spawn_clients(
                         });
                     }
                     _ = lookup_tick.tick() => {
-                        let mut client = PortRegistryClient::new(lookup.clone());
+                        let mut client = PortRegistryServiceClient::new(lookup.clone());
                         n += 1;
                         let by_port = n.is_multiple_of(2);
                         let port = u32::from(workload.exact_port(&mut rng));
