@@ -54,7 +54,7 @@ async fn raw_connection(addr: SocketAddr) -> h2::client::SendRequest<Bytes> {
     requests
 }
 
-/// The headers of a gRPC call of PortRegistry method `method`.
+/// The headers of a gRPC call of PortRegistryService method `method`.
 fn grpc_request(addr: SocketAddr, method: &str) -> http::Request<()> {
     http::Request::builder()
         .method("POST")

@@ -285,14 +285,14 @@ impl Decoder for RawDecoder {
     }
 }
 
-/// The request path of PortRegistry method `method` (e.g. `LookupName`).
+/// The request path of PortRegistryService method `method` (e.g. `LookupName`).
 fn method_path(method: &str) -> tonic::codegen::http::uri::PathAndQuery {
     format!("/portolan.v1.PortRegistryService/{method}")
         .try_into()
         .expect("a valid request path")
 }
 
-/// Sends `body` as the request message of PortRegistry's unary method
+/// Sends `body` as the request message of PortRegistryService's unary method
 /// `method`.
 async fn raw_unary(channel: &Channel, method: &str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
@@ -303,7 +303,7 @@ async fn raw_unary(channel: &Channel, method: &str, body: Vec<u8>) -> Result<Vec
         .map(tonic::Response::into_inner)
 }
 
-/// Sends `items` on the request stream of PortRegistry's method `method`;
+/// Sends `items` on the request stream of PortRegistryService's method `method`;
 /// returns the first response item (or the status the stream ended with).
 async fn raw_streaming_first(
     channel: &Channel,

@@ -473,7 +473,12 @@ async fn unread_scans_across_reloads_end_at_the_send_timeout() {
         let (records, end) = tokio::time::timeout(SERVED_WITHIN, drain(&mut stream))
             .await
             .expect("an ended scan drains at once");
-        let end = end.expect("the scan was ended by the server");
+        let end = end.unwrap_or_else(|| {
+            panic!(
+                "the scan was not ended by the server: it ran to its end ({} records)",
+                records.len()
+            )
+        });
         assert_eq!(end.code(), Code::DeadlineExceeded, "{end:?}");
         assert!(end.message().contains("--stream-send-timeout"), "{end:?}");
         assert!(records.len() < 14_512, "{} records", records.len());

@@ -1,4 +1,4 @@
-//! Every `PortRegistry` method over a real connection to an in-process
+//! Every `PortRegistryService` method over a real connection to an in-process
 //! server serving the real 2026 IANA CSV (14,512 records): lookups, batch,
 //! search, listing, registry info, every INVALID_ARGUMENT rule, NOT_FOUND,
 //! the message size limit, health, reflection and the metrics endpoint.

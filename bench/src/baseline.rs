@@ -1,4 +1,4 @@
-//! The baseline: the same `PortRegistry` service with no registry behind
+//! The baseline: the same `PortRegistryService` service with no registry behind
 //! it. LookupPort and LookupName return one fixed, small record;
 //! BatchLookup answers every item with that record (echoing the item's id);
 //! every other method is UNIMPLEMENTED. It also serves `grpc.health.v1`

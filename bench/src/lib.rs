@@ -1,5 +1,5 @@
 //! `portolan-bench`: a load tool that measures a Portolan server against a
-//! minimal tonic baseline serving the same `PortRegistry` service with no
+//! minimal tonic baseline serving the same `PortRegistryService` service with no
 //! registry work, under the same load, in the same run.
 //!
 //! # Layout

@@ -93,7 +93,7 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// clients' calls (each of which then ends at `--request-timeout`).
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
-/// `PortRegistry` calls in flight (arrived, handler not yet returned) over
+/// `PortRegistryService` calls in flight (arrived, handler not yet returned) over
 /// all connections; beyond it calls are refused at once with
 /// RESOURCE_EXHAUSTED (see [`limits::RegistryCallLimitLayer`]). Health and
 /// reflection are not counted. A call waiting for its request body costs

@@ -1,7 +1,7 @@
 //! Bounds on connections and calls, so that no single client can take the
 //! server down:
 //!
-//! * [`RegistryCallLimitLayer`]: the global bound on `PortRegistry` calls in
+//! * [`RegistryCallLimitLayer`]: the global bound on `PortRegistryService` calls in
 //!   flight (from arrival until the handler returns its response). Beyond it
 //!   calls are shed at once with RESOURCE_EXHAUSTED instead of queueing, and
 //!   `grpc.health.v1` and reflection are never counted, so health checks

@@ -214,7 +214,7 @@ def stub(pb, channel):
 
 
 # --------------------------------------------------------------------------
-# PortRegistry
+# PortRegistryService
 
 
 def test_lookup_port_443_tcp_is_https(pb, stub):
