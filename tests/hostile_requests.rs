@@ -334,12 +334,22 @@ async fn assert_undecodable(channel: &Channel, method: &str, body: Vec<u8>, need
     );
 }
 
-/// Protobuf field `field` of wire type 2 (length-delimited) holding `bytes`.
+/// A message whose field 1 is any bytes: on the wire the same as a string
+/// (or message) field 1, so it carries what a `String` cannot, such as
+/// invalid UTF-8.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Field1 {
+    #[prost(bytes = "vec", tag = "1")]
+    value: Vec<u8>,
+}
+
+/// Protobuf field 1, length-delimited, holding `bytes`, encoded by prost.
 fn length_delimited(field: u8, bytes: &[u8]) -> Vec<u8> {
-    let mut out = vec![(field << 3) | 2];
-    prost::encoding::encode_varint(bytes.len() as u64, &mut out);
-    out.extend_from_slice(bytes);
-    out
+    assert_eq!(field, 1, "only field 1 is needed");
+    Field1 {
+        value: bytes.to_vec(),
+    }
+    .encode_to_vec()
 }
 
 #[tokio::test]
