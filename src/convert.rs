@@ -117,6 +117,37 @@ pub fn protocol_from_pb(
     }
 }
 
+/// The wire value of a query's protocol (`None` = any): the mapping every
+/// request and the client's cache slots use. Only the IANA four can be
+/// asked for; a protocol outside them is an error naming `field`.
+pub fn query_protocol_to_pb(
+    protocol: Option<&Protocol>,
+    field: &'static str,
+) -> Result<pb::Protocol, ConvertError> {
+    match protocol_to_pb_ref(protocol) {
+        (pb::Protocol::Other, name) => Err(ConvertError::new(
+            field,
+            format!("{name:?} cannot be queried (only tcp, udp, sctp, dccp)"),
+        )),
+        (value, _) => Ok(value),
+    }
+}
+
+/// A query's protocol from a request's wire value (`PROTOCOL_UNSPECIFIED` =
+/// any); `PROTOCOL_OTHER` and unknown values are errors naming `field`.
+pub fn query_protocol_from_pb(
+    value: i32,
+    field: &'static str,
+) -> Result<Option<Protocol>, ConvertError> {
+    if value == pb::Protocol::Other as i32 {
+        return Err(ConvertError::new(
+            field,
+            "PROTOCOL_OTHER is not valid in a request",
+        ));
+    }
+    protocol_from_pb(value, "", field)
+}
+
 /// A domain state as the wire enum.
 pub fn state_to_pb(state: RecordState) -> pb::RecordState {
     match state {

@@ -3,16 +3,17 @@
 //!
 //! # Design
 //! * **Storage**: one [`DashMap`] per (lookup kind, protocol slot): ports
-//!   keyed by `u16`, names by their lowercase `Box<str>` (looked up by
-//!   `&str`, so a hit for an already-lowercase name allocates nothing).
+//!   keyed by `u16`, names by their folded `Box<str>`
+//!   ([`portolan_registry::folded_name`], as the server folds them; a hit
+//!   for an already-folded ASCII name allocates nothing).
 //!   Values hold an `Arc` of the answer; a hit clones that `Arc`.
 //! * **Negative caching**: NOT_FOUND answers are cached too, with their own
 //!   (shorter) TTL.
 //! * **Single flight**: concurrent misses for one key share one RPC through
 //!   a map of in-flight [`futures::future::Shared`] futures.
 //! * **Exact invalidation**: a background task holds a `Watch` stream in
-//!   INVALIDATE mode. A changed key with name `N` and port range `R` drops
-//!   the name entries of `N` (lowercase) and the port entries of every port
+//!   INVALIDATE mode (the shared driver of `crate::follow`). A changed key with name `N` and port range `R` drops
+//!   the name entries of `N` (folded) and the port entries of every port
 //!   of `R`, for every protocol. A snapshot event drops everything.
 //! * **The placeholder race** (Redis client-side caching): a reply whose
 //!   version is older than the last version seen on the watch stream is
@@ -40,12 +41,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use futures::StreamExt as _;
 use futures::future::{BoxFuture, FutureExt as _, Shared};
-use portolan_registry::{Protocol, RecordKey};
+use portolan_registry::{Protocol, RecordKey, fold_name, folded_name};
 use rustc_hash::FxBuildHasher;
-use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::follow::{Driver, DriverConfig, Follower};
 use crate::types::{SharedLookup, WatchEvent, WatchEventKind, WatchMode};
 use crate::{Client, Error, RetryPolicy};
 
@@ -161,33 +161,20 @@ pub struct CacheStats {
     pub watch_connects: u64,
 }
 
+/// One map per protocol a query may ask for: any, tcp, udp, sctp, dccp.
 const SLOTS: usize = 5;
 
+/// A query protocol's map: its wire value (0 = any, 1-4 the IANA four).
 fn slot(protocol: Option<&Protocol>) -> Result<usize, Error> {
-    Ok(match protocol {
-        None => 0,
-        Some(Protocol::Tcp) => 1,
-        Some(Protocol::Udp) => 2,
-        Some(Protocol::Sctp) => 3,
-        Some(Protocol::Dccp) => 4,
-        Some(Protocol::Other(name)) => {
-            return Err(Error::InvalidArgument {
-                message: format!(
-                    "protocol: {name:?} cannot be queried (only tcp, udp, sctp, dccp)"
-                ),
-            });
-        }
-    })
+    Ok(crate::types::request_protocol(protocol)? as usize)
 }
 
+/// The query protocol of a map.
 fn slot_protocol(slot: usize) -> Option<Protocol> {
-    match slot {
-        1 => Some(Protocol::Tcp),
-        2 => Some(Protocol::Udp),
-        3 => Some(Protocol::Sctp),
-        4 => Some(Protocol::Dccp),
-        _ => None,
-    }
+    let value = i32::try_from(slot).ok()?;
+    portolan::convert::query_protocol_from_pb(value, "protocol")
+        .ok()
+        .flatten()
 }
 
 #[derive(Debug, Clone)]
@@ -224,7 +211,6 @@ struct Counters {
     rpcs: AtomicU64,
     evictions: AtomicU64,
     invalidations: AtomicU64,
-    watch_connects: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -237,6 +223,9 @@ struct Inner {
     inflight: DashMap<FlightKey, Flight, FxBuildHasher>,
     /// Highest version seen on the watch stream (set before invalidating).
     watch_version: AtomicU64,
+    /// The version whose invalidations are all applied (what the stream
+    /// resumes from).
+    known_version: AtomicU64,
     /// Bumped before every batch of invalidations.
     generation: AtomicU64,
     /// Watch connected and caught up.
@@ -272,7 +261,7 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct CachedClient {
     inner: Arc<Inner>,
-    _task: Arc<DropGuard>,
+    driver: Arc<Driver>,
 }
 
 impl CachedClient {
@@ -287,6 +276,7 @@ impl CachedClient {
             len: AtomicUsize::new(0),
             inflight: DashMap::with_hasher(FxBuildHasher),
             watch_version: AtomicU64::new(0),
+            known_version: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             live: AtomicBool::new(false),
             unconfirmed_since: Mutex::new(Some(Instant::now())),
@@ -294,11 +284,14 @@ impl CachedClient {
             evicting: Mutex::new(()),
             counters: Counters::default(),
         });
-        let token = CancellationToken::new();
-        tokio::spawn(watch_task(Arc::clone(&inner), token.clone()));
+        let config = DriverConfig {
+            heartbeat_timeout: inner.config.heartbeat_timeout,
+            reconnect: inner.config.reconnect,
+        };
+        let driver = Driver::start(Arc::clone(&inner), inner.client.clone(), config);
         Self {
             inner,
-            _task: Arc::new(token.drop_guard()),
+            driver: Arc::new(driver),
         }
     }
 
@@ -316,14 +309,7 @@ impl CachedClient {
     /// Waits until the cache is live, at most `timeout`; returns whether it
     /// is.
     pub async fn wait_live(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while !self.is_live() {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        true
+        self.driver.wait_until(timeout, |p| p.live).await
     }
 
     /// Current counters.
@@ -340,7 +326,7 @@ impl CachedClient {
             entries: self.inner.len.load(Ordering::Relaxed) as u64,
             version: self.inner.watch_version.load(Ordering::Acquire),
             live: self.is_live(),
-            watch_connects: c.watch_connects.load(Ordering::Relaxed),
+            watch_connects: self.driver.progress().connects,
         }
     }
 
@@ -376,8 +362,7 @@ impl CachedClient {
         protocol: Option<&Protocol>,
     ) -> Result<Cached<SharedLookup>, Error> {
         let slot = slot(protocol)?;
-        let mut buf = [0u8; 64];
-        let key = lowercase(name, &mut buf);
+        let key = folded_name(name);
         if let Some(hit) = self
             .inner
             .fresh(self.inner.names[slot].get(key.as_ref()).as_deref())
@@ -402,24 +387,6 @@ impl CachedClient {
         };
         flight.await
     }
-}
-
-/// A lowercase view of `name`: borrowed when already lowercase, in `buf`
-/// when short ASCII, allocated otherwise.
-fn lowercase<'a>(name: &'a str, buf: &'a mut [u8; 64]) -> std::borrow::Cow<'a, str> {
-    if !name.bytes().any(|b| b.is_ascii_uppercase()) && name.is_ascii() {
-        return std::borrow::Cow::Borrowed(name);
-    }
-    if name.is_ascii() && name.len() <= buf.len() {
-        let out = &mut buf[..name.len()];
-        out.copy_from_slice(name.as_bytes());
-        out.make_ascii_lowercase();
-        // ASCII lowercased stays valid UTF-8.
-        if let Ok(s) = std::str::from_utf8(out) {
-            return std::borrow::Cow::Borrowed(s);
-        }
-    }
-    std::borrow::Cow::Owned(name.to_lowercase())
 }
 
 impl Inner {
@@ -588,9 +555,9 @@ impl Inner {
     fn invalidate(&self, key: &RecordKey) -> usize {
         let mut removed = 0usize;
         if let Some(name) = &key.name {
-            let lower = name.to_lowercase();
+            let folded = fold_name(name);
             for map in &self.names {
-                removed += usize::from(map.remove(lower.as_str()).is_some());
+                removed += usize::from(map.remove(folded.as_str()).is_some());
             }
         }
         if let Some(range) = key.ports {
@@ -616,7 +583,7 @@ impl Inner {
         removed
     }
 
-    fn set_live(&self, live: bool) {
+    fn mark_live(&self, live: bool) {
         let was = self.live.swap(live, Ordering::AcqRel);
         if was != live {
             let mut since = self
@@ -715,134 +682,53 @@ async fn fetch_and_fill(
     outcome
 }
 
-/// Why a watch session ended.
-enum SessionEnd {
-    Cancelled,
-    Broken(String),
-}
+impl Follower for Inner {
+    const MODE: WatchMode = WatchMode::Invalidate;
 
-async fn watch_task(inner: Arc<Inner>, cancel: CancellationToken) {
-    let mut known_version = 0u64;
-    let mut failures = 0u32;
-    loop {
-        let end = tokio::select! {
-            () = cancel.cancelled() => SessionEnd::Cancelled,
-            end = watch_session(&inner, &mut known_version, &mut failures) => end,
+    fn version(&self) -> u64 {
+        self.known_version.load(Ordering::SeqCst)
+    }
+
+    async fn apply(&self, event: WatchEvent) -> Result<bool, String> {
+        let last = match event.kind {
+            WatchEventKind::Snapshot { last, .. } => {
+                // INVALIDATE mode: forget everything cached before `version`.
+                self.watch_version.store(event.version, Ordering::SeqCst);
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                let removed = self.clear();
+                self.counters
+                    .invalidations
+                    .fetch_add(removed as u64, Ordering::Relaxed);
+                last
+            }
+            WatchEventKind::Delta {
+                invalidated, last, ..
+            } => {
+                self.watch_version
+                    .fetch_max(event.version, Ordering::SeqCst);
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                let removed: usize = invalidated.iter().map(|k| self.invalidate(k)).sum();
+                self.counters
+                    .invalidations
+                    .fetch_add(removed as u64, Ordering::Relaxed);
+                last
+            }
+            WatchEventKind::Heartbeat => true,
         };
-        inner.set_live(false);
-        match end {
-            SessionEnd::Cancelled => return,
-            SessionEnd::Broken(why) => {
-                tracing::debug!(%why, known_version, "cache watch stream broken; reconnecting");
-            }
+        if last {
+            self.known_version.store(event.version, Ordering::SeqCst);
         }
-        let delay = inner.config.reconnect.backoff(failures);
-        failures = failures.saturating_add(1);
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
-        }
+        Ok(last)
     }
-}
 
-async fn watch_session(inner: &Inner, known_version: &mut u64, failures: &mut u32) -> SessionEnd {
-    let mut stream = match inner
-        .client
-        .watch(*known_version, WatchMode::Invalidate)
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => return SessionEnd::Broken(e.to_string()),
-    };
-    inner
-        .counters
-        .watch_connects
-        .fetch_add(1, Ordering::Relaxed);
-    loop {
-        let event = match tokio::time::timeout(inner.config.heartbeat_timeout, stream.next()).await
-        {
-            Err(_) => return SessionEnd::Broken("no event within the heartbeat timeout".into()),
-            Ok(None) => return SessionEnd::Broken("stream ended by the server".into()),
-            Ok(Some(Err(e))) => return SessionEnd::Broken(e.to_string()),
-            Ok(Some(Ok(event))) => event,
-        };
-        if let Err(why) = apply_event(inner, known_version, event) {
-            return SessionEnd::Broken(why);
-        }
-        *failures = 0;
+    fn set_live(&self, live: bool) {
+        self.mark_live(live);
     }
-}
-
-fn apply_event(inner: &Inner, known_version: &mut u64, event: WatchEvent) -> Result<(), String> {
-    match event.kind {
-        WatchEventKind::Heartbeat => {
-            if event.version != *known_version {
-                return Err(format!(
-                    "heartbeat at version {} while holding {}: resync",
-                    event.version, known_version
-                ));
-            }
-            inner.watch_version.store(event.version, Ordering::SeqCst);
-            inner.set_live(true);
-        }
-        WatchEventKind::Snapshot { last, .. } => {
-            // INVALIDATE mode: forget everything cached before `version`.
-            inner.watch_version.store(event.version, Ordering::SeqCst);
-            inner.generation.fetch_add(1, Ordering::SeqCst);
-            let removed = inner.clear();
-            inner
-                .counters
-                .invalidations
-                .fetch_add(removed as u64, Ordering::Relaxed);
-            if last {
-                *known_version = event.version;
-                inner.set_live(true);
-            }
-        }
-        WatchEventKind::Delta {
-            invalidated, last, ..
-        } => {
-            if event.from_version != *known_version {
-                return Err(format!(
-                    "delta from {} while holding {}: resync",
-                    event.from_version, known_version
-                ));
-            }
-            inner
-                .watch_version
-                .fetch_max(event.version, Ordering::SeqCst);
-            inner.generation.fetch_add(1, Ordering::SeqCst);
-            let removed: usize = invalidated.iter().map(|k| inner.invalidate(k)).sum();
-            inner
-                .counters
-                .invalidations
-                .fetch_add(removed as u64, Ordering::Relaxed);
-            if last {
-                *known_version = event.version;
-                inner.set_live(true);
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lowercase_borrows_when_possible() {
-        let mut buf = [0u8; 64];
-        assert!(matches!(
-            lowercase("https", &mut buf),
-            std::borrow::Cow::Borrowed("https")
-        ));
-        let mut buf = [0u8; 64];
-        assert_eq!(lowercase("HTTPS", &mut buf), "https");
-        let mut buf = [0u8; 64];
-        let long = "A".repeat(100);
-        assert_eq!(lowercase(&long, &mut buf), "a".repeat(100));
-    }
 
     #[test]
     fn slots_reject_other() {

@@ -17,6 +17,9 @@
 //! * [`replica`]: [`ReplicaClient`]: a full copy in a
 //!   [`portolan_registry::Index`] fed by a `Watch` stream in FULL mode;
 //!   synchronous local lookups that survive server outages.
+//! * `follow`: the one reconnecting `Watch` driver both of them use
+//!   (heartbeat timeout, resync, backoff, progress that `wait_live` and
+//!   `wait_for_version` wait on).
 //! * [`types`]: [`WatchEvent`], [`BatchQuery`]/[`BatchItem`],
 //!   [`ScanFilter`], [`RegistryInfo`].
 //! * [`error`]: the one error enum, [`Error`].
@@ -46,6 +49,7 @@
 pub mod cache;
 pub mod client;
 pub mod error;
+mod follow;
 pub mod replica;
 pub mod retry;
 pub mod types;

@@ -3,34 +3,30 @@
 //! working while the server is down.
 //!
 //! # Protocol handling
+//! The stream is driven by the shared driver of `crate::follow` (reconnects,
+//! heartbeat timeout, resyncs, progress); this module says what an event
+//! does to the local index:
 //! * Snapshot parts are collected until `last`, then installed with
 //!   [`Index::replace_keyed`] at the snapshot's version.
 //! * Delta parts are collected until `last`, then applied with
-//!   [`Index::apply_delta`], only when the delta's `from_version` equals the
-//!   local version; otherwise the stream is dropped and reopened with the
-//!   local version, so the server sends what is missing.
-//! * A heartbeat whose version differs from the local one means a change
-//!   was missed: resync the same way.
-//! * When the stream breaks (error, end, or no event within the heartbeat
-//!   timeout) the task reconnects with jittered backoff, sending its
-//!   version: the server answers with a delta when it still holds the
-//!   changes, a snapshot otherwise.
+//!   [`Index::apply_delta`] (the driver has checked that the delta's
+//!   `from_version` is the local version; otherwise it reopens the stream
+//!   with the local version, so the server sends what is missing).
 //! * Installs and deltas run on tokio's blocking pool (a diff and apply
 //!   of the whole registry is milliseconds of CPU), awaited in order.
 //! * Version 0 means "not from the server" (the embedded registry or a
 //!   file given at start-up); the first connection then brings a snapshot.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use futures::StreamExt as _;
 use portolan_registry::diff::KeyedRecord;
 use portolan_registry::index::keyed_records;
 use portolan_registry::{Index, LookupResult, Protocol, RecordKey, Registry, Snapshot, SourceInfo};
-use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::types::{WatchEventKind, WatchMode};
+use crate::follow::{Driver, DriverConfig, Follower};
+use crate::types::{WatchEvent, WatchEventKind, WatchMode};
 use crate::{Client, RetryPolicy};
 
 /// Settings of a [`ReplicaClient`].
@@ -92,19 +88,23 @@ pub struct ReplicaStats {
     pub live: bool,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
+/// The replica's side of the stream: the index and what was applied.
+#[derive(Debug)]
+struct Replica {
+    index: Arc<Index>,
+    /// The server's address, as the source of installed snapshots.
+    source: SourceInfo,
     snapshots: AtomicU64,
     deltas: AtomicU64,
-    connects: AtomicU64,
-    resyncs: AtomicU64,
-    live: AtomicBool,
+    /// Parts of a snapshot or delta received before its last part.
+    pending: Mutex<Pending>,
 }
 
-#[derive(Debug)]
-struct Shared {
-    index: Arc<Index>,
-    counters: Counters,
+#[derive(Debug, Default)]
+struct Pending {
+    snapshot: Vec<KeyedRecord>,
+    upserts: Vec<KeyedRecord>,
+    removed: Vec<RecordKey>,
 }
 
 /// A full local replica of a server's registry. Lookups are synchronous
@@ -128,8 +128,8 @@ struct Shared {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ReplicaClient {
-    shared: Arc<Shared>,
-    _task: Arc<DropGuard>,
+    replica: Arc<Replica>,
+    driver: Arc<Driver>,
 }
 
 impl ReplicaClient {
@@ -144,160 +144,112 @@ impl ReplicaClient {
 
     /// Starts a replica over an existing index, resuming from its version.
     pub fn start_with_index(client: Client, index: Arc<Index>, config: ReplicaConfig) -> Self {
-        let shared = Arc::new(Shared {
+        let replica = Arc::new(Replica {
             index,
-            counters: Counters::default(),
+            source: SourceInfo {
+                path: client.endpoint().to_string(),
+                ..SourceInfo::default()
+            },
+            snapshots: AtomicU64::new(0),
+            deltas: AtomicU64::new(0),
+            pending: Mutex::new(Pending::default()),
         });
-        let token = CancellationToken::new();
-        tokio::spawn(replica_task(
-            Arc::clone(&shared),
-            client,
-            config,
-            token.clone(),
-        ));
+        let config = DriverConfig {
+            heartbeat_timeout: config.heartbeat_timeout,
+            reconnect: config.reconnect,
+        };
+        let driver = Driver::start(Arc::clone(&replica), client, config);
         Self {
-            shared,
-            _task: Arc::new(token.drop_guard()),
+            replica,
+            driver: Arc::new(driver),
         }
     }
 
     /// Every record covering `port` for `protocol` (`None` = any), local.
     pub fn lookup_port(&self, port: u16, protocol: Option<&Protocol>) -> LookupResult {
-        self.shared.index.lookup_port(port, protocol).into_records()
+        self.replica
+            .index
+            .lookup_port(port, protocol)
+            .into_records()
     }
 
     /// Every record named `name` (case-insensitive) for `protocol`, local.
     pub fn lookup_name(&self, name: &str, protocol: Option<&Protocol>) -> LookupResult {
-        self.shared.index.lookup_name(name, protocol).into_records()
+        self.replica
+            .index
+            .lookup_name(name, protocol)
+            .into_records()
     }
 
     /// The current record set, for scans (list, search, export).
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.shared.index.snapshot()
+        self.replica.index.snapshot()
     }
 
     /// The local version (0 = not from the server).
     pub fn version(&self) -> u64 {
-        self.shared.index.version()
+        self.replica.index.version()
     }
 
     /// The underlying index.
     pub fn index(&self) -> &Arc<Index> {
-        &self.shared.index
+        &self.replica.index
     }
 
     /// Whether the stream is connected and caught up.
     pub fn is_live(&self) -> bool {
-        self.shared.counters.live.load(Ordering::Acquire)
+        self.driver.progress().live
     }
 
     /// Counters.
     pub fn stats(&self) -> ReplicaStats {
-        let c = &self.shared.counters;
+        let progress = self.driver.progress();
         ReplicaStats {
             version: self.version(),
-            records: self.shared.index.snapshot().len() as u64,
-            snapshots_applied: c.snapshots.load(Ordering::Relaxed),
-            deltas_applied: c.deltas.load(Ordering::Relaxed),
-            connects: c.connects.load(Ordering::Relaxed),
-            resyncs: c.resyncs.load(Ordering::Relaxed),
-            live: c.live.load(Ordering::Acquire),
+            records: self.replica.index.snapshot().len() as u64,
+            snapshots_applied: self.replica.snapshots.load(Ordering::Relaxed),
+            deltas_applied: self.replica.deltas.load(Ordering::Relaxed),
+            connects: progress.connects,
+            resyncs: progress.resyncs,
+            live: progress.live,
         }
     }
 
     /// Waits until the local version is at least `version` and the stream
     /// is live, at most `timeout`; returns whether it happened.
     pub async fn wait_for_version(&self, version: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.version() >= version && self.is_live() {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        self.driver
+            .wait_until(timeout, |p| p.live && p.version >= version)
+            .await
     }
 }
 
-async fn replica_task(
-    shared: Arc<Shared>,
-    client: Client,
-    config: ReplicaConfig,
-    cancel: CancellationToken,
-) {
-    let mut failures = 0u32;
-    let source = SourceInfo {
-        path: client.endpoint().to_string(),
-        ..SourceInfo::default()
-    };
-    loop {
-        let why = tokio::select! {
-            () = cancel.cancelled() => return,
-            why = session(&shared, &client, &config, &source, &mut failures) => why,
-        };
-        shared.counters.live.store(false, Ordering::Release);
-        tracing::debug!(%why, version = shared.index.version(), "replica watch stream ended; reconnecting");
-        let delay = config.reconnect.backoff(failures);
-        failures = failures.saturating_add(1);
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
-        }
-    }
-}
+impl Follower for Replica {
+    const MODE: WatchMode = WatchMode::Full;
 
-/// One stream's life; returns why it ended.
-async fn session(
-    shared: &Shared,
-    client: &Client,
-    config: &ReplicaConfig,
-    source: &SourceInfo,
-    failures: &mut u32,
-) -> String {
-    let index = &shared.index;
-    let mut stream = match client.watch(index.version(), WatchMode::Full).await {
-        Ok(s) => s,
-        Err(e) => return e.to_string(),
-    };
-    shared.counters.connects.fetch_add(1, Ordering::Relaxed);
-    let mut snapshot_parts: Vec<KeyedRecord> = Vec::new();
-    let mut delta_upserts: Vec<KeyedRecord> = Vec::new();
-    let mut delta_removed: Vec<RecordKey> = Vec::new();
-    loop {
-        let event = match tokio::time::timeout(config.heartbeat_timeout, stream.next()).await {
-            Err(_) => return "no event within the heartbeat timeout".into(),
-            Ok(None) => return "stream ended by the server".into(),
-            Ok(Some(Err(e))) => return e.to_string(),
-            Ok(Some(Ok(event))) => event,
-        };
+    fn version(&self) -> u64 {
+        self.index.version()
+    }
+
+    async fn apply(&self, event: WatchEvent) -> Result<bool, String> {
+        let version = event.version;
         match event.kind {
-            WatchEventKind::Heartbeat => {
-                if event.version != index.version() {
-                    shared.counters.resyncs.fetch_add(1, Ordering::Relaxed);
-                    return format!(
-                        "heartbeat at {} while holding {}: resync",
-                        event.version,
-                        index.version()
-                    );
-                }
-                shared.counters.live.store(true, Ordering::Release);
-            }
             WatchEventKind::Snapshot { records, last, .. } => {
-                snapshot_parts.extend(records);
-                if last {
-                    let keyed = std::mem::take(&mut snapshot_parts);
-                    let (source, version) = (source.clone(), event.version);
-                    let install = off_runtime(index, move |index| {
-                        index.replace_keyed(keyed, source, version)
-                    });
-                    if let Err(e) = install.await {
-                        return format!("snapshot rejected: {e}");
+                let keyed = {
+                    let mut pending = lock(&self.pending);
+                    pending.snapshot.extend(records);
+                    if !last {
+                        return Ok(false);
                     }
-                    shared.counters.snapshots.fetch_add(1, Ordering::Relaxed);
-                    shared.counters.live.store(true, Ordering::Release);
-                }
+                    std::mem::take(&mut pending.snapshot)
+                };
+                let source = self.source.clone();
+                off_runtime(&self.index, move |index| {
+                    index.replace_keyed(keyed, source, version)
+                })
+                .await
+                .map_err(|e| format!("snapshot rejected: {e}"))?;
+                self.snapshots.fetch_add(1, Ordering::Relaxed);
             }
             WatchEventKind::Delta {
                 upserted,
@@ -305,33 +257,40 @@ async fn session(
                 last,
                 ..
             } => {
-                if event.from_version != index.version() {
-                    shared.counters.resyncs.fetch_add(1, Ordering::Relaxed);
-                    return format!(
-                        "delta from {} while holding {}: resync",
-                        event.from_version,
-                        index.version()
-                    );
-                }
-                delta_upserts.extend(upserted);
-                delta_removed.extend(removed);
-                if last {
-                    let upserts = std::mem::take(&mut delta_upserts);
-                    let removed = std::mem::take(&mut delta_removed);
-                    let version = event.version;
-                    let apply = off_runtime(index, move |index| {
-                        index.apply_delta(upserts, &removed, version)
-                    });
-                    if let Err(e) = apply.await {
-                        return format!("delta rejected: {e}");
+                let (upserts, removed) = {
+                    let mut pending = lock(&self.pending);
+                    pending.upserts.extend(upserted);
+                    pending.removed.extend(removed);
+                    if !last {
+                        return Ok(false);
                     }
-                    shared.counters.deltas.fetch_add(1, Ordering::Relaxed);
-                    shared.counters.live.store(true, Ordering::Release);
-                }
+                    (
+                        std::mem::take(&mut pending.upserts),
+                        std::mem::take(&mut pending.removed),
+                    )
+                };
+                off_runtime(&self.index, move |index| {
+                    index.apply_delta(upserts, &removed, version)
+                })
+                .await
+                .map_err(|e| format!("delta rejected: {e}"))?;
+                self.deltas.fetch_add(1, Ordering::Relaxed);
             }
+            WatchEventKind::Heartbeat => return Ok(true),
         }
-        *failures = 0;
+        Ok(true)
     }
+
+    fn set_live(&self, live: bool) {
+        if !live {
+            // A part received before the stream broke is never completed.
+            *lock(&self.pending) = Pending::default();
+        }
+    }
+}
+
+fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    pending.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs an install or a delta on the blocking pool: a diff and apply over

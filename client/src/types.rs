@@ -351,23 +351,14 @@ impl RegistryInfo {
 /// A lookup answer shared between cache and callers.
 pub type SharedLookup = Arc<portolan_registry::LookupResult>;
 
-/// The wire protocol value for a request's protocol. `Other` cannot be
-/// sent.
+/// The wire protocol value for a request's protocol
+/// ([`portolan::convert::query_protocol_to_pb`]); `Other` cannot be sent.
 pub(crate) fn request_protocol(protocol: Option<&Protocol>) -> Result<i32, Error> {
-    Ok(match protocol {
-        None => pb::Protocol::Unspecified,
-        Some(Protocol::Tcp) => pb::Protocol::Tcp,
-        Some(Protocol::Udp) => pb::Protocol::Udp,
-        Some(Protocol::Sctp) => pb::Protocol::Sctp,
-        Some(Protocol::Dccp) => pb::Protocol::Dccp,
-        Some(Protocol::Other(name)) => {
-            return Err(Error::InvalidArgument {
-                message: format!(
-                    "protocol: {name:?} cannot be queried (only tcp, udp, sctp, dccp)"
-                ),
-            });
-        }
-    } as i32)
+    portolan::convert::query_protocol_to_pb(protocol, "protocol")
+        .map(|value| value as i32)
+        .map_err(|e| Error::InvalidArgument {
+            message: e.to_string(),
+        })
 }
 
 pub(crate) fn state_to_pb(state: RecordState) -> i32 {

@@ -41,7 +41,8 @@ pub use index::{
     RANGE_CACHE_ENTRIES, ReloadGuard, Snapshot,
 };
 pub use model::{
-    Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate, fold_name,
+    Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate,
+    fold_name, folded_name,
 };
 pub use parse::{Diagnostic, Format, ParseError, ParseLimits, Parsed, parse, parse_with_limits};
 pub use query::{Filter, SearchHits, SearchQuery, SearchStep};

@@ -1,19 +1,35 @@
 //! The domain model: one [`Record`] per registry row, with nothing lost, and
 //! the small value types it is made of.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// The case folding used for name lookups and searches: ASCII lowercase for
-/// ASCII text (nearly every registry string, and the fast path), Unicode
-/// lowercase otherwise. Every place that compares names folds with this.
+/// The case folding used for name lookups and searches, the one rule every
+/// place that compares names uses (the index's maps, the search text, the
+/// client's cache): ASCII lowercase for ASCII text (nearly every registry
+/// string, and the fast path), each character's Unicode lowercase
+/// otherwise. Folding character by character, with no context, keeps the
+/// fold of a substring a substring of the fold (unlike `str::to_lowercase`,
+/// which lowercases a word-final `Σ` to `ς`), and folds a titlecase letter
+/// such as `ǅ` like its lowercase and uppercase forms (`ǆ`, `Ǆ`).
 pub fn fold_name(text: &str) -> String {
     if text.is_ascii() {
         text.to_ascii_lowercase()
     } else {
-        text.to_lowercase()
+        text.chars().flat_map(char::to_lowercase).collect()
+    }
+}
+
+/// [`fold_name`] without a copy when `text` is already folded ASCII (the
+/// common case of a lookup).
+pub fn folded_name(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() && !text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(fold_name(text))
     }
 }
 

@@ -330,9 +330,16 @@ mod tests {
                     .map(|m| m.map(|m| m.records.len()))
                     .boxed()
             } else {
-                list(snapshot, encodings, Filter::default(), SETTINGS, shutdown, active)
-                    .map(|m| m.map(|m| m.records.len()))
-                    .boxed()
+                list(
+                    snapshot,
+                    encodings,
+                    Filter::default(),
+                    SETTINGS,
+                    shutdown,
+                    active,
+                )
+                .map(|m| m.map(|m| m.records.len()))
+                .boxed()
             }
         };
         for (searching, next) in [(false, "v2"), (true, "v3")] {

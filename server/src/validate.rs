@@ -207,17 +207,10 @@ fn name(value: &str) -> Result<String, ServiceError> {
     Ok(value.to_string())
 }
 
-/// A request's protocol: `PROTOCOL_UNSPECIFIED` is "any"; `PROTOCOL_OTHER`
-/// and unknown values are rejected.
+/// A request's protocol ([`convert::query_protocol_from_pb`]).
 fn protocol(value: i32) -> Result<Option<Protocol>, ServiceError> {
-    if value == pb::Protocol::Other as i32 {
-        return Err(ServiceError::invalid(
-            "protocol",
-            "PROTOCOL_OTHER is not valid in a request",
-        ));
-    }
-    convert::protocol_from_pb(value, "", "protocol")
-        .map_err(|e| ServiceError::invalid("protocol", e.reason))
+    convert::query_protocol_from_pb(value, "protocol")
+        .map_err(|e| ServiceError::invalid(e.field, e.reason))
 }
 
 fn filter(

@@ -98,7 +98,7 @@ use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
 use crate::diff::{Diff, KeyedRecord};
-use crate::model::{Protocol, Record, RecordKey, fold_name};
+use crate::model::{Protocol, Record, RecordKey, folded_name};
 use crate::registry::{Registry, SourceInfo};
 
 use maps::*;
@@ -270,14 +270,8 @@ impl Index {
 
     /// The list of `name` (folded), if any.
     fn name_list(&self, name: &str) -> Option<RecordList> {
-        let folded;
-        let key = if name.chars().any(char::is_uppercase) {
-            folded = fold_name(name);
-            folded.as_str()
-        } else {
-            name
-        };
-        self.by_name.get(key).map(|list| Arc::clone(&*list))
+        let key = folded_name(name);
+        self.by_name.get(&*key).map(|list| Arc::clone(&*list))
     }
 
     /// Replaces the registry with `registry` (parsed and validated by the

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
-use crate::model::{PortRange, Protocol, Record, RecordState};
+use crate::model::{PortRange, Protocol, Record, RecordState, fold_name};
 use crate::query::{Filter, MatchRank, SearchQuery};
 use crate::registry::{Registry, SourceInfo};
 
@@ -271,6 +271,36 @@ fn lookups_filter_by_protocol_and_fold_names() {
         Some(&b"http 80/tcp, http 80/udp"[..])
     );
     assert_eq!(keys_of(index.lookup_name("nope", None)), None);
+}
+
+/// Names fold by one rule ([`fold_name`]) on both sides: a query with a
+/// titlecase letter finds a record stored in lowercase, and the other way
+/// round; a word-final capital sigma folds like a medial one.
+#[test]
+fn titlecase_and_final_sigma_names_fold_like_their_lowercase() {
+    let stored = ["\u{1C6}-svc", "\u{1C5}-title", "\u{3C3}\u{3B1}\u{3C3}"];
+    let records = stored
+        .iter()
+        .zip(1u16..)
+        .map(|(name, port)| record(Some(name), Some((port, port)), Some(Protocol::Tcp)))
+        .collect();
+    let index = Index::new(Registry::new(records, SourceInfo::default()));
+    for (query, port) in [
+        ("\u{1C5}-svc", 1),
+        ("\u{1C4}-SVC", 1),
+        ("\u{1C6}-title", 2),
+        ("\u{1C4}-TITLE", 2),
+        ("\u{3A3}\u{391}\u{3A3}", 3),
+    ] {
+        let found = index.lookup_name(query, None);
+        let ports: Vec<_> = found
+            .entries
+            .iter()
+            .map(|e| e.record.ports.map(|p| p.start))
+            .collect();
+        assert_eq!(ports, [Some(port)], "{query}");
+    }
+    assert_eq!(fold_name("\u{3A3}\u{391}\u{3A3}"), "\u{3C3}\u{3B1}\u{3C3}");
 }
 
 /// Lookup entries are the index's own, shared: a list the reload did
