@@ -20,10 +20,9 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::SocketAddr;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -36,7 +35,7 @@ use portolan_registry::ParseLimits;
 use portolan_test_support::require_shared_file;
 use tonic::transport::Channel;
 
-use support::{eventually, start_server, test_args, workspace_binary};
+use support::{ServerProcess, eventually, start_server, test_args, workspace_binary};
 
 const FULL_CSV: &str = "iana/service-names-port-numbers.csv";
 
@@ -97,79 +96,6 @@ fn variant(csv: &str, tag: &str) -> Vec<u8> {
 }
 
 const HEADER: &str = "Service Name,Port Number,Transport Protocol,Description,Assignee,Contact,Registration Date,Modification Date,Reference,Service Code,Unauthorized Use Reported,Assignment Notes\r\n";
-
-/// The real server binary on `127.0.0.1:0`, killed when dropped; its JSON
-/// log is drained by a thread.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ServerProcess {
-    fn start(data: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(workspace_binary("portolan-server", "portolan-server"))
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data"])
-            .arg(data)
-            .args(["--reload-debounce", "50ms"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn portolan-server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if line.contains("\"listening\"") {
-                    let addr = line
-                        .split("\"addr\":\"")
-                        .nth(1)
-                        .and_then(|rest| rest.split('"').next())
-                        .and_then(|addr| addr.parse::<SocketAddr>().ok());
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server logged its address")
-            .expect("a socket address in the listening line");
-        Self { child, addr }
-    }
-
-    async fn ready_client(&self) -> PortRegistryServiceClient<Channel> {
-        let endpoint = format!("http://{}", self.addr);
-        eventually(Duration::from_secs(60), "the server to load", || {
-            let endpoint = endpoint.clone();
-            async move {
-                let mut client = PortRegistryServiceClient::connect(endpoint).await.ok()?;
-                client
-                    .get_registry_info(GetRegistryInfoRequest {})
-                    .await
-                    .ok()?;
-                Some(client)
-            }
-        })
-        .await
-    }
-
-    fn hangup(&self) {
-        let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Resident set of process `pid`, in bytes.
 fn rss_bytes(pid: u32) -> Option<u64> {

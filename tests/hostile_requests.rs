@@ -22,10 +22,7 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
@@ -43,7 +40,7 @@ use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, En
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use support::{eventually, start_server, test_args, workspace_binary};
+use support::{ServerProcess, eventually, start_server, test_args};
 
 /// How long any single call made to prove "the server still serves" may take.
 const SERVED_WITHIN: Duration = Duration::from_secs(5);
@@ -540,71 +537,10 @@ async fn watch_streams_beyond_the_limit_are_refused() {
     server.stop().await;
 }
 
-/// The real server binary, killed when dropped.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ServerProcess {
-    /// Starts `portolan-server` on `127.0.0.1:0` serving `data`; returns once
-    /// it logged its address.
-    fn start(data: &Path) -> Self {
-        let binary = workspace_binary("portolan-server", "portolan-server");
-        let mut child = Command::new(binary)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data"])
-            .arg(data)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn portolan-server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if line.contains("\"listening\"") {
-                    let addr = line
-                        .split("\"addr\":\"")
-                        .nth(1)
-                        .and_then(|rest| rest.split('"').next())
-                        .and_then(|addr| addr.parse::<SocketAddr>().ok());
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server logged its address")
-            .expect("a socket address in the listening line");
-        Self { child, addr }
-    }
-
-    /// The server's resident set size, in KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read /proc/<pid>/status");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("a VmRSS line")
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn clients_that_never_read_their_streams_do_not_hurt_the_server() {
     let csv = require_shared_file!("iana/service-names-port-numbers.csv");
-    let server = ServerProcess::start(&csv);
+    let server = ServerProcess::start(&csv, &[]);
     let mut client = eventually(Duration::from_secs(30), "the server to load", || async {
         let mut client = PortRegistryServiceClient::connect(format!("http://{}", server.addr))
             .await

@@ -36,35 +36,6 @@ use support::{ServerProcess, eventually, http_get, start_server, test_args};
 /// How long any single call made to prove "the server still serves" may take.
 const SERVED_WITHIN: Duration = Duration::from_secs(5);
 
-impl ServerProcess {
-    /// A client, once the registry is loaded.
-    async fn ready_client(&self) -> PortRegistryServiceClient<Channel> {
-        let endpoint = format!("http://{}", self.addr);
-        eventually(Duration::from_secs(30), "the server to load", || {
-            let endpoint = endpoint.clone();
-            async move {
-                let mut client = PortRegistryServiceClient::connect(endpoint).await.ok()?;
-                client.lookup_port(port_request(443)).await.ok()?;
-                Some(client)
-            }
-        })
-        .await
-    }
-
-    /// CPU time (user + system) the server has used, in clock ticks.
-    fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .expect("read /proc/<pid>/stat");
-        // Fields after the parenthesised command name; utime and stime are
-        // fields 14 and 15 of the whole line.
-        let rest = stat.rsplit_once(')').expect("a stat line").1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: u64 = fields[11].parse().expect("utime");
-        let stime: u64 = fields[12].parse().expect("stime");
-        utime + stime
-    }
-}
-
 fn port_request(port: u32) -> LookupPortRequest {
     LookupPortRequest { port, protocol: 0 }
 }

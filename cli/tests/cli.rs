@@ -3,19 +3,17 @@
 //! `127.0.0.1:0`. Waits poll with deadlines; nothing sleeps to wait.
 
 use std::io::{BufRead as _, BufReader, Read as _};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use portolan_server::{Args, Config};
+use portolan_server::Args;
 use portolan_test_support::require_shared_file;
+use portolan_test_support::server::{self as support, TestServer, test_args};
 use predicates::prelude::*;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 fn portolan() -> Command {
     let mut cmd = Command::cargo_bin("portolan").expect("the portolan binary is built");
@@ -45,19 +43,13 @@ fn recv_json(lines: &mpsc::Receiver<String>, timeout: Duration, what: &str) -> V
     serde_json::from_str(&lines.recv_timeout(timeout).expect(what)).expect("json")
 }
 
+/// The shared in-process server (`portolan-test-support`) serving a copy
+/// of a CSV that the test may change.
 struct Server {
     endpoint: String,
     data: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
+    _server: TestServer,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }
 
 async fn start_server(csv: &Path) -> Server {
@@ -69,42 +61,17 @@ async fn start_server_with(csv: &Path, tweak: impl FnOnce(&mut Args)) -> Server 
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("registry.csv");
     std::fs::copy(csv, &data).expect("copy");
-    let mut args = Args::defaults();
-    args.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    args.data = Some(data.clone());
-    args.reload_debounce = Duration::from_millis(50);
-    // Versions 1, 2, 3... so waits for a version mean that many changes.
-    args.initial_version = Some(1);
+    let mut args = test_args(Some(&data));
     args.poll_interval = Duration::from_millis(500);
     args.shutdown_grace = Duration::from_secs(1);
     tweak(&mut args);
-    let config = tokio::task::spawn_blocking(move || Config::load(args))
-        .await
-        .expect("config task")
-        .expect("config");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(portolan_server::run_with_listeners(
-        config,
-        listener,
-        None,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let client = portolan_client::Client::builder(endpoint.clone())
-        .connect_lazy()
-        .expect("client");
-    let until = Instant::now() + Duration::from_secs(20);
-    while client.registry_info().await.is_err() {
-        assert!(Instant::now() < until, "server never became ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let server = support::start_server(args).await;
+    let endpoint = server.endpoint();
+    server.ready_client().await;
     Server {
         endpoint,
         data,
-        stop: Some(stop),
+        _server: server,
         _dir: dir,
     }
 }

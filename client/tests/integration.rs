@@ -3,7 +3,6 @@
 //! through the server's `/metrics` endpoint; nothing sleeps to wait, every
 //! wait polls with a deadline.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,28 +14,20 @@ use portolan_client::{
     RetryPolicy, ScanFilter,
 };
 use portolan_registry::{Protocol, RecordState};
-use portolan_server::{Args, Config};
-use portolan_test_support::require_shared_file;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use portolan_server::Args;
+use portolan_test_support::server as support;
+use portolan_test_support::{eventually, require_shared_file};
 
 const HTTPS_TCP_LINE: &str = "https,443,tcp,http protocol over TLS/SSL,";
 const HTTPS_TCP_CHANGED: &str = "https,443,tcp,HTTPS changed by the client test,";
 
+/// The shared in-process server (`portolan-test-support`), serving a copy
+/// of a CSV that the test may change.
 struct TestServer {
+    server: support::TestServer,
     addr: SocketAddr,
-    metrics_addr: SocketAddr,
     data: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow_free::Result>>,
     _dir: tempfile::TempDir,
-}
-
-/// Keeps the test free of an `anyhow` dependency: the server's result is
-/// only checked for success.
-mod anyhow_free {
-    pub type Result = std::result::Result<(), String>;
 }
 
 impl TestServer {
@@ -44,42 +35,16 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("registry.csv");
         std::fs::copy(csv, &data).expect("copy the CSV");
-        let mut args = Args::defaults();
-        args.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        args.data = Some(data.clone());
-        args.reload_debounce = Duration::from_millis(50);
-        // Versions 1, 2, 3... so waits for a version mean that many changes.
-        args.initial_version = Some(1);
-        // Versions 1, 2, 3... so waits for "version 2" mean one change.
-        args.initial_version = Some(1);
+        let mut args = support::test_args(Some(&data));
         args.poll_interval = Duration::from_millis(500);
         args.heartbeat_interval = Duration::from_secs(1);
         args.shutdown_grace = Duration::from_secs(2);
         tweak(&mut args);
-        let config = tokio::task::spawn_blocking(move || Config::load(args))
-            .await
-            .expect("config task")
-            .expect("valid configuration");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let metrics = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind metrics");
-        let addr = listener.local_addr().expect("addr");
-        let metrics_addr = metrics.local_addr().expect("metrics addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            portolan_server::run_with_listeners(config, listener, Some(metrics), async move {
-                let _ = stopped.await;
-            })
-            .await
-            .map_err(|e| format!("{e:#}"))
-        });
+        let server = support::start_server(args).await;
         let server = Self {
-            addr,
-            metrics_addr,
+            addr: server.addr,
+            server,
             data,
-            stop: Some(stop),
-            task: Some(task),
             _dir: dir,
         };
         let client = server.client().await;
@@ -92,7 +57,7 @@ impl TestServer {
     }
 
     fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.endpoint()
     }
 
     async fn client(&self) -> Client {
@@ -108,16 +73,7 @@ impl TestServer {
     }
 
     async fn metrics(&self) -> String {
-        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr)
-            .await
-            .expect("connect metrics");
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-            .await
-            .expect("send");
-        let mut body = String::new();
-        stream.read_to_string(&mut body).await.expect("read");
-        body
+        support::http_get(self.server.metrics_addr, "/metrics").await
     }
 
     /// RPCs of `method` the server has started.
@@ -153,39 +109,8 @@ impl TestServer {
         std::fs::rename(&tmp, &self.data).expect("rename over the data file");
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server run");
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let until = Instant::now() + deadline;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < until,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

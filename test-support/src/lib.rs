@@ -6,8 +6,17 @@
 //! This crate's build script decompresses them; [`shared_data`] is the
 //! folder that holds them and [`shared_file`] one file in it, so every
 //! real-data test runs on a fresh clone and none is skipped.
+//!
+//! [`eventually`] is the one way tests wait: poll with a deadline, never a
+//! fixed sleep. With the `server` feature, [`server`] starts a real server
+//! on `127.0.0.1:0`, in the test process or as the built binary.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[cfg(feature = "server")]
+pub mod server;
 
 /// The workspace root (the folder holding the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
@@ -45,6 +54,26 @@ macro_rules! require_shared_file {
     ($relative:expr) => {
         $crate::shared_file($relative)
     };
+}
+
+/// Polls `probe` every 20 ms until it yields `Some`, or panics naming
+/// `what` after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[cfg(test)]
