@@ -108,6 +108,7 @@ fn free_addr() -> SocketAddr {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    metrics: SocketAddr,
     log: Arc<Mutex<String>>,
 }
 
@@ -115,6 +116,11 @@ impl Server {
     /// Starts the server with the flags of the Deployment
     /// (deploy/kubernetes/base/deployment.yaml), on loopback ports.
     fn start(data: &Path) -> Self {
+        Self::start_with(data, &[])
+    }
+
+    /// [`Server::start`] with `extra` flags.
+    fn start_with(data: &Path, extra: &[&str]) -> Self {
         let addr = free_addr();
         let metrics = free_addr();
         let mut child = Command::new(server_binary())
@@ -126,6 +132,7 @@ impl Server {
             .arg(metrics.to_string())
             .arg("--shutdown-grace")
             .arg("20s")
+            .args(extra)
             .env("PORTOLAN_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .env("TOKIO_WORKER_THREADS", "2")
@@ -149,7 +156,12 @@ impl Server {
                 }
             });
         }
-        Self { child, addr, log }
+        Self {
+            child,
+            addr,
+            metrics,
+            log,
+        }
     }
 
     fn endpoint(&self) -> Endpoint {
@@ -588,7 +600,7 @@ async fn server_goes_quiet_after_a_configmap_swap() {
     let csv = std::fs::read_to_string(&csv_path).expect("read the IANA CSV");
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut volume = ConfigMapVolume::new(tmp.path(), &gzip(csv.as_bytes()));
-    let mut server = Server::start(&volume.data_path());
+    let mut server = Server::start_with(&volume.data_path(), &["--poll-interval", "100ms"]);
     let mut client =
         PortRegistryServiceClient::new(server.wait_ready(Duration::from_secs(60)).await);
 
@@ -603,8 +615,23 @@ async fn server_goes_quiet_after_a_configmap_swap() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Let the debounce of any straggling event run out, then watch.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The server's own polls (every 100 ms) are the clock: first let the
+    // debounce of any straggling event of the swap run out (250 ms), then
+    // watch for another second of the server's time.
+    const POLLS: &str = "portolan_data_file_checks_total{trigger=\"poll\"}";
+    let polls = || support::metric(server.metrics, POLLS);
+    let events = || async {
+        support::metric(
+            server.metrics,
+            "portolan_data_file_checks_total{trigger=\"file event\"}",
+        )
+        .await
+            + support::metric(
+                server.metrics,
+                "portolan_data_file_checks_total{trigger=\"file events (maximum delay)\"}",
+            )
+            .await
+    };
     let info = |mut client: PortRegistryServiceClient<Channel>| async move {
         client
             .get_registry_info(GetRegistryInfoRequest {})
@@ -612,9 +639,22 @@ async fn server_goes_quiet_after_a_configmap_swap() {
             .expect("GetRegistryInfo")
             .into_inner()
     };
-    let before = info(client.clone()).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let wait_for_polls = |count: f64, what: &'static str| async move {
+        let from = polls().await;
+        support::eventually(Duration::from_secs(10), what, || async {
+            (polls().await >= from + count).then_some(())
+        })
+        .await;
+    };
+    wait_for_polls(5.0, "the swap's stragglers").await;
+    let (events_before, before) = (events().await, info(client.clone()).await);
+    wait_for_polls(10.0, "a quiet second").await;
     let after = info(client.clone()).await;
+    assert_eq!(
+        events().await,
+        events_before,
+        "the server read the file because of a file event with nothing touching it"
+    );
     assert_eq!(
         before.last_reload_at, after.last_reload_at,
         "the server kept reloading with nothing touching the file: {after:?}"

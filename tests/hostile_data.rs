@@ -405,12 +405,19 @@ async fn a_deleted_and_recreated_data_directory_is_watched_again() {
 
 /// Rewrites `path` every 10 ms with `http`'s description `storm N` until
 /// `stop`; returns how many writes it made.
-fn storm(path: PathBuf, csv: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+/// Rewrites `path` every 10 ms until `stop`; `written` counts the writes.
+fn storm(
+    path: PathBuf,
+    csv: String,
+    stop: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let mut n = 0;
         while !stop.load(Ordering::Relaxed) {
             n += 1;
             write_atomically(&path, &variant(&csv, &format!("storm {n}")));
+            written.store(n, Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(10));
         }
         n
@@ -428,7 +435,7 @@ async fn a_file_rewritten_every_10_ms_is_still_reloaded_during_the_storm() {
     let client = server.ready_client().await;
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let writer = storm(data.clone(), csv, Arc::clone(&stop));
+    let writer = storm(data.clone(), csv, Arc::clone(&stop), Arc::default());
     // Default --reload-max-delay (2 s): a reload while the storm goes on.
     let reloaded = eventually(
         Duration::from_secs(6),
@@ -463,15 +470,23 @@ async fn sighup_during_a_storm_reloads_at_once() {
     let client = server.ready_client().await;
     let before = info(&client).await.version;
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = storm(data.clone(), csv, Arc::clone(&stop));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(info(&client).await.version, before, "debouncing the storm");
-    let started = Instant::now();
-    server.hangup();
-    eventually(Duration::from_secs(3), "the SIGHUP reload", || async {
-        (info(&client).await.version > before).then_some(())
+    let written = Arc::new(AtomicU64::new(0));
+    let writer = storm(data.clone(), csv, Arc::clone(&stop), Arc::clone(&written));
+    // Twenty writes, each within the debounce of the one before.
+    eventually(Duration::from_secs(10), "twenty storm writes", || async {
+        (written.load(Ordering::Relaxed) >= 20).then_some(())
     })
     .await;
+    let started = Instant::now();
+    server.hangup();
+    let after = eventually(Duration::from_secs(3), "the SIGHUP reload", || async {
+        let version = info(&client).await.version;
+        (version > before).then_some(version)
+    })
+    .await;
+    // Every write changed the content, so a reload before the SIGHUP would
+    // have moved the version too: the SIGHUP's is the first.
+    assert_eq!(after, before + 1, "debouncing the storm until the SIGHUP");
     let took = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     writer.join().expect("storm");

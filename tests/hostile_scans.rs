@@ -482,9 +482,12 @@ async fn a_scan_ends_at_the_max_scan_duration() {
         .expect("no error")
         .expect("a message");
     assert_eq!(first.records[0].port, Some(0));
-    // Hold the stream (flow control stalls the server) past the scan's
-    // lifetime, well within the send timeout.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Hold the stream (flow control stalls the server) until the server
+    // ends the scan at its lifetime, well within the send timeout.
+    eventually(Duration::from_secs(10), "the scan to end", || async {
+        (server.metric("portolan_scans_active").await == 0.0).then_some(())
+    })
+    .await;
     let (records, end) = drain(&mut stream).await;
     let end = end.expect("the scan was ended by the server");
     assert_eq!(end.code(), Code::DeadlineExceeded, "{end:?}");

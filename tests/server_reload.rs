@@ -17,7 +17,7 @@ use portolan::pb::{
 use portolan_test_support::require_shared_file;
 use tonic::transport::Channel;
 
-use support::{TestServer, eventually, start_server_on_file};
+use support::{TestServer, eventually, start_server, start_server_on_file, test_args};
 
 /// How quickly a changed file must be served.
 const RELOAD_DEADLINE: Duration = Duration::from_secs(2);
@@ -153,18 +153,45 @@ async fn rename_over_and_in_place_writes_are_served() {
 
 /// The server's own reads of a plain data file must not look like changes:
 /// after one real change, it settles on that version and stops reloading.
+/// Instead of holding still for a while, the test lets the server read the
+/// file itself (polls every 100 ms) several times, and checks that no read
+/// was prompted by a file event.
 #[tokio::test]
 async fn reading_the_file_does_not_trigger_more_reloads() {
     let csv = require_shared_file!("iana/service-names-port-numbers.csv");
     let base = std::fs::read_to_string(&csv).unwrap();
-    let (_dir, data, server, mut client) = serve_copy_of(&csv).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("registry.csv");
+    std::fs::copy(&csv, &data).unwrap();
+    let mut args = test_args(Some(&data));
+    args.poll_interval = Duration::from_millis(100);
+    let server = start_server(args).await;
+    let mut client = server.ready_client().await;
     std::fs::write(&data, variant(&base, "once")).unwrap();
     wait_for_variant(&client, 2, "once").await;
     let settled = info(&mut client).await;
     assert_eq!(settled.last_reload_outcome, ReloadOutcome::Applied as i32);
-    // Hold still for several debounce periods (250 ms) on purpose: a server
-    // that re-reads the file because it read it would report UNCHANGED.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    const POLLS: &str = "portolan_data_file_checks_total{trigger=\"poll\"}";
+    let events = || async {
+        server
+            .metric("portolan_data_file_checks_total{trigger=\"file event\"}")
+            .await
+            + server
+                .metric("portolan_data_file_checks_total{trigger=\"file events (maximum delay)\"}")
+                .await
+    };
+    let (polls, before) = (server.metric(POLLS).await, events().await);
+    // Five reads of the file by the server itself; each would have raised
+    // a file event, then a check, if reading looked like a change.
+    eventually(Duration::from_secs(10), "five polls", || async {
+        (server.metric(POLLS).await >= polls + 5.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        events().await,
+        before,
+        "a check prompted by a file event after the change was applied"
+    );
     let later = info(&mut client).await;
     assert_eq!(later.version, 2);
     assert_eq!(

@@ -18,6 +18,8 @@
 //!
 //! Registry series: `portolan_registry_version`,
 //! `portolan_registry_records{state}`, `portolan_reload_total{outcome}`,
+//! `portolan_data_file_checks_total{trigger}` (every read of the data file
+//! to see whether it changed, the silent polls included),
 //! `portolan_last_successful_reload_timestamp_seconds`,
 //! `portolan_seconds_since_last_successful_reload` (computed at scrape time)
 //! `portolan_watch_streams_active` and `portolan_scans_active`.
@@ -77,6 +79,13 @@ pub struct StateLabel {
     pub state: &'static str,
 }
 
+/// Label of the data-file check counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TriggerLabel {
+    /// What prompted the check: `poll`, `file event`, `SIGHUP`...
+    pub trigger: &'static str,
+}
+
 /// Label of the reload counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
@@ -101,6 +110,7 @@ pub struct Metrics {
     registry_version: Gauge,
     registry_records: Family<StateLabel, Gauge>,
     reloads: Family<OutcomeLabel, Counter>,
+    checks: Family<TriggerLabel, Counter>,
     last_success: Gauge<f64, AtomicU64>,
     since_last_success: Gauge<f64, AtomicU64>,
     last_success_at: Mutex<Instant>,
@@ -224,6 +234,7 @@ impl Metrics {
         let registry_version = Gauge::default();
         let registry_records = Family::<StateLabel, Gauge>::default();
         let reloads = Family::<OutcomeLabel, Counter>::default();
+        let checks = Family::<TriggerLabel, Counter>::default();
         let last_success = Gauge::<f64, AtomicU64>::default();
         let since_last_success = Gauge::<f64, AtomicU64>::default();
         let watch_streams = Gauge::default();
@@ -285,6 +296,12 @@ impl Metrics {
             reloads.clone(),
         );
         registry.register(
+            "portolan_data_file_checks",
+            "Reads of the data file to see whether it changed, by what prompted them (a poll \
+             that finds the same content is counted here and nowhere else).",
+            checks.clone(),
+        );
+        registry.register(
             "portolan_last_successful_reload_timestamp_seconds",
             "Unix time of the last successful load of the registry.",
             last_success.clone(),
@@ -314,6 +331,7 @@ impl Metrics {
             registry_version,
             registry_records,
             reloads,
+            checks,
             last_success,
             since_last_success,
             last_success_at: Mutex::new(Instant::now()),
@@ -385,6 +403,11 @@ impl Metrics {
     /// Counts a reload attempt (`applied`, `unchanged` or `failed`).
     pub fn reload(&self, outcome: &'static str) {
         self.reloads.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Counts a read of the data file prompted by `trigger`.
+    pub fn data_file_checked(&self, trigger: &'static str) {
+        self.checks.get_or_create(&TriggerLabel { trigger }).inc();
     }
 
     /// Counts an open Watch stream until the returned guard is dropped.

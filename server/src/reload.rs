@@ -457,6 +457,7 @@ impl Reloader {
     /// Reads the file and, when its content is new, parses and applies it.
     async fn reload(&mut self, trigger: &'static str) {
         let started = Instant::now();
+        self.metrics.data_file_checked(trigger);
         let path = self.settings.path.clone();
         let max_bytes = self.settings.limits.max_bytes;
         let served_hash = self.state.snapshot().source().content_hash.clone();

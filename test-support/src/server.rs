@@ -4,7 +4,7 @@
 //! * [`ServerProcess`] runs the built `portolan-server` binary (for tests
 //!   that signal it or read its memory and CPU time from `/proc`);
 //! * [`workspace_binary`] builds and finds a workspace binary;
-//! * [`http_get`] reads the metrics and health endpoints.
+//! * [`http_get`] and [`metric`] read the metrics and health endpoints.
 //!
 //! Every wait polls with a deadline ([`crate::eventually`]).
 
@@ -113,6 +113,11 @@ impl TestServer {
         client
     }
 
+    /// The value of one series of its `/metrics` (see [`metric`]).
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric(self.metrics_addr, series).await
+    }
+
     /// Triggers shutdown and waits for `run` to return.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -185,6 +190,22 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> String {
         "unexpected response: {head}"
     );
     body.to_string()
+}
+
+/// The value of one series of the `/metrics` served at `addr`, named with
+/// its labels as exposed (e.g. `portolan_reload_total{outcome="applied"}`);
+/// 0 when the series does not exist yet (a counter family shows a label
+/// set once it was counted).
+pub async fn metric(addr: SocketAddr, series: &str) -> f64 {
+    let text = http_get(addr, "/metrics").await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| {
+            value
+                .trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("{series}: {value:?} is not a number: {e}"))
+        })
 }
 
 /// The real `portolan-server` binary on `127.0.0.1:0`, killed when dropped.
