@@ -158,7 +158,7 @@ struct Replies {
 }
 
 impl Replies {
-    fn of(message: &impl prost::Message) -> Self {
+    fn of<M: prost::Message>(message: &M) -> Self {
         Self {
             bytes: message.encoded_len() as u64,
             count: 1,
