@@ -1,7 +1,8 @@
 //! Generates the load's own `PortRegistryService` client from the workspace's
 //! `proto/`: the same service and methods as `portolan::pb`'s client, with
-//! the lookup replies decoded as the light summaries of `src/summary.rs`
-//! instead of full messages (every other type is `portolan::pb`'s).
+//! the lookup replies decoded as the light summaries of `src/summary.rs` and
+//! Watch events as `portolan::reply::WatchResponse` (records and keys left
+//! encoded) instead of full messages (every other type is `portolan::pb`'s).
 
 use std::path::PathBuf;
 
@@ -24,6 +25,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(
             ".portolan.v1.BatchLookupResponse",
             "crate::summary::BatchItemSummary",
+        )
+        .extern_path(
+            ".portolan.v1.WatchResponse",
+            "::portolan::reply::WatchResponse",
         )
         .extern_path(".portolan.v1", "::portolan::pb")
         .compile_fds(fds)?;

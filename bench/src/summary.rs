@@ -13,7 +13,11 @@
 //! records are not valid protobuf still fails. The baseline and Portolan
 //! are read the same way. These types decode the same wire messages as
 //! `portolan.v1.LookupPortResponse` (and `LookupNameResponse`, the same
-//! fields) and `portolan.v1.BatchLookupResponse`.
+//! fields) and `portolan.v1.BatchLookupResponse`. Watch events are read the
+//! same way, as `portolan::reply::WatchResponse` (the server's own
+//! prost-derived type with encoded records and keys): a fan-out of 10,000
+//! FULL streams otherwise has the load tool decode 16 GB of records per
+//! reload on the cores the server needs.
 
 use portolan::pb::{ItemError, Record};
 use prost::Message as _;

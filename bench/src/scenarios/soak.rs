@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::summary::client::port_registry_service_client::PortRegistryServiceClient;
 use anyhow::Result;
-use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
-use portolan::pb::{WatchMode, WatchRequest, watch_response};
+use portolan::pb::{WatchMode, WatchRequest};
+use portolan::reply::watch_response;
 use serde_json::json;
 
 use super::SoakArgs;

@@ -8,9 +8,10 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use crate::summary::client::port_registry_service_client::PortRegistryServiceClient;
 use anyhow::{Result, bail};
-use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
-use portolan::pb::{WatchMode, WatchRequest, watch_response};
+use portolan::pb::{WatchMode, WatchRequest};
+use portolan::reply::watch_response;
 use serde_json::json;
 use tokio::sync::mpsc;
 
