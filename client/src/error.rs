@@ -126,11 +126,16 @@ impl Error {
         // server error, so it is retried and lets the cache serve stale.
         // The exception is a TLS alert from the server: it refused our
         // credentials, and retrying with the same ones cannot succeed.
+        // A call cut by the server's graceful close (GOAWAY or RST_STREAM
+        // with NO_ERROR, as at its maximum connection age) arrives as
+        // INTERNAL ("not a result of an error"): it too is the connection
+        // going away, not the server failing the call.
         let from_transport = std::error::Error::source(&status).is_some();
         let refused_by_tls_alert = message.contains("fatal alert");
         if from_transport
             && !refused_by_tls_alert
-            && matches!(status.code(), Code::Unknown | Code::Cancelled)
+            && (matches!(status.code(), Code::Unknown | Code::Cancelled)
+                || closed_without_error(&status))
         {
             return Self::Unavailable { message };
         }
@@ -156,6 +161,19 @@ impl From<portolan::convert::ConvertError> for Error {
     fn from(e: portolan::convert::ConvertError) -> Self {
         Self::protocol(format!("undecodable message from server: {e}"))
     }
+}
+
+/// Whether `status` came from an HTTP/2 stream or connection ended with
+/// NO_ERROR: the peer closing gracefully, not failing the call.
+fn closed_without_error(status: &tonic::Status) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(status);
+    while let Some(err) = current {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::NO_ERROR);
+        }
+        current = err.source();
+    }
+    false
 }
 
 /// The status message, or, for transport failures tonic reports with a
@@ -226,6 +244,22 @@ mod tests {
         assert!(Error::from_status(tonic::Status::unavailable("x")).is_retryable());
         let e = Error::from_status(tonic::Status::internal("boom"));
         assert_eq!(e.to_string(), "server error (Internal): boom");
+    }
+
+    /// Row 7 of issue #15: a call cut when the server closes a connection
+    /// at its maximum age (h2 NO_ERROR, which tonic reports as INTERNAL) is
+    /// retried like UNAVAILABLE, and lets a cache serve stale.
+    #[test]
+    fn a_call_cut_by_a_graceful_close_is_unavailable() {
+        let cut = tonic::Status::from_error(Box::new(h2::Error::from(h2::Reason::NO_ERROR)));
+        assert_eq!(cut.code(), tonic::Code::Internal, "as tonic reports it");
+        let e = Error::from_status(cut);
+        assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+        assert!(e.is_retryable() && e.is_unreachable());
+        // A real protocol failure stays a server error.
+        let broken =
+            tonic::Status::from_error(Box::new(h2::Error::from(h2::Reason::PROTOCOL_ERROR)));
+        assert!(matches!(Error::from_status(broken), Error::Internal { .. }));
     }
 
     #[test]
