@@ -12,6 +12,8 @@
 //! * [`server`]: the `PortRegistryService` server trait over [`reply`]'s
 //!   types; the server implements this one.
 //! * [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection.
+//! * [`MAX_HEARTBEAT_INTERVAL`] and [`WATCH_SILENCE_LIMIT`]: the Watch
+//!   timing server and clients agree on.
 
 pub mod convert;
 pub mod reply;
@@ -39,6 +41,16 @@ pub mod pb {
 pub mod server {
     include!(concat!(env!("OUT_DIR"), "/server/portolan.v1.rs"));
 }
+
+/// The longest interval between Watch heartbeats a server may use (the
+/// server refuses a longer `--heartbeat-interval`): clients treat
+/// [`WATCH_SILENCE_LIMIT`] without an event as a broken stream, three of
+/// these.
+pub const MAX_HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a Watch client waits for an event before treating the stream as
+/// broken, by default: three of the longest heartbeat intervals.
+pub const WATCH_SILENCE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The encoded `FileDescriptorSet` of `portolan.v1` (with its imports), for
 /// registering with tonic-reflection.

@@ -50,7 +50,7 @@ pub struct ReplicaConfig {
 impl Default for ReplicaConfig {
     fn default() -> Self {
         Self {
-            heartbeat_timeout: Duration::from_secs(30),
+            heartbeat_timeout: portolan::WATCH_SILENCE_LIMIT,
             reconnect: RetryPolicy {
                 max_attempts: u32::MAX,
                 initial_backoff: Duration::from_millis(100),

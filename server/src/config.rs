@@ -119,7 +119,8 @@ pub struct Args {
     /// reading does not hold its buffers for another lifetime.
     #[arg(long, env = "PORTOLAN_MAX_CONNECTION_AGE_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub max_connection_age_grace: Duration,
-    /// Interval between Watch heartbeats.
+    /// Interval between Watch heartbeats; at most 10 s, since clients treat
+    /// 30 s without an event as a broken stream.
     #[arg(long, env = "PORTOLAN_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
     /// Longest a call may take to deliver its request message and get its
@@ -431,6 +432,18 @@ impl Config {
                 return Err(invalid(flag, "must be longer than zero"));
             }
         }
+        if args.heartbeat_interval > portolan::MAX_HEARTBEAT_INTERVAL {
+            return Err(invalid(
+                "heartbeat-interval",
+                format!(
+                    "{} is longer than the maximum of {} (clients treat {} without an event as a \
+                     broken stream and would reconnect between heartbeats)",
+                    humantime::format_duration(args.heartbeat_interval),
+                    humantime::format_duration(portolan::MAX_HEARTBEAT_INTERVAL),
+                    humantime::format_duration(portolan::WATCH_SILENCE_LIMIT),
+                ),
+            ));
+        }
         if args.format.is_some() && args.data.is_none() {
             return Err(invalid(
                 "format",
@@ -511,9 +524,27 @@ mod tests {
     #[test]
     fn durations_use_humantime() {
         let args =
-            Args::try_parse_from(["portolan-server", "--heartbeat-interval", "1m 30s"]).unwrap();
-        assert_eq!(args.heartbeat_interval, Duration::from_secs(90));
+            Args::try_parse_from(["portolan-server", "--heartbeat-interval", "2s 500ms"]).unwrap();
+        assert_eq!(args.heartbeat_interval, Duration::from_millis(2500));
         assert!(Args::try_parse_from(["portolan-server", "--poll-interval", "soon"]).is_err());
+    }
+
+    /// Row 6 of issue #15: a heartbeat interval the clients would take for
+    /// a dead stream is refused, with the reason.
+    #[test]
+    fn a_heartbeat_interval_clients_cannot_tolerate_is_refused() {
+        let mut args = Args::defaults();
+        args.heartbeat_interval = Duration::from_secs(40);
+        match Config::load(args) {
+            Err(ConfigError::Invalid {
+                flag: "heartbeat-interval",
+                reason,
+            }) => assert!(reason.contains("maximum of 10s"), "{reason}"),
+            other => panic!("accepted or wrong error: {other:?}"),
+        }
+        let mut args = Args::defaults();
+        args.heartbeat_interval = portolan::MAX_HEARTBEAT_INTERVAL;
+        assert!(Config::load(args).is_ok());
     }
 
     #[test]
