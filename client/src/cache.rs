@@ -10,7 +10,10 @@
 //! * **Negative caching**: NOT_FOUND answers are cached too, with their own
 //!   (shorter) TTL.
 //! * **Single flight**: concurrent misses for one key share one RPC through
-//!   a map of in-flight [`futures::future::Shared`] futures.
+//!   a map of in-flight [`futures::future::Shared`] futures. A caller joins
+//!   a flight only when no change was applied since the flight started, and
+//!   each flight runs as its own task, so a flight every caller abandoned
+//!   still ends and leaves the map.
 //! * **Exact invalidation**: a background task holds a `Watch` stream in
 //!   INVALIDATE mode (the shared driver of `crate::follow`). A changed key with name `N` and port range `R` drops
 //!   the name entries of `N` (folded) and the port entries of every port
@@ -85,7 +88,7 @@ impl Default for CacheConfig {
             ttl: Duration::from_secs(300),
             negative_ttl: Duration::from_secs(60),
             max_staleness: Duration::from_secs(3600),
-            heartbeat_timeout: Duration::from_secs(30),
+            heartbeat_timeout: portolan::WATCH_SILENCE_LIMIT,
             reconnect: RetryPolicy {
                 max_attempts: u32::MAX,
                 initial_backoff: Duration::from_millis(100),
@@ -153,7 +156,9 @@ pub struct CacheStats {
     pub invalidations: u64,
     /// Entries currently held.
     pub entries: u64,
-    /// The last version applied from the watch stream (0 before the first).
+    /// The last version whose invalidations are all applied (0 before the
+    /// first): a lookup that starts after reading it never returns content
+    /// that a change up to this version replaced.
     pub version: u64,
     /// Whether the watch stream is connected and caught up.
     pub live: bool,
@@ -198,7 +203,15 @@ enum FlightKey {
     Name(Box<str>, usize),
 }
 
-type Flight = Shared<BoxFuture<'static, Result<Cached<SharedLookup>, Error>>>;
+/// A lookup RPC in flight, shared by the callers that missed the same key.
+#[derive(Debug)]
+struct Flight {
+    /// Tells this flight from a later one for the same key.
+    id: u64,
+    /// The invalidation generation when it started.
+    generation: u64,
+    answer: Shared<BoxFuture<'static, Result<Cached<SharedLookup>, Error>>>,
+}
 type PortMap = DashMap<u16, Entry, FxBuildHasher>;
 type NameMap = DashMap<Box<str>, Entry, FxBuildHasher>;
 
@@ -221,6 +234,8 @@ struct Inner {
     names: [NameMap; SLOTS],
     len: AtomicUsize,
     inflight: DashMap<FlightKey, Flight, FxBuildHasher>,
+    /// Numbers the flights.
+    flights: AtomicU64,
     /// Highest version seen on the watch stream (set before invalidating).
     watch_version: AtomicU64,
     /// The version whose invalidations are all applied (what the stream
@@ -275,6 +290,7 @@ impl CachedClient {
             names: std::array::from_fn(|_| DashMap::with_hasher(FxBuildHasher)),
             len: AtomicUsize::new(0),
             inflight: DashMap::with_hasher(FxBuildHasher),
+            flights: AtomicU64::new(0),
             watch_version: AtomicU64::new(0),
             known_version: AtomicU64::new(0),
             generation: AtomicU64::new(0),
@@ -312,6 +328,14 @@ impl CachedClient {
         self.driver.wait_until(timeout, |p| p.live).await
     }
 
+    /// Waits until every invalidation up to `version` is applied and the
+    /// cache is live, at most `timeout`; returns whether it happened.
+    pub async fn wait_for_version(&self, version: u64, timeout: Duration) -> bool {
+        self.driver
+            .wait_until(timeout, |p| p.live && p.version >= version)
+            .await
+    }
+
     /// Current counters.
     pub fn stats(&self) -> CacheStats {
         let c = &self.inner.counters;
@@ -324,7 +348,9 @@ impl CachedClient {
             evictions: c.evictions.load(Ordering::Relaxed),
             invalidations: c.invalidations.load(Ordering::Relaxed),
             entries: self.inner.len.load(Ordering::Relaxed) as u64,
-            version: self.inner.watch_version.load(Ordering::Acquire),
+            // Published once the change's invalidations are applied: an
+            // answer read after this is never older than it.
+            version: self.inner.known_version.load(Ordering::SeqCst),
             live: self.is_live(),
             watch_connects: self.driver.progress().connects,
         }
@@ -373,16 +399,49 @@ impl CachedClient {
         self.fetch(FlightKey::Name(key.as_ref().into(), slot)).await
     }
 
+    /// One RPC for every concurrent miss of `key`. A caller joins a flight
+    /// only when no change was applied since it started (a flight from
+    /// before a change may carry what the change replaced); otherwise it
+    /// starts a new one. A flight runs as its own task, so it finishes (and
+    /// leaves the map) even when every caller gave up on it.
     async fn fetch(&self, key: FlightKey) -> Result<Cached<SharedLookup>, Error> {
+        let generation = self.inner.generation.load(Ordering::SeqCst);
         let flight = match self.inner.inflight.entry(key.clone()) {
-            dashmap::Entry::Occupied(e) => e.get().clone(),
-            dashmap::Entry::Vacant(v) => {
-                let fut =
-                    fetch_and_fill(Arc::downgrade(&self.inner), self.inner.client.clone(), key)
-                        .boxed()
-                        .shared();
-                v.insert(fut.clone());
-                fut
+            dashmap::Entry::Occupied(e) if e.get().generation == generation => {
+                e.get().answer.clone()
+            }
+            entry => {
+                let id = self.inner.flights.fetch_add(1, Ordering::Relaxed);
+                let task = tokio::spawn(fetch_and_fill(
+                    Arc::downgrade(&self.inner),
+                    self.inner.client.clone(),
+                    key,
+                    id,
+                ));
+                let answer = async move {
+                    task.await.unwrap_or_else(|e| {
+                        Err(Error::Internal {
+                            code: "Internal".into(),
+                            message: format!("the lookup task failed: {e}"),
+                        })
+                    })
+                }
+                .boxed()
+                .shared();
+                let flight = Flight {
+                    id,
+                    generation,
+                    answer: answer.clone(),
+                };
+                match entry {
+                    dashmap::Entry::Occupied(mut e) => {
+                        e.insert(flight);
+                    }
+                    dashmap::Entry::Vacant(v) => {
+                        v.insert(flight);
+                    }
+                }
+                answer
             }
         };
         flight.await
@@ -601,6 +660,7 @@ async fn fetch_and_fill(
     inner: std::sync::Weak<Inner>,
     client: Client,
     key: FlightKey,
+    id: u64,
 ) -> Result<Cached<SharedLookup>, Error> {
     let (version_before, generation_before) = match inner.upgrade() {
         Some(i) => {
@@ -678,7 +738,8 @@ async fn fetch_and_fill(
         },
         Err(e) => Err(e),
     };
-    inner.inflight.remove(&key);
+    // Only this flight: a later one may have replaced it.
+    inner.inflight.remove_if(&key, |_, flight| flight.id == id);
     outcome
 }
 

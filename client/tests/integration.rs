@@ -76,6 +76,23 @@ impl TestServer {
         support::http_get(self.server.metrics_addr, "/metrics").await
     }
 
+    /// RPCs of `method` the server has answered.
+    async fn handled(&self, method: &str) -> u64 {
+        let needle = format!("grpc_method=\"{method}\"");
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with("grpc_server_handled") && l.contains(&needle))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    /// The version the server serves.
+    async fn info_version(&self) -> u64 {
+        let client = self.client().await;
+        client.registry_info().await.expect("registry info").version
+    }
+
     /// RPCs of `method` the server has started.
     async fn started(&self, method: &str) -> u64 {
         let needle = format!("grpc_method=\"{method}\"");
@@ -347,6 +364,106 @@ async fn cache_hits_make_no_rpc_and_concurrent_misses_make_one() {
     assert!(stats.hits >= 21, "{stats:?}");
     assert_eq!(stats.negative_hits, 1, "{stats:?}");
     assert!(stats.live && stats.version >= 1, "{stats:?}");
+    server.stop().await;
+}
+
+/// A TCP proxy to `upstream` whose server-to-client direction can be held:
+/// while the gate is closed, what the server sends waits in the proxy.
+async fn gated_proxy(upstream: SocketAddr) -> (SocketAddr, tokio::sync::watch::Sender<bool>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the proxy");
+    let addr = listener.local_addr().expect("proxy address");
+    let (gate, open) = tokio::sync::watch::channel(true);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                return;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+            });
+            let mut open = open.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let Ok(n) = server_read.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 || open.wait_for(|open| *open).await.is_err() {
+                        return;
+                    }
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, gate)
+}
+
+/// Row 1 of issue #15: a caller abandons a lookup while its RPC is in
+/// flight, the record changes, and a later caller asks for the same key
+/// after the cache applied the change. The later caller must get the new
+/// content, not the abandoned flight's answer from before the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_after_a_change_never_joins_a_flight_from_before_it() {
+    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let server = TestServer::start(&csv, |_| {}).await;
+    let (proxy, gate) = gated_proxy(server.addr).await;
+    let client = Client::builder(format!("http://{proxy}"))
+        .timeout(Duration::from_secs(10))
+        .connect_lazy()
+        .expect("client");
+    let cache = CachedClient::new(client, fast_cache());
+    assert!(cache.wait_live(Duration::from_secs(10)).await);
+    let version = cache.stats().version;
+
+    // The server answers 443/tcp, but the answer is held in the proxy
+    // while its caller gives up.
+    gate.send_replace(false);
+    let handled_before = server.handled("LookupPort").await;
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(200),
+        cache.lookup_port(443, Some(&Protocol::Tcp)),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the answer is held: {abandoned:?}");
+    eventually(Duration::from_secs(5), "the server to answer", || async {
+        (server.handled("LookupPort").await > handled_before).then_some(())
+    })
+    .await;
+
+    // The record changes; the cache applies the change once the proxy lets
+    // the watch stream through (after the held answer).
+    server.change_https();
+    eventually(Duration::from_secs(5), "the server to reload", || async {
+        (server.info_version().await > version).then_some(())
+    })
+    .await;
+    gate.send_replace(true);
+    eventually(
+        Duration::from_secs(5),
+        "the cache to apply the change",
+        || async {
+            let stats = cache.stats();
+            (stats.live && stats.version > version).then_some(())
+        },
+    )
+    .await;
+    let answer = cache
+        .lookup_port(443, Some(&Protocol::Tcp))
+        .await
+        .expect("443/tcp");
+    assert_eq!(
+        answer.value.records[0].description,
+        "HTTPS changed by the client test"
+    );
+    assert!(!answer.stale);
     server.stop().await;
 }
 
