@@ -8,8 +8,9 @@
 //! real-data test runs on a fresh clone and none is skipped.
 //!
 //! [`eventually`] is the one way tests wait: poll with a deadline, never a
-//! fixed sleep. With the `server` feature, [`server`] starts a real server
-//! on `127.0.0.1:0`, in the test process or as the built binary.
+//! fixed sleep. With the `server` feature, the `server` module starts a
+//! real server on `127.0.0.1:0`, in the test process or as the built
+//! binary.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
