@@ -20,7 +20,9 @@
 //!   [`ReloadGuard`], reaching Watch streams) run on the blocking pool; a
 //!   panic anywhere in them becomes a FAILED reload, never a dead reloader.
 //! * SIGHUP reloads too, and a content-hash poll runs every poll interval as
-//!   a safety net (a watcher that cannot start leaves polling alone).
+//!   a safety net (a watcher that cannot start leaves polling alone). Once
+//!   the watch is set up the file is checked once more, so a change made
+//!   between the startup read and the watch is not left to the first poll.
 //! * A bad file (unreadable, unparseable, over a limit, refused by the
 //!   guard, or one whose reload panicked) keeps the last good registry
 //!   serving; the failure is logged (warn), counted in
@@ -46,6 +48,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::state::RegistryState;
+
+/// The trigger of the check made once the watch is set up.
+const STARTUP_CHECK: &str = "startup check";
 
 /// How often the reloader checks that its directory watch is still the
 /// directory at the data file's path (one `stat`): half a second, so a
@@ -399,6 +404,10 @@ impl Reloader {
         let (tx, mut events) = mpsc::channel::<()>(1);
         let mut warned = false;
         let mut watch = self.watch(&tx, &mut warned);
+        // The file was read at startup before the watch existed: a change
+        // made in between raised no event, so look once now (silent when the
+        // content is the one served, as a poll is).
+        self.reload(STARTUP_CHECK).await;
         let directory = directory_of(&self.settings.path);
         let mut hangups = hangup_signals();
         let period = self.settings.poll_interval.max(Duration::from_millis(10));
@@ -481,7 +490,7 @@ impl Reloader {
             Err(message) => self.failed(trigger, message),
             Ok(Read::SameContent) => {
                 self.last_failed_hash = None;
-                if trigger != "poll" {
+                if trigger != "poll" && trigger != STARTUP_CHECK {
                     tracing::debug!(trigger, "data file content unchanged");
                     self.state
                         .set_reload_status(ReloadOutcome::Unchanged, String::new());
