@@ -703,6 +703,7 @@ mod tests {
             removed: delta_removed_to_pb(&diff),
             invalidated: delta_invalidated_to_pb(&diff),
             last: true,
+            invalidated_names: diff.touched_names(),
         };
         assert_eq!(delta.upserted.len(), 2);
         assert_eq!(delta.invalidated.len(), 3);

@@ -160,6 +160,10 @@ pub struct Delta {
     /// True on the last part.
     #[prost(bool, tag = "4")]
     pub last: bool,
+    /// Folded names and aliases whose lookups may answer differently
+    /// (INVALIDATE mode, last part).
+    #[prost(string, repeated, tag = "5")]
+    pub invalidated_names: Vec<String>,
 }
 
 #[cfg(test)]
@@ -203,6 +207,7 @@ mod tests {
                 removed: vec![encode_key(&key)],
                 invalidated: Vec::new(),
                 last: true,
+                invalidated_names: vec!["www".into()],
             })),
         };
         let bytes = event.encode_to_vec();
@@ -212,6 +217,7 @@ mod tests {
         };
         assert_eq!(delta.upserted, vec![expected]);
         assert_eq!(delta.removed, vec![convert::key_to_pb(&key)]);
+        assert_eq!(delta.invalidated_names, ["www"]);
         assert_eq!(decoded.encode_to_vec(), bytes);
     }
 }

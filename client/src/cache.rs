@@ -15,7 +15,9 @@
 //!   each flight runs as its own task, so a flight every caller abandoned
 //!   still ends and leaves the map.
 //! * **Exact invalidation**: a background task holds a `Watch` stream in
-//!   INVALIDATE mode (the shared driver of `crate::follow`). A changed key with name `N` and port range `R` drops
+//!   INVALIDATE mode (the shared driver of `crate::follow`). A delta's
+//!   names (every name and alias of the old and new content) drop their
+//!   name entries. A changed key with name `N` and port range `R` drops
 //!   the name entries of `N` (folded) and the port entries of every port
 //!   of `R`, for every protocol. A snapshot event drops everything.
 //! * **The placeholder race** (Redis client-side caching): a reply whose
@@ -611,14 +613,23 @@ impl Inner {
 
     /// Drops every entry a changed key answers: its name (all protocols)
     /// and every port of its range (all protocols).
+    /// Drops the entries of the folded name `folded` (all protocols).
+    fn invalidate_name(&self, folded: &str) -> usize {
+        let removed = self
+            .names
+            .iter()
+            .filter(|map| map.remove(folded).is_some())
+            .count();
+        self.len.fetch_sub(removed, Ordering::Relaxed);
+        removed
+    }
+
     fn invalidate(&self, key: &RecordKey) -> usize {
+        let names = key
+            .name
+            .as_deref()
+            .map_or(0, |name| self.invalidate_name(&fold_name(name)));
         let mut removed = 0usize;
-        if let Some(name) = &key.name {
-            let folded = fold_name(name);
-            for map in &self.names {
-                removed += usize::from(map.remove(folded.as_str()).is_some());
-            }
-        }
         if let Some(range) = key.ports {
             // A wide range (e.g. an Unassigned block) is cheaper to apply
             // by scanning what is cached.
@@ -639,7 +650,7 @@ impl Inner {
             }
         }
         self.len.fetch_sub(removed, Ordering::Relaxed);
-        removed
+        names + removed
     }
 
     fn mark_live(&self, live: bool) {
@@ -763,12 +774,22 @@ impl Follower for Inner {
                 last
             }
             WatchEventKind::Delta {
-                invalidated, last, ..
+                invalidated,
+                invalidated_names,
+                last,
+                ..
             } => {
                 self.watch_version
                     .fetch_max(event.version, Ordering::SeqCst);
                 self.generation.fetch_add(1, Ordering::SeqCst);
-                let removed: usize = invalidated.iter().map(|k| self.invalidate(k)).sum();
+                let removed: usize = invalidated
+                    .iter()
+                    .map(|k| self.invalidate(k))
+                    .sum::<usize>()
+                    + invalidated_names
+                        .iter()
+                        .map(|name| self.invalidate_name(&fold_name(name)))
+                        .sum::<usize>();
                 self.counters
                     .invalidations
                     .fetch_add(removed as u64, Ordering::Relaxed);

@@ -85,6 +85,10 @@ pub enum WatchEventKind {
         removed: Vec<RecordKey>,
         /// INVALIDATE mode: keys of every record added, changed or removed.
         invalidated: Vec<RecordKey>,
+        /// INVALIDATE mode (last part): the folded names and aliases whose
+        /// lookups may answer differently, aliases included (a key names
+        /// only its record's primary name).
+        invalidated_names: Vec<String>,
         /// True on the last part.
         last: bool,
     },
@@ -116,6 +120,7 @@ impl WatchEvent {
                     upserted,
                     removed,
                     invalidated,
+                    invalidated_names: d.invalidated_names,
                     last: d.last,
                 }
             }

@@ -467,6 +467,65 @@ async fn a_caller_after_a_change_never_joins_a_flight_from_before_it() {
     server.stop().await;
 }
 
+/// Row 2 of issue #15: an `/etc/services` alias that moves (`www` becomes
+/// `web` on `http 80/tcp`) is invalidated with its record: the old alias
+/// stops answering and the new one stops being a cached miss, although
+/// neither is the key's (primary) name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_alias_is_invalidated_with_its_record() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("services");
+    let services = |alias: &str| {
+        format!("ssh\t\t22/tcp\nhttp\t\t80/tcp\t\t{alias} www-http\t# WorldWideWeb HTTP\n")
+    };
+    std::fs::write(&data, services("www")).expect("write services");
+    let server = support::start_server(support::test_args(Some(&data))).await;
+    server.ready_client().await;
+    let client = Client::builder(server.endpoint())
+        .connect_lazy()
+        .expect("client");
+    let cache = CachedClient::new(client, fast_cache());
+    assert!(cache.wait_live(Duration::from_secs(10)).await);
+    let version = cache.stats().version;
+    let www = cache.lookup_name("www", None).await.expect("www is http");
+    assert_eq!(www.value.records[0].name.as_deref(), Some("http"));
+    assert!(
+        cache
+            .lookup_name("web", None)
+            .await
+            .expect_err("no web")
+            .is_not_found()
+    );
+    // Both answers are now cached (a hit and a miss).
+    let rpcs = cache.stats().rpcs;
+    cache.lookup_name("www", None).await.expect("cached");
+    assert_eq!(cache.stats().rpcs, rpcs, "served from the cache");
+
+    let tmp = dir.path().join("services.tmp");
+    std::fs::write(&tmp, services("web")).expect("write");
+    std::fs::rename(&tmp, &data).expect("rename over the data file");
+    eventually(
+        Duration::from_secs(5),
+        "the cache to apply the change",
+        || async {
+            let stats = cache.stats();
+            (stats.live && stats.version > version).then_some(())
+        },
+    )
+    .await;
+    let web = cache
+        .lookup_name("web", None)
+        .await
+        .expect("web is http now");
+    assert_eq!(web.value.records[0].name.as_deref(), Some("http"));
+    let www = cache.lookup_name("www", None).await;
+    assert!(
+        www.as_ref().is_err_and(Error::is_not_found),
+        "www no longer names a record: {www:?}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_invalidates_exactly_the_changed_keys_within_two_seconds() {
     let csv = require_shared_file!("iana/service-names-port-numbers.csv");

@@ -434,6 +434,16 @@ pub fn delta_events(
                     ..reply::Delta::default()
                 });
             }
+            // The aliases too: a key names only its record's primary name.
+            let mut names: Vec<String> = changes
+                .iter()
+                .flat_map(|c| c.diff.touched_names())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            if let Some(last) = deltas.last_mut() {
+                last.invalidated_names = names;
+            }
         }
     }
     if let Some(last) = deltas.last_mut() {
@@ -463,6 +473,31 @@ mod tests {
     fn events(count: u16, mode: WatchMode) -> Vec<reply::WatchResponse> {
         let (change, encodings) = change(count);
         delta_events(1, 2, &[change], mode, &encodings)
+    }
+
+    /// A key names only its record's primary name, so an INVALIDATE delta
+    /// also names the aliases of the old and the new content (folded).
+    #[test]
+    fn an_invalidation_names_the_old_and_new_aliases() {
+        let mut old = registry(10, "same");
+        old.records[0].aliases = vec!["www".into()];
+        let mut new = old.clone();
+        new.records[0].aliases = vec!["Web".into()];
+        let index = Index::new(old);
+        let encodings = Encodings::build(&index.snapshot());
+        let change = index
+            .apply(new, &ReloadGuard::default())
+            .expect("applies")
+            .expect("changes");
+        encodings.patch(&change.diff);
+        let events = delta_events(1, 2, &[Arc::new(change)], WatchMode::Invalidate, &encodings);
+        assert_eq!(events.len(), 1);
+        let Some(Event::Delta(delta)) = &events[0].event else {
+            panic!("a delta: {:?}", events[0]);
+        };
+        assert!(delta.last);
+        assert_eq!(delta.invalidated.len(), 1);
+        assert_eq!(delta.invalidated_names, ["svc1", "web", "www"]);
     }
 
     #[test]
