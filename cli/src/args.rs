@@ -147,6 +147,15 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Records added, removed and changed from one registry file to another
+    /// (any formats), with the changed fields. Exit 0 when equal, 1 when
+    /// they differ, 2 on errors (as diff(1)).
+    Diff {
+        /// The old file.
+        old: PathBuf,
+        /// The new file.
+        new: PathBuf,
+    },
     /// Write the whole registry as /etc/services, CSV or JSON.
     Export {
         /// Output format.

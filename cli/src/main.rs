@@ -9,7 +9,7 @@
 //!   subcommand.
 //!
 //! Exit codes: 0 found / success, 1 not found (or `check` found the file
-//! invalid), 2 usage or connection error. A closed stdout (`| head`) exits 0
+//! invalid, or `diff` found differences), 2 usage or connection error. A closed stdout (`| head`) exits 0
 //! quietly.
 
 mod args;
@@ -84,6 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(FOUND);
         }
         Command::Check { file } => return check(&mut out, format, file),
+        Command::Diff { old, new } => return diff(&mut out, format, old, new),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -147,7 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 from_version,
                 max_reconnects,
             } => watch(&backend, &mut out, format, from_version, max_reconnects).await?,
-            Command::Completions { .. } | Command::Check { .. } => FOUND,
+            Command::Completions { .. } | Command::Check { .. } | Command::Diff { .. } => FOUND,
         };
         out.flush()?;
         Ok(code)
@@ -194,6 +195,68 @@ async fn lookup(
             Ok(ExitCode::from(NOT_FOUND))
         }
     }
+}
+
+/// `portolan diff OLD NEW`: every record added, removed or changed (with
+/// the fields that changed), then a summary; exit 1 when they differ.
+fn diff(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    old: &std::path::Path,
+    new: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use portolan_registry::diff::Diff;
+    use portolan_registry::index::keyed_records;
+    let read =
+        |path: &std::path::Path| -> anyhow::Result<Vec<portolan_registry::diff::KeyedRecord>> {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let parsed = portolan_registry::parse(&bytes, None)
+                .with_context(|| format!("cannot parse {}", path.display()))?;
+            Ok(keyed_records(parsed.registry.records))
+        };
+    let diff = Diff::between(&read(old)?, &read(new)?);
+    let changes: Vec<output::Change<'_>> = diff
+        .added
+        .iter()
+        .map(|(key, record)| output::Change::Added(key, record))
+        .chain(
+            diff.removed
+                .iter()
+                .map(|(key, record)| output::Change::Removed(key, record)),
+        )
+        .chain(
+            diff.changed
+                .iter()
+                .map(|(key, before, after)| output::Change::Changed(key, before, after)),
+        )
+        .collect();
+    output::write_changes(out, format, &changes)?;
+    let summary = json!({
+        "change": "summary",
+        "old": old.display().to_string(),
+        "new": new.display().to_string(),
+        "added": diff.added.len(),
+        "removed": diff.removed.len(),
+        "changed": diff.changed.len(),
+    });
+    match format {
+        OutputFormat::Json => output::write_object(out, format, &summary)?,
+        OutputFormat::Table => writeln!(
+            out,
+            "{} added, {} removed, {} changed",
+            diff.added.len(),
+            diff.removed.len(),
+            diff.changed.len()
+        )?,
+        OutputFormat::Csv => {}
+    }
+    out.flush()?;
+    Ok(if diff.is_empty() {
+        FOUND
+    } else {
+        ExitCode::from(NOT_FOUND)
+    })
 }
 
 fn check(

@@ -46,6 +46,123 @@ pub fn record_json(record: &Record) -> Value {
     })
 }
 
+/// One difference between two registries, as `portolan diff` prints it.
+#[derive(Debug)]
+pub enum Change<'a> {
+    /// A record whose key is new.
+    Added(&'a RecordKey, &'a Record),
+    /// A record whose key is gone.
+    Removed(&'a RecordKey, &'a Record),
+    /// A record whose content changed: before, after.
+    Changed(&'a RecordKey, &'a Record, &'a Record),
+}
+
+/// The fields of [`record_json`] whose values differ: (field, old, new).
+pub fn changed_fields(before: &Record, after: &Record) -> Vec<(String, Value, Value)> {
+    let (Value::Object(before), Value::Object(after)) = (record_json(before), record_json(after))
+    else {
+        return Vec::new();
+    };
+    before
+        .into_iter()
+        .filter_map(|(field, old)| {
+            let new = after.get(&field).cloned().unwrap_or(Value::Null);
+            (old != new).then_some((field, old, new))
+        })
+        .collect()
+}
+
+/// Writes `changes`: a JSON object per change, `change,key,field,old,new`
+/// CSV rows, or `+`/`-`/`~` lines for people.
+pub fn write_changes(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    changes: &[Change<'_>],
+) -> io::Result<()> {
+    match format {
+        OutputFormat::Json => changes.iter().try_for_each(|change| {
+            serde_json::to_writer(&mut *out, &change_json(change))?;
+            out.write_all(b"\n")
+        }),
+        OutputFormat::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record(["change", "key", "field", "old", "new"])
+                .map_err(csv_io)?;
+            for (kind, key, field, old, new) in changes.iter().flat_map(change_rows) {
+                let cells = [
+                    kind,
+                    key.as_str(),
+                    field.as_str(),
+                    old.as_str(),
+                    new.as_str(),
+                ];
+                w.write_record(cells.map(csv_cell).iter().map(|c| c.as_bytes()))
+                    .map_err(csv_io)?;
+            }
+            w.flush()
+        }
+        OutputFormat::Table => {
+            for (kind, key, field, old, new) in changes.iter().flat_map(change_rows) {
+                let line = match kind {
+                    "added" => format!("+ {key}  {}", one_line(&new)),
+                    "removed" => format!("- {key}  {}", one_line(&old)),
+                    _ => format!("~ {key}  {field}: {} -> {}", one_line(&old), one_line(&new)),
+                };
+                writeln!(out, "{line}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn change_json(change: &Change<'_>) -> Value {
+    match change {
+        Change::Added(key, record) => {
+            json!({"change": "added", "key": key_json(key), "record": record_json(record)})
+        }
+        Change::Removed(key, record) => {
+            json!({"change": "removed", "key": key_json(key), "record": record_json(record)})
+        }
+        Change::Changed(key, before, after) => {
+            let fields: serde_json::Map<String, Value> = changed_fields(before, after)
+                .into_iter()
+                .map(|(field, old, new)| (field, json!({"old": old, "new": new})))
+                .collect();
+            json!({"change": "changed", "key": key_json(key), "fields": fields})
+        }
+    }
+}
+
+/// One row per added or removed record (its description) and per changed
+/// field: (change, key, field, old, new).
+fn change_rows(change: &Change<'_>) -> Vec<(&'static str, String, String, String, String)> {
+    let text = |value: &Value| match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    match change {
+        Change::Added(key, record) => vec![(
+            "added",
+            key.to_string(),
+            "description".into(),
+            String::new(),
+            record.description.clone(),
+        )],
+        Change::Removed(key, record) => vec![(
+            "removed",
+            key.to_string(),
+            "description".into(),
+            record.description.clone(),
+            String::new(),
+        )],
+        Change::Changed(key, before, after) => changed_fields(before, after)
+            .into_iter()
+            .map(|(field, old, new)| ("changed", key.to_string(), field, text(&old), text(&new)))
+            .collect(),
+    }
+}
+
 /// A record key as JSON.
 pub fn key_json(key: &RecordKey) -> Value {
     json!({

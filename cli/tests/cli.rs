@@ -235,6 +235,96 @@ fn check_reports_counts_diagnostics_and_errors() {
         .stderr(predicate::str::starts_with("portolan: cannot read"));
 }
 
+/// `portolan diff` on the 2026-04 CSV and the 2026-08 XML: its counts equal
+/// a count made here from the parsed records alone (keys as name, ports,
+/// protocol and ordinal among earlier equal rows; content by equality),
+/// every changed record names at least one field, and the exit codes are
+/// diff(1)'s.
+#[test]
+fn diff_counts_the_edition_change_and_exits_like_diff() {
+    use std::collections::HashMap;
+    let old = require_shared_file!("iana/service-names-port-numbers.csv");
+    let new = require_shared_file!("iana/service-names-port-numbers.xml");
+    let keyed = |path: &Path| {
+        let bytes = std::fs::read(path).expect("read");
+        let records = portolan_registry::parse(&bytes, None)
+            .expect("parses")
+            .registry
+            .records;
+        // Name as written, port range, protocol.
+        type Triple = (Option<String>, Option<(u16, u16)>, Option<String>);
+        let mut seen: HashMap<Triple, u32> = HashMap::new();
+        records
+            .into_iter()
+            .map(|r| {
+                let triple = (
+                    r.name.clone(),
+                    r.ports.map(|p| (p.start, p.end)),
+                    r.protocol.as_ref().map(|p| p.as_str().to_string()),
+                );
+                let ordinal = seen.entry(triple.clone()).or_insert(0);
+                let key = (triple, *ordinal);
+                *ordinal += 1;
+                (key, r)
+            })
+            .collect::<HashMap<_, _>>()
+    };
+    let (before, after) = (keyed(&old), keyed(&new));
+    let added = after.keys().filter(|k| !before.contains_key(*k)).count();
+    let removed = before.keys().filter(|k| !after.contains_key(*k)).count();
+    let changed = after
+        .iter()
+        .filter(|(k, r)| before.get(*k).is_some_and(|b| b != *r))
+        .count();
+    assert!(added + removed + changed > 0, "the editions differ");
+
+    let output = portolan()
+        .args(["--output", "json", "diff"])
+        .arg(&old)
+        .arg(&new)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let lines = json_lines(&output);
+    let summary = lines.last().expect("a summary line");
+    assert_eq!(summary["change"], "summary");
+    assert_eq!(summary["added"], added);
+    assert_eq!(summary["removed"], removed);
+    assert_eq!(summary["changed"], changed);
+    let count = |kind: &str| lines.iter().filter(|l| l["change"] == kind).count();
+    assert_eq!(
+        (count("added"), count("removed"), count("changed")),
+        (added, removed, changed)
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["change"] == "changed")
+            .all(|l| l["fields"].as_object().is_some_and(|f| !f.is_empty())),
+        "every changed record names its changed fields"
+    );
+
+    // The same file: equal, exit 0.
+    portolan()
+        .args(["--output", "table", "diff"])
+        .arg(&old)
+        .arg(&old)
+        .assert()
+        .code(0)
+        .stdout("0 added, 0 removed, 0 changed\n");
+    // A file that does not parse: exit 2, saying which.
+    let garbage = require_shared_file!("bad/garbage.csv");
+    portolan()
+        .arg("diff")
+        .arg(&old)
+        .arg(&garbage)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot parse"));
+}
+
 #[test]
 fn completions_are_generated() {
     portolan()
