@@ -16,7 +16,7 @@ use portolan_client::{
 use portolan_registry::{Protocol, RecordState};
 use portolan_server::Args;
 use portolan_test_support::server as support;
-use portolan_test_support::{eventually, require_shared_file};
+use portolan_test_support::{eventually, shared_file};
 
 const HTTPS_TCP_LINE: &str = "https,443,tcp,http protocol over TLS/SSL,";
 const HTTPS_TCP_CHANGED: &str = "https,443,tcp,HTTPS changed by the client test,";
@@ -145,7 +145,7 @@ fn fast_cache() -> CacheConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_calls_return_domain_values_and_typed_errors() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = TestServer::start(&csv, |_| {}).await;
     let client = server.client().await;
 
@@ -293,7 +293,7 @@ async fn refused_connection_is_unavailable_with_the_cause() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_hits_make_no_rpc_and_concurrent_misses_make_one() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = TestServer::start(&csv, |_| {}).await;
     let cache = CachedClient::new(server.client().await, fast_cache());
     assert!(
@@ -412,7 +412,7 @@ async fn gated_proxy(upstream: SocketAddr) -> (SocketAddr, tokio::sync::watch::S
 /// content, not the abandoned flight's answer from before the change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_after_a_change_never_joins_a_flight_from_before_it() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = TestServer::start(&csv, |_| {}).await;
     let (proxy, gate) = gated_proxy(server.addr).await;
     let client = Client::builder(format!("http://{proxy}"))
@@ -446,15 +446,13 @@ async fn a_caller_after_a_change_never_joins_a_flight_from_before_it() {
     })
     .await;
     gate.send_replace(true);
-    eventually(
-        Duration::from_secs(5),
-        "the cache to apply the change",
-        || async {
-            let stats = cache.stats();
-            (stats.live && stats.version > version).then_some(())
-        },
-    )
-    .await;
+    assert!(
+        cache
+            .wait_for_version(version + 1, Duration::from_secs(5))
+            .await,
+        "the cache applied the change: {:?}",
+        cache.stats()
+    );
     let answer = cache
         .lookup_port(443, Some(&Protocol::Tcp))
         .await
@@ -504,15 +502,13 @@ async fn a_changed_alias_is_invalidated_with_its_record() {
     let tmp = dir.path().join("services.tmp");
     std::fs::write(&tmp, services("web")).expect("write");
     std::fs::rename(&tmp, &data).expect("rename over the data file");
-    eventually(
-        Duration::from_secs(5),
-        "the cache to apply the change",
-        || async {
-            let stats = cache.stats();
-            (stats.live && stats.version > version).then_some(())
-        },
-    )
-    .await;
+    assert!(
+        cache
+            .wait_for_version(version + 1, Duration::from_secs(5))
+            .await,
+        "the cache applied the change: {:?}",
+        cache.stats()
+    );
     let web = cache
         .lookup_name("web", None)
         .await
@@ -528,7 +524,7 @@ async fn a_changed_alias_is_invalidated_with_its_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_invalidates_exactly_the_changed_keys_within_two_seconds() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = TestServer::start(&csv, |_| {}).await;
     let cache = CachedClient::new(server.client().await, fast_cache());
     assert!(cache.wait_live(Duration::from_secs(10)).await);
@@ -592,7 +588,7 @@ async fn a_reload_invalidates_exactly_the_changed_keys_within_two_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_server_down_the_replica_answers_and_the_cache_serves_stale() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = TestServer::start(&csv, |_| {}).await;
     let replica = ReplicaClient::start(
         server.client().await,
@@ -648,7 +644,7 @@ async fn with_the_server_down_the_replica_answers_and_the_cache_serves_stale() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_resumes_by_version_and_gets_a_delta_not_a_snapshot() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = TestServer::start(&csv, |args| {
         args.max_stream_lifetime = Duration::from_secs(2);
     })
@@ -694,7 +690,7 @@ async fn a_replica_resumes_by_version_and_gets_a_delta_not_a_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_clients_ends_their_watch_streams() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = TestServer::start(&csv, |_| {}).await;
     let cache = CachedClient::new(server.client().await, fast_cache());
     let replica = ReplicaClient::start(
