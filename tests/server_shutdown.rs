@@ -8,9 +8,7 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,66 +20,31 @@ use portolan::pb::{
     GetRegistryInfoRequest, ListRecordsRequest, LookupPortRequest, Protocol, WatchMode,
     WatchRequest,
 };
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 use tonic::Code;
 
-use support::{eventually, workspace_binary};
+use support::{ServerProcess, eventually, workspace_binary};
 
 const GRACE: Duration = Duration::from_secs(3);
 
-/// Kills the child if a test fails before it exits.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the binary on 127.0.0.1:0 with JSON logs and returns it with the
-/// address from its "listening" log line.
-fn start(data: &std::path::Path) -> (Running, SocketAddr) {
-    let binary = workspace_binary("portolan-server", "portolan-server");
-    let mut child = Command::new(binary)
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        // Readable versions: the test watches from version 1.
-        .args(["--initial-version", "1"])
-        .arg("--data")
-        .arg(data)
-        .args(["--shutdown-grace", &format!("{}s", GRACE.as_secs())])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start portolan-server");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("\"message\":\"listening\"")
-                && let Some(rest) = line.split("\"addr\":\"").nth(1)
-                && let Some(addr) = rest.split('"').next()
-            {
-                let _ = tx.send(addr.to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server logs its address")
-        .parse()
-        .expect("a socket address");
-    (Running(child), addr)
+/// The real binary on 127.0.0.1:0 (the shared [`ServerProcess`]), with
+/// readable versions (the test watches from version 1) and the grace period
+/// under test.
+fn start(data: &std::path::Path) -> ServerProcess {
+    let grace = format!("{}s", GRACE.as_secs());
+    ServerProcess::start(
+        data,
+        &["--initial-version", "1", "--shutdown-grace", &grace],
+    )
 }
 
 #[tokio::test]
 async fn sigterm_drains_calls_ends_streams_and_exits_within_the_grace_period() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
-    let (mut server, addr) = tokio::task::spawn_blocking(move || start(&csv))
+    let csv = shared_file("iana/service-names-port-numbers.csv");
+    let mut server = tokio::task::spawn_blocking(move || start(&csv))
         .await
         .unwrap();
-    let endpoint = format!("http://{addr}");
+    let endpoint = format!("http://{}", server.addr);
     let client = eventually(Duration::from_secs(30), "the server to serve", || {
         let endpoint = endpoint.clone();
         async move {
@@ -109,7 +72,7 @@ async fn sigterm_drains_calls_ends_streams_and_exits_within_the_grace_period() {
 
     // A health Watch stream: tonic-health never ends it, so only the grace
     // period bounds the drain.
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
         .unwrap()
         .connect()
         .await
@@ -190,7 +153,7 @@ async fn sigterm_drains_calls_ends_streams_and_exits_within_the_grace_period() {
 
     let sent_at = Instant::now();
     let status = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .expect("run kill");
     assert!(status.success());
@@ -217,7 +180,7 @@ async fn sigterm_drains_calls_ends_streams_and_exits_within_the_grace_period() {
         GRACE + Duration::from_secs(2),
         "the process to exit",
         || {
-            let exited = server.0.try_wait().expect("wait on the child");
+            let exited = server.child.try_wait().expect("wait on the child");
             async move { exited }
         },
     )
@@ -263,7 +226,7 @@ fn a_bad_configuration_exits_with_code_2_and_one_line() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("error"), "{args:?}: {stderr}");
     }
-    let truncated = require_shared_file!("bad/truncated.csv");
+    let truncated = shared_file("bad/truncated.csv");
     let output = Command::new(&binary)
         .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(&truncated)
