@@ -27,7 +27,7 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
 use portolan::pb::{GetRegistryInfoRequest, LookupPortRequest, Protocol};
-use portolan_test_support::{require_shared_file, workspace_root};
+use portolan_test_support::{shared_file, workspace_root};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -301,7 +301,7 @@ async fn description_443_tcp(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configmap_swap_hot_reloads_without_failed_requests() {
-    let csv_path = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv_path = shared_file("iana/service-names-port-numbers.csv");
     let csv = std::fs::read_to_string(&csv_path).expect("read the IANA CSV");
     let v1 = gzip(csv.as_bytes());
     let v2 = gzip(with_443_description(&csv, NEW_443_DESCRIPTION).as_bytes());
@@ -483,7 +483,7 @@ fn base64_matches_rfc4648_vectors() {
 
 #[test]
 fn full_registry_configmap_fits_the_object_limit() {
-    let csv_path = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv_path = shared_file("iana/service-names-port-numbers.csv");
     let csv = std::fs::read(&csv_path).expect("read the IANA CSV");
     // deploy/README.md: gzip -9nc service-names-port-numbers.csv > registry.csv.gz
     let gz = gzip(&csv);
@@ -596,7 +596,7 @@ fn committed_placeholder_registry_is_the_embedded_excerpt() {
 /// subdirectory, outside the (non-recursive) watch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_goes_quiet_after_a_configmap_swap() {
-    let csv_path = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv_path = shared_file("iana/service-names-port-numbers.csv");
     let csv = std::fs::read_to_string(&csv_path).expect("read the IANA CSV");
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut volume = ConfigMapVolume::new(tmp.path(), &gzip(csv.as_bytes()));

@@ -24,7 +24,7 @@ use portolan::pb::{
     GetRegistryInfoRequest, GetRegistryInfoResponse, LookupNameRequest, ReloadOutcome,
 };
 use portolan_registry::{Registry, export};
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 use tonic::transport::Channel;
 
 use support::{eventually, start_server, test_args};
@@ -90,7 +90,7 @@ fn first_records_csv(registry: &Registry, keep: usize) -> String {
 
 #[tokio::test]
 async fn an_unreadable_data_file_keeps_the_last_good_registry_serving() {
-    let sample = require_shared_file!("iana/sample-1000.csv");
+    let sample = shared_file("iana/sample-1000.csv");
     let original = std::fs::read(&sample).expect("read sample");
     let registry = parse_csv(&original);
     let dir = tempfile::tempdir().expect("temp dir");
@@ -170,7 +170,7 @@ async fn an_unreadable_data_file_keeps_the_last_good_registry_serving() {
 
 #[tokio::test]
 async fn a_reload_shrinking_by_ninety_percent_is_refused() {
-    let sample = require_shared_file!("iana/sample-1000.csv");
+    let sample = shared_file("iana/sample-1000.csv");
     let original = std::fs::read(&sample).expect("read sample");
     let registry = parse_csv(&original);
     let total = registry.len();

@@ -39,7 +39,7 @@ use portolan_client::{
     CacheConfig, CachedClient, Client, ReplicaClient, ReplicaConfig, RetryPolicy,
 };
 use portolan_registry::Registry;
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 
 mod support;
 
@@ -195,7 +195,7 @@ fn start_replica(uri: &str) -> ReplicaClient {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_ride_out_a_sigkill_and_converge_after_restart() {
-    let sample = require_shared_file!("iana/sample-1000.csv");
+    let sample = shared_file("iana/sample-1000.csv");
     let (s, mut server) = serve_generation_a(&sample).await;
 
     // The three clients, each with its own channel.
@@ -425,7 +425,7 @@ fn is_connection_loss(error: &portolan_client::Error) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_with_new_data_reaches_the_replica() {
-    let sample = require_shared_file!("iana/sample-1000.csv");
+    let sample = shared_file("iana/sample-1000.csv");
     let (s, mut server) = serve_generation_a(&sample).await;
 
     let replica = start_replica(&s.uri);

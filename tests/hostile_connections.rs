@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
 use portolan::pb::{LookupPortRequest, Protocol, WatchMode, WatchRequest, watch_response};
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 use prost::bytes::Bytes;
 use tokio::net::TcpStream;
 use tonic::Code;
@@ -93,7 +93,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test]
 async fn calls_without_a_body_do_not_starve_health_or_other_clients() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let mut args = test_args(Some(&csv));
     args.request_timeout = Duration::from_secs(2);
     let server = start_server(args).await;
@@ -237,7 +237,7 @@ const POD_LIMIT_KIB: u64 = 256 * 1024;
 
 #[tokio::test]
 async fn watch_readers_that_never_read_are_ended_and_bounded() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     // Default slot counts (the bound under test); short lifetimes so the
     // test sees the end of it.
     let server = ServerProcess::start(

@@ -32,7 +32,7 @@ use portolan::pb::{
     GetRegistryInfoRequest, GetRegistryInfoResponse, LookupNameRequest, ReloadOutcome,
 };
 use portolan_registry::ParseLimits;
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 use tonic::transport::Channel;
 
 use support::{ServerProcess, eventually, start_server, test_args, workspace_binary};
@@ -191,9 +191,9 @@ fn a_fifo_as_the_data_file_at_startup_exits_2_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_data_files_in_turn_keep_the_last_good_registry_within_bounded_memory() {
-    let csv_path = require_shared_file!(FULL_CSV);
-    let truncated = require_shared_file!("bad/truncated.csv");
-    let garbage = require_shared_file!("bad/garbage.csv");
+    let csv_path = shared_file(FULL_CSV);
+    let truncated = shared_file("bad/truncated.csv");
+    let garbage = shared_file("bad/garbage.csv");
     let csv = std::fs::read_to_string(&csv_path).expect("read the CSV");
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("registry.csv");
@@ -362,7 +362,7 @@ async fn bad_data_files_in_turn_keep_the_last_good_registry_within_bounded_memor
 
 #[tokio::test]
 async fn a_deleted_and_recreated_data_directory_is_watched_again() {
-    let sample = require_shared_file!("iana/sample-1000.csv");
+    let sample = shared_file("iana/sample-1000.csv");
     let original = std::fs::read_to_string(&sample).expect("read sample");
     let root = tempfile::tempdir().expect("temp dir");
     let dir = root.path().join("data");
@@ -426,7 +426,7 @@ fn storm(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_rewritten_every_10_ms_is_still_reloaded_during_the_storm() {
-    let csv_path = require_shared_file!(FULL_CSV);
+    let csv_path = shared_file(FULL_CSV);
     let csv = std::fs::read_to_string(&csv_path).expect("read");
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("registry.csv");
@@ -460,7 +460,7 @@ async fn a_file_rewritten_every_10_ms_is_still_reloaded_during_the_storm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_during_a_storm_reloads_at_once() {
-    let csv_path = require_shared_file!(FULL_CSV);
+    let csv_path = shared_file(FULL_CSV);
     let csv = std::fs::read_to_string(&csv_path).expect("read");
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("registry.csv");

@@ -31,7 +31,7 @@ use portolan::pb::{
     LookupPortRequest, LookupPortResponse, Protocol, SearchRequest, WatchMode, WatchRequest,
     batch_lookup_request::Query, watch_response,
 };
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 use prost::Message as _;
 use prost::bytes::{Buf as _, BufMut as _};
 use tokio::sync::mpsc;
@@ -107,7 +107,7 @@ async fn connect_small_window(addr: SocketAddr) -> PortRegistryServiceClient<Cha
 
 #[tokio::test]
 async fn malformed_and_oversized_unary_requests_get_exact_codes() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = start_server(test_args(Some(&csv))).await;
     let mut client = server.ready_client().await;
 
@@ -351,7 +351,7 @@ fn length_delimited(field: u8, bytes: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn invalid_utf8_and_broken_protobuf_are_refused_by_decoding() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = start_server(test_args(Some(&csv))).await;
     let mut client = server.ready_client().await;
     let channel = Channel::from_shared(server.endpoint())
@@ -419,7 +419,7 @@ async fn invalid_utf8_and_broken_protobuf_are_refused_by_decoding() {
 
 #[tokio::test]
 async fn empty_and_never_ending_batches() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = start_server(test_args(Some(&csv))).await;
     let mut client = server.ready_client().await;
 
@@ -479,7 +479,7 @@ async fn empty_and_never_ending_batches() {
 
 #[tokio::test]
 async fn watch_streams_beyond_the_limit_are_refused() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let mut args = test_args(Some(&csv));
     args.max_watch_streams = 4;
     let server = start_server(args).await;
@@ -539,7 +539,7 @@ async fn watch_streams_beyond_the_limit_are_refused() {
 
 #[tokio::test]
 async fn clients_that_never_read_their_streams_do_not_hurt_the_server() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = ServerProcess::start(&csv, &[]);
     let mut client = eventually(Duration::from_secs(30), "the server to load", || async {
         let mut client = PortRegistryServiceClient::connect(format!("http://{}", server.addr))

@@ -26,7 +26,7 @@ use portolan::pb::{
     GetRegistryInfoRequest, GetRegistryInfoResponse, ListRecordsRequest, ListRecordsResponse,
     LookupPortRequest, Record, RecordState, SearchRequest, SearchResponse,
 };
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 use prost::Message as _;
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
@@ -108,7 +108,7 @@ fn search_a(limit: u32) -> SearchRequest {
 /// HTTP/2 buffers flow control allows, shared on one connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unread_big_searches_on_one_connection_keep_memory_bounded() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = ServerProcess::start(&csv, &[]);
     let mut client = server.ready_client().await;
 
@@ -290,7 +290,7 @@ async fn junk_request_paths_never_become_metric_labels() {
 /// load on the machine does not count).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_states_cost_what_one_state_costs() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = ServerProcess::start(&csv, &[]);
     let mut client = server.ready_client().await;
 
@@ -375,8 +375,8 @@ async fn repeated_states_cost_what_one_state_costs() {
 /// server crate; RSS is too coarse to show it here.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unread_scans_across_reloads_end_at_the_send_timeout() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
-    let xml = require_shared_file!("iana/service-names-port-numbers.xml");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
+    let xml = shared_file("iana/service-names-port-numbers.xml");
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("registry.data");
     std::fs::copy(&csv, &data).expect("copy the CSV");
@@ -464,7 +464,7 @@ async fn unread_scans_across_reloads_end_at_the_send_timeout() {
 /// the client kept it going).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_ends_at_the_max_scan_duration() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let mut args = test_args(Some(&csv));
     args.max_scan_duration = Duration::from_millis(500);
     args.stream_send_timeout = Duration::from_secs(60);

@@ -14,7 +14,7 @@ use portolan_registry::{EntryLookup, Index, Protocol, Registry, ReloadGuard, Sna
 use portolan_server::service::{answer_batch_item, lookup_records};
 use portolan_server::state::RegistryState;
 use portolan_server::validate::{self, Lookup};
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 use prost::Message as _;
 
 fn read(path: &std::path::Path) -> Registry {
@@ -181,7 +181,7 @@ fn compare_file(file: &str, path: &std::path::Path) -> usize {
 #[test]
 fn iana_csv_replies_are_prosts_encoding_of_the_generated_messages() {
     let file = "iana/service-names-port-numbers.csv";
-    let path = require_shared_file!(file);
+    let path = shared_file(file);
     assert!(compare_file(file, &path) > 14_000);
 }
 
@@ -191,7 +191,7 @@ fn iana_xml_replies_are_prosts_encoding_of_the_generated_messages() {
         "iana/service-names-port-numbers.xml",
         "iana/service-names-port-numbers-2026-04-24.xml",
     ] {
-        let path = require_shared_file!(file);
+        let path = shared_file(file);
         assert!(compare_file(file, &path) > 14_000, "{file}");
     }
 }
@@ -206,7 +206,7 @@ fn nmap_and_etc_services_replies_are_prosts_encoding_of_the_generated_messages()
         "etc/services-gentoo-baselayout",
         "etc/services-arch-iana-etc-2017",
     ] {
-        let path = require_shared_file!(file);
+        let path = shared_file(file);
         assert!(compare_file(file, &path) > 100, "{file}");
     }
 }
@@ -222,10 +222,10 @@ fn replies_after_real_reloads_equal_a_fresh_servers_replies() {
         "iana/service-names-port-numbers.xml",
         "iana/service-names-port-numbers-2026-04-24.xml",
     ];
-    let first = require_shared_file!(files[0]);
+    let first = shared_file(files[0]);
     let state = RegistryState::new(read(&first), 8);
     for file in &files[1..] {
-        let path = require_shared_file!(file);
+        let path = shared_file(file);
         state
             .apply(read(&path), &ReloadGuard::permissive())
             .expect("applies")

@@ -15,7 +15,7 @@ use portolan::pb::{
     BatchLookupRequest, GetRegistryInfoRequest, ListRecordsRequest, LookupNameRequest,
     LookupPortRequest, Protocol, Record, RecordState, ReloadOutcome, SearchRequest, WatchRequest,
 };
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -45,7 +45,7 @@ async fn list_all(
 
 #[tokio::test]
 async fn point_lookups_answer_from_the_real_registry() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = start_server_on_file(&csv).await;
     let mut client = server.ready_client().await;
 
@@ -131,7 +131,7 @@ async fn point_lookups_answer_from_the_real_registry() {
 
 #[tokio::test]
 async fn list_records_streams_every_record_in_scan_order() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = start_server_on_file(&csv).await;
     let mut client = server.ready_client().await;
 
@@ -186,7 +186,7 @@ async fn list_records_streams_every_record_in_scan_order() {
 
 #[tokio::test]
 async fn batch_lookup_answers_every_item_by_id() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = start_server_on_file(&csv).await;
     let mut client = server.ready_client().await;
 
@@ -276,7 +276,7 @@ async fn batch_lookup_answers_every_item_by_id() {
 
 #[tokio::test]
 async fn search_ranks_exact_names_first_and_info_describes_the_source() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = start_server_on_file(&csv).await;
     let mut client = server.ready_client().await;
 
@@ -358,7 +358,7 @@ fn assert_invalid(result: Result<impl std::fmt::Debug, tonic::Status>, field: &s
 
 #[tokio::test]
 async fn every_invalid_argument_names_its_field() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = start_server_on_file(&csv).await;
     let mut client = server.ready_client().await;
 
@@ -498,7 +498,7 @@ async fn every_invalid_argument_names_its_field() {
 
 #[tokio::test]
 async fn health_reflection_and_metrics_are_served() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = start_server_on_file(&csv).await;
     let channel = Channel::from_shared(server.endpoint())
         .unwrap()

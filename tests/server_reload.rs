@@ -14,7 +14,7 @@ use portolan::pb::{
     GetRegistryInfoRequest, GetRegistryInfoResponse, LookupPortRequest, LookupPortResponse,
     Protocol, ReloadOutcome,
 };
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 use tonic::transport::Channel;
 
 use support::{TestServer, eventually, start_server, start_server_on_file, test_args};
@@ -128,7 +128,7 @@ fn write_atomically(path: &Path, contents: &str) {
 
 #[tokio::test]
 async fn rename_over_and_in_place_writes_are_served() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let base = std::fs::read_to_string(&csv).unwrap();
     let (_dir, data, server, mut client) = serve_copy_of(&csv).await;
     assert_eq!(info(&mut client).await.version, 1);
@@ -158,7 +158,7 @@ async fn rename_over_and_in_place_writes_are_served() {
 /// was prompted by a file event.
 #[tokio::test]
 async fn reading_the_file_does_not_trigger_more_reloads() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let base = std::fs::read_to_string(&csv).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("registry.csv");
@@ -245,7 +245,7 @@ impl ConfigMapVolume {
 
 #[tokio::test]
 async fn kubernetes_configmap_symlink_swaps_are_served() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let base = std::fs::read_to_string(&csv).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut volume = ConfigMapVolume::new(dir.path(), &base);
@@ -268,8 +268,8 @@ async fn kubernetes_configmap_symlink_swaps_are_served() {
 
 #[tokio::test]
 async fn a_truncated_file_keeps_the_last_good_registry() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
-    let truncated = require_shared_file!("bad/truncated.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
+    let truncated = shared_file("bad/truncated.csv");
     let (_dir, data, server, mut client) = serve_copy_of(&csv).await;
     let good = info(&mut client).await;
 
@@ -303,8 +303,8 @@ async fn a_truncated_file_keeps_the_last_good_registry() {
 
 #[tokio::test]
 async fn a_file_that_shrinks_by_ninety_percent_is_refused() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
-    let sample = require_shared_file!("iana/sample-1000.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
+    let sample = shared_file("iana/sample-1000.csv");
     let (_dir, data, server, client) = serve_copy_of(&csv).await;
 
     write_atomically(&data, &std::fs::read_to_string(&sample).unwrap());

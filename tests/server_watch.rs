@@ -14,7 +14,7 @@ use futures::StreamExt as _;
 use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
 use portolan::pb::watch_response::Event;
 use portolan::pb::{Delta, GetRegistryInfoRequest, Record, WatchMode, WatchRequest, WatchResponse};
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 use tonic::Streaming;
 use tonic::transport::Channel;
 
@@ -144,7 +144,7 @@ async fn wait_for_version(client: &PortRegistryServiceClient<Channel>, version: 
 
 #[tokio::test]
 async fn watchers_get_one_event_per_change_and_catch_up_by_version() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let base = std::fs::read_to_string(&csv).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("registry.csv");
@@ -253,7 +253,7 @@ async fn watchers_get_one_event_per_change_and_catch_up_by_version() {
 
 #[tokio::test]
 async fn heartbeats_flow_and_the_stream_limit_holds_and_shutdown_ends_streams() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let mut args = test_args(Some(&csv));
     args.heartbeat_interval = Duration::from_millis(100);
     args.max_watch_streams = 2;

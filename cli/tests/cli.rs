@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use portolan_server::Args;
-use portolan_test_support::require_shared_file;
 use portolan_test_support::server::{self as support, TestServer, test_args};
+use portolan_test_support::shared_file;
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -202,7 +202,7 @@ fn offline_search_list_info_export() {
 
 #[test]
 fn offline_with_a_data_file() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let rows = success_json(
         portolan()
             .args(["--offline", "--data"])
@@ -214,14 +214,14 @@ fn offline_with_a_data_file() {
 
 #[test]
 fn check_reports_counts_diagnostics_and_errors() {
-    let services = require_shared_file!("etc/services-debian");
+    let services = shared_file("etc/services-debian");
     let report = &success_json(portolan().arg("check").arg(&services))[0];
     assert_eq!(report["valid"], true);
     assert_eq!(report["format"], "services");
     assert!(report["records"].as_u64().expect("count") > 100);
     assert!(report["records_by_protocol"]["tcp"].as_u64().expect("tcp") > 50);
 
-    let truncated = require_shared_file!("bad/truncated.csv");
+    let truncated = shared_file("bad/truncated.csv");
     portolan()
         .arg("check")
         .arg(&truncated)
@@ -243,8 +243,8 @@ fn check_reports_counts_diagnostics_and_errors() {
 #[test]
 fn diff_counts_the_edition_change_and_exits_like_diff() {
     use std::collections::HashMap;
-    let old = require_shared_file!("iana/service-names-port-numbers.csv");
-    let new = require_shared_file!("iana/service-names-port-numbers.xml");
+    let old = shared_file("iana/service-names-port-numbers.csv");
+    let new = shared_file("iana/service-names-port-numbers.xml");
     let keyed = |path: &Path| {
         let bytes = std::fs::read(path).expect("read");
         let records = portolan_registry::parse(&bytes, None)
@@ -315,7 +315,7 @@ fn diff_counts_the_edition_change_and_exits_like_diff() {
         .code(0)
         .stdout("0 added, 0 removed, 0 changed\n");
     // A file that does not parse: exit 2, saying which.
-    let garbage = require_shared_file!("bad/garbage.csv");
+    let garbage = shared_file("bad/garbage.csv");
     portolan()
         .arg("diff")
         .arg(&old)
@@ -354,7 +354,7 @@ fn connection_refused_is_one_line_and_exit_2() {
 
 #[test]
 fn a_closed_pipe_exits_quietly() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("portolan"))
         .args(["--offline", "--data"])
         .arg(&csv)
@@ -381,7 +381,7 @@ fn a_closed_pipe_exits_quietly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_a_server() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = start_server(&csv).await;
     let ep = server.endpoint.clone();
 
@@ -537,7 +537,7 @@ fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str, timeout: Duration
 /// is printed twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_reconnects_with_its_version_when_the_stream_ends() {
-    let csv = require_shared_file!("iana/sample-1000.csv");
+    let csv = shared_file("iana/sample-1000.csv");
     let server = start_server_with(&csv, |args| {
         args.max_stream_lifetime = Duration::from_secs(1);
     })
@@ -630,7 +630,7 @@ async fn watch_reconnects_with_its_version_when_the_stream_ends() {
 /// with exit 2 after two failed attempts, naming the cause.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_gives_up_after_max_reconnects() {
-    let csv = require_shared_file!("iana/sample-1000.csv");
+    let csv = shared_file("iana/sample-1000.csv");
     let server = start_server_with(&csv, |args| {
         args.max_stream_lifetime = Duration::from_secs(1);
     })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use portolan_registry::{Filter, Index, Protocol, RecordKey, RecordState, ReloadGuard, parse};
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 
 fn load(path: &std::path::Path) -> portolan_registry::Registry {
     let bytes = std::fs::read(path).expect("readable");
@@ -25,7 +25,7 @@ fn names(index: &Index, port: u16, protocol: Option<&Protocol>) -> Vec<String> {
 
 #[test]
 fn lookups_on_the_full_csv() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
     let index = Index::new(load(&csv));
     assert_eq!(index.snapshot().len(), 14_512);
     assert_eq!(
@@ -83,8 +83,8 @@ fn lookups_on_the_full_csv() {
 
 #[test]
 fn readers_racing_reloads_between_two_real_editions() {
-    let csv = require_shared_file!("iana/service-names-port-numbers.csv");
-    let xml = require_shared_file!("iana/service-names-port-numbers.xml");
+    let csv = shared_file("iana/service-names-port-numbers.csv");
+    let xml = shared_file("iana/service-names-port-numbers.xml");
     let (april, august) = (load(&csv), load(&xml));
     let listing = |registry: &portolan_registry::Registry| -> Vec<RecordKey> {
         let snapshot = Index::new(registry.clone()).snapshot();

@@ -202,7 +202,7 @@ proptest! {
 
 #[test]
 fn full_real_csv_round_trips_through_to_csv() {
-    let path = portolan_test_support::require_shared_file!("iana/service-names-port-numbers.csv");
+    let path = portolan_test_support::shared_file("iana/service-names-port-numbers.csv");
     let bytes = std::fs::read(&path).expect("read");
     let original = parse::parse(&bytes, None).expect("parses").registry;
     let written = to_csv(&original);

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use portolan_registry::parse::{self, Format};
 use portolan_registry::{ParseError, Parsed, PortRange, Protocol, Record, RecordState, Registry};
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 
 fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
@@ -57,7 +57,7 @@ fn full_csv() -> Parsed {
 
 #[test]
 fn csv_full_counts_and_tricky_rows() {
-    let path = require_shared_file!("iana/service-names-port-numbers.csv");
+    let path = shared_file("iana/service-names-port-numbers.csv");
     let parsed = parse_file(&path, None);
     let reg = &parsed.registry;
     assert_eq!(reg.source.format, Some(Format::IanaCsv));
@@ -318,7 +318,7 @@ fn csv_full_states() {
 
 #[test]
 fn csv_sample_is_a_prefix_of_the_full_file() {
-    let path = require_shared_file!("iana/sample-1000.csv");
+    let path = shared_file("iana/sample-1000.csv");
     let sample = parse_file(&path, None).registry;
     assert_eq!(sample.len(), 1_000);
     let full = full_csv();
@@ -336,7 +336,7 @@ fn csv_sample_is_a_prefix_of_the_full_file() {
 
 #[test]
 fn bad_truncated_csv_is_rejected_naming_the_open_record() {
-    let path = require_shared_file!("bad/truncated.csv");
+    let path = shared_file("bad/truncated.csv");
     let bytes = read(&path);
     for format in [None, Some(Format::IanaCsv)] {
         let err = parse::parse(&bytes, format).expect_err("a truncated CSV must be rejected");
@@ -357,7 +357,7 @@ fn bad_truncated_csv_is_rejected_naming_the_open_record() {
 
 #[test]
 fn bad_garbage_csv_is_rejected_with_a_line() {
-    let path = require_shared_file!("bad/garbage.csv");
+    let path = shared_file("bad/garbage.csv");
     let bytes = read(&path);
     for format in [None, Some(Format::IanaCsv)] {
         let err = parse::parse(&bytes, format).expect_err("garbage must be rejected");
@@ -374,7 +374,7 @@ fn bad_garbage_csv_is_rejected_with_a_line() {
 
 #[test]
 fn xml_same_edition_equals_the_csv_record_by_record() {
-    let xml_path = require_shared_file!("iana/service-names-port-numbers-2026-04-24.xml");
+    let xml_path = shared_file("iana/service-names-port-numbers-2026-04-24.xml");
     let csv = full_csv();
     let xml = parse_file(&xml_path, None);
     let (csv, xml_reg) = (&csv.registry, &xml.registry);
@@ -479,7 +479,7 @@ fn xml_same_edition_equals_the_csv_record_by_record() {
 
 #[test]
 fn xml_newest_edition() {
-    let path = require_shared_file!("iana/service-names-port-numbers.xml");
+    let path = shared_file("iana/service-names-port-numbers.xml");
     let parsed = parse_file(&path, None);
     let reg = &parsed.registry;
     assert_eq!(reg.source.updated.as_deref(), Some("2026-08-17"));
@@ -506,7 +506,7 @@ fn xml_newest_edition() {
 
 #[test]
 fn xml_truncated_is_rejected_with_the_open_record_line() {
-    let path = require_shared_file!("iana/service-names-port-numbers-2026-04-24.xml");
+    let path = shared_file("iana/service-names-port-numbers-2026-04-24.xml");
     let bytes = read(&path);
     let text = std::str::from_utf8(&bytes).expect("utf-8");
     // Cut inside the unifyadmin/tcp record, and inside a tag.
@@ -528,7 +528,7 @@ fn xml_truncated_is_rejected_with_the_open_record_line() {
 /// Every row of the plain-text excerpt, matched to its CSV row.
 #[test]
 fn text_excerpt_matches_its_csv_rows() {
-    let path = require_shared_file!("iana/registry-excerpt.txt");
+    let path = shared_file("iana/registry-excerpt.txt");
     let parsed = parse_file(&path, None);
     let text = &parsed.registry;
     assert_eq!(text.source.format, Some(Format::IanaText));
@@ -717,7 +717,7 @@ fn etc_services_files() {
 
 #[test]
 fn nmap_services_file() {
-    let path = require_shared_file!("nmap/nmap-services");
+    let path = shared_file("nmap/nmap-services");
     let parsed = parse_file(&path, None);
     let reg = &parsed.registry;
     assert_eq!(reg.source.format, Some(Format::NmapServices));

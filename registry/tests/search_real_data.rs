@@ -8,7 +8,7 @@ use portolan_registry::query::{SEARCH_STEP_RECORDS, rank};
 use portolan_registry::{
     Filter, Index, Protocol, RecordState, SearchQuery, SearchStep, fold_name, parse,
 };
-use portolan_test_support::require_shared_file;
+use portolan_test_support::shared_file;
 
 fn load(csv: &std::path::Path) -> Index {
     let bytes = std::fs::read(csv).expect("readable");
@@ -36,7 +36,7 @@ fn reference(index: &Index, query: &SearchQuery) -> Vec<String> {
 
 #[test]
 fn lazy_search_equals_rank_and_sort_on_the_full_csv() {
-    let index = load(&require_shared_file!("iana/service-names-port-numbers.csv"));
+    let index = load(&shared_file("iana/service-names-port-numbers.csv"));
     let snapshot = index.snapshot();
     let udp_assigned = Filter {
         protocol: Some(Protocol::Udp),
@@ -80,7 +80,7 @@ fn lazy_search_equals_rank_and_sort_on_the_full_csv() {
 
 #[test]
 fn a_search_without_hits_pauses_every_step() {
-    let index = load(&require_shared_file!("iana/service-names-port-numbers.csv"));
+    let index = load(&shared_file("iana/service-names-port-numbers.csv"));
     let snapshot = index.snapshot();
     let query = SearchQuery::new("qqxj qqxj qqxj qqxj qqxj qqxj qqxj qqxj qqxj qqxj qqxj");
     let mut hits = snapshot.search_hits(&query);

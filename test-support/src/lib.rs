@@ -48,15 +48,6 @@ pub fn shared_file(relative: &str) -> PathBuf {
     path
 }
 
-/// The path of a real registry file (see [`shared_file`]); kept as a macro
-/// so that call sites read as the requirement they are.
-#[macro_export]
-macro_rules! require_shared_file {
-    ($relative:expr) => {
-        $crate::shared_file($relative)
-    };
-}
-
 /// Polls `probe` every 20 ms until it yields `Some`, or panics naming
 /// `what` after `deadline`.
 pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut probe: F) -> T
