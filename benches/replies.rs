@@ -64,20 +64,28 @@ fn benches(c: &mut Criterion) {
                     port: black_box(port),
                     protocol: None,
                 };
-                let (version, records) = lookup_records(&state, &query).expect("found");
-                reply::LookupPortResponse { records, version }
-                    .encode(&mut frame)
-                    .expect("a Vec grows");
+                let found = lookup_records(&state, &query).expect("found");
+                reply::LookupPortResponse {
+                    records: found.records,
+                    version: found.version,
+                    state_id: found.state_id,
+                }
+                .encode(&mut frame)
+                .expect("a Vec grows");
             }
             for name in NAMES {
                 let query = Lookup::Name {
                     name: black_box(name).to_string(),
                     protocol: None,
                 };
-                let (version, records) = lookup_records(&state, &query).expect("found");
-                reply::LookupNameResponse { records, version }
-                    .encode(&mut frame)
-                    .expect("a Vec grows");
+                let found = lookup_records(&state, &query).expect("found");
+                reply::LookupNameResponse {
+                    records: found.records,
+                    version: found.version,
+                    state_id: found.state_id,
+                }
+                .encode(&mut frame)
+                .expect("a Vec grows");
             }
             frame.len()
         })

@@ -358,6 +358,7 @@ pub fn snapshot_info_to_pb(snapshot: &portolan_registry::Snapshot) -> pb::GetReg
         registry_updated: source.updated.clone().unwrap_or_default(),
         loaded_at: Some(prost_types::Timestamp::from(snapshot.loaded_at())),
         diagnostic_count: source.diagnostic_count as u64,
+        state_id: snapshot.content_id().0,
         ..pb::GetRegistryInfoResponse::default()
     }
 }
@@ -386,6 +387,7 @@ pub fn lookup_port_to_pb(found: &EntryLookup) -> pb::LookupPortResponse {
     pb::LookupPortResponse {
         records: lookup_records_to_pb(found),
         version: found.version,
+        state_id: found.content_id.0,
     }
 }
 
@@ -394,6 +396,7 @@ pub fn lookup_name_to_pb(found: &EntryLookup) -> pb::LookupNameResponse {
     pb::LookupNameResponse {
         records: lookup_records_to_pb(found),
         version: found.version,
+        state_id: found.content_id.0,
     }
 }
 
@@ -422,6 +425,7 @@ pub fn unkeyed_record_to_pb(record: &Record) -> pb::Record {
         aliases: record.aliases.clone(),
         open_frequency: record.open_frequency,
         key: None,
+        position: record.position,
     }
 }
 
@@ -466,6 +470,7 @@ pub fn record_from_pb(record: &pb::Record) -> Result<(RecordKey, Record), Conver
         aliases: record.aliases.clone(),
         open_frequency: record.open_frequency,
         state,
+        position: record.position,
     };
     let key = match &record.key {
         Some(key) => key_from_pb(key)?,
@@ -547,6 +552,7 @@ mod tests {
             aliases: vec!["x".into(), "xwin".into()],
             open_frequency: Some(0.25),
             state: RecordState::Assigned,
+            position: 3,
         }
     }
 

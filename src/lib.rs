@@ -13,7 +13,8 @@
 //!   types; the server implements this one.
 //! * [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection.
 //! * [`MAX_HEARTBEAT_INTERVAL`] and [`WATCH_SILENCE_LIMIT`]: the Watch
-//!   timing server and clients agree on.
+//!   timing server and clients agree on; [`STATE_ID_METADATA`], the
+//!   trailer naming the state a NOT_FOUND lookup read.
 
 pub mod convert;
 pub mod reply;
@@ -41,6 +42,11 @@ pub mod pb {
 pub mod server {
     include!(concat!(env!("OUT_DIR"), "/server/portolan.v1.rs"));
 }
+
+/// The metadata key (a trailer of a NOT_FOUND LookupPort or LookupName)
+/// carrying the registry state the lookup read, as 16 hex digits, so that
+/// a cache can tell which content a miss belongs to.
+pub const STATE_ID_METADATA: &str = "portolan-state-id";
 
 /// The longest interval between Watch heartbeats a server may use (the
 /// server refuses a longer `--heartbeat-interval`): clients treat

@@ -50,6 +50,9 @@ pub struct LookupPortResponse {
     /// The registry version the answer was read from.
     #[prost(uint64, tag = "2")]
     pub version: u64,
+    /// The registry state the answer was read from.
+    #[prost(fixed64, tag = "3")]
+    pub state_id: u64,
 }
 
 /// `portolan.v1.LookupNameResponse` with encoded records.
@@ -61,6 +64,9 @@ pub struct LookupNameResponse {
     /// The registry version the answer was read from.
     #[prost(uint64, tag = "2")]
     pub version: u64,
+    /// The registry state the answer was read from.
+    #[prost(fixed64, tag = "3")]
+    pub state_id: u64,
 }
 
 /// `portolan.v1.BatchLookupResponse` with encoded records.
@@ -78,6 +84,9 @@ pub struct BatchLookupResponse {
     /// The item's error, if it failed.
     #[prost(message, optional, tag = "4")]
     pub error: Option<pb::ItemError>,
+    /// The registry state the answer was read from.
+    #[prost(fixed64, tag = "5")]
+    pub state_id: u64,
 }
 
 /// `portolan.v1.SearchResponse` with encoded records.
@@ -86,6 +95,12 @@ pub struct SearchResponse {
     /// Encoded `portolan.v1.Record`s, best first.
     #[prost(bytes = "bytes", repeated, tag = "1")]
     pub records: Vec<Bytes>,
+    /// The version the scan reads (first message only).
+    #[prost(uint64, tag = "2")]
+    pub version: u64,
+    /// The state the scan reads (first message only).
+    #[prost(fixed64, tag = "3")]
+    pub state_id: u64,
 }
 
 /// `portolan.v1.ListRecordsResponse` with encoded records.
@@ -94,6 +109,12 @@ pub struct ListRecordsResponse {
     /// Encoded `portolan.v1.Record`s, in listing order.
     #[prost(bytes = "bytes", repeated, tag = "1")]
     pub records: Vec<Bytes>,
+    /// The version the scan reads (first message only).
+    #[prost(uint64, tag = "2")]
+    pub version: u64,
+    /// The state the scan reads (first message only).
+    #[prost(fixed64, tag = "3")]
+    pub state_id: u64,
 }
 
 /// `portolan.v1.WatchResponse` whose snapshot and delta hold encoded
@@ -110,6 +131,12 @@ pub struct WatchResponse {
     /// The event.
     #[prost(oneof = "watch_response::Event", tags = "3, 4, 5")]
     pub event: Option<watch_response::Event>,
+    /// The state the receiver must hold to apply this event.
+    #[prost(fixed64, tag = "6")]
+    pub from_state_id: u64,
+    /// The state the receiver holds after applying it.
+    #[prost(fixed64, tag = "7")]
+    pub state_id: u64,
 }
 
 /// The `event` oneof of [`WatchResponse`].
@@ -193,6 +220,7 @@ mod tests {
         let reply = LookupPortResponse {
             records: vec![encoded.clone(), encoded.clone()],
             version: 7,
+            state_id: 0x0123_4567_89ab_cdef,
         };
         let bytes = reply.encode_to_vec();
         let decoded = pb::LookupPortResponse::decode(bytes.as_slice()).unwrap();
@@ -202,6 +230,8 @@ mod tests {
         let event = WatchResponse {
             from_version: 3,
             version: 4,
+            from_state_id: 11,
+            state_id: 12,
             event: Some(watch_response::Event::Delta(Delta {
                 upserted: vec![encoded],
                 removed: vec![encode_key(&key)],

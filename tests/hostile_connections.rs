@@ -229,6 +229,7 @@ async fn connect_small_window(addr: SocketAddr) -> PortRegistryServiceClient<Cha
 
 const FULL: WatchRequest = WatchRequest {
     known_version: 0,
+    known_state_id: 0,
     mode: WatchMode::Full as i32,
 };
 

@@ -204,6 +204,7 @@ async fn malformed_and_oversized_unary_requests_get_exact_codes() {
         client
             .watch(WatchRequest {
                 known_version: 0,
+                known_state_id: 0,
                 mode: 99,
             })
             .await,
@@ -486,6 +487,7 @@ async fn watch_streams_beyond_the_limit_are_refused() {
     let mut client = server.ready_client().await;
     let invalidate = WatchRequest {
         known_version: 0,
+        known_state_id: 0,
         mode: WatchMode::Invalidate as i32,
     };
 
@@ -590,6 +592,7 @@ async fn clients_that_never_read_their_streams_do_not_hurt_the_server() {
         let stream = stalled_client
             .watch(WatchRequest {
                 known_version: 0,
+                known_state_id: 0,
                 mode: WatchMode::Full as i32,
             })
             .await

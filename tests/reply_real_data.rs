@@ -83,10 +83,21 @@ impl Query {
 
     /// The reply the server sends, as bytes; `None` for NOT_FOUND.
     fn reply(&self, state: &RegistryState, protocol: Option<&Protocol>) -> Option<Vec<u8>> {
-        let (version, records) = lookup_records(state, &self.validated(protocol)).ok()?;
+        let found = lookup_records(state, &self.validated(protocol)).ok()?;
+        let (records, version, state_id) = (found.records, found.version, found.state_id);
         Some(match self {
-            Query::Port(_) => reply::LookupPortResponse { records, version }.encode_to_vec(),
-            Query::Name(_) => reply::LookupNameResponse { records, version }.encode_to_vec(),
+            Query::Port(_) => reply::LookupPortResponse {
+                records,
+                version,
+                state_id,
+            }
+            .encode_to_vec(),
+            Query::Name(_) => reply::LookupNameResponse {
+                records,
+                version,
+                state_id,
+            }
+            .encode_to_vec(),
         })
     }
 
@@ -131,9 +142,13 @@ fn compare_everything(state: &RegistryState, what: &str) -> usize {
         // A scan message with this record.
         let listed = reply::ListRecordsResponse {
             records: vec![state.encodings().get(key, record)],
+            version: snapshot.version(),
+            state_id: snapshot.content_id().0,
         };
         let generated = pb::ListRecordsResponse {
             records: vec![expected],
+            version: snapshot.version(),
+            state_id: snapshot.content_id().0,
         };
         assert_eq!(listed.encode_to_vec(), generated.encode_to_vec(), "{what}");
     }
@@ -155,6 +170,7 @@ fn compare_everything(state: &RegistryState, what: &str) -> usize {
                 records: convert::lookup_records_to_pb(&found),
                 version: found.version,
                 error: None,
+                state_id: found.content_id.0,
             };
             assert_eq!(
                 item.encode_to_vec(),

@@ -470,6 +470,7 @@ async fn every_invalid_argument_names_its_field() {
         client
             .watch(WatchRequest {
                 known_version: 0,
+                known_state_id: 0,
                 mode: 3,
             })
             .await

@@ -58,11 +58,19 @@ async fn sigterm_drains_calls_ends_streams_and_exits_within_the_grace_period() {
     })
     .await;
 
+    let state = client
+        .clone()
+        .get_registry_info(portolan::pb::GetRegistryInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .state_id;
     let mut watch = client
         .clone()
         .watch(WatchRequest {
-            known_version: 1,
+            known_state_id: state,
             mode: WatchMode::Full as i32,
+            ..WatchRequest::default()
         })
         .await
         .unwrap()

@@ -45,13 +45,14 @@ fn replace(path: &Path, contents: &str) {
 
 async fn watch(
     client: &mut PortRegistryServiceClient<Channel>,
-    known_version: u64,
+    known_state_id: u64,
     mode: WatchMode,
 ) -> Streaming<WatchResponse> {
     client
         .watch(WatchRequest {
-            known_version,
+            known_state_id,
             mode: mode as i32,
+            ..WatchRequest::default()
         })
         .await
         .unwrap()
@@ -98,8 +99,12 @@ async fn read_snapshot(stream: &mut Streaming<WatchResponse>) -> (u64, u64, Vec<
     }
 }
 
-/// Reads one delta (all parts); returns (from, to, merged delta).
-async fn read_delta(stream: &mut Streaming<WatchResponse>) -> (u64, u64, Delta) {
+/// The state (content id) the last event read by [`read_delta`] leads
+/// from and to.
+type States = (u64, u64);
+
+/// Reads one delta (all parts); returns (from, to, merged delta, states).
+async fn read_delta(stream: &mut Streaming<WatchResponse>) -> (u64, u64, Delta, States) {
     let mut merged = Delta::default();
     loop {
         let event = next_change(stream).await;
@@ -111,7 +116,8 @@ async fn read_delta(stream: &mut Streaming<WatchResponse>) -> (u64, u64, Delta) 
         merged.invalidated.extend(delta.invalidated);
         if delta.last {
             merged.last = true;
-            return (event.from_version, event.version, merged);
+            let states = (event.from_state_id, event.state_id);
+            return (event.from_version, event.version, merged, states);
         }
     }
 }
@@ -159,6 +165,13 @@ async fn watchers_get_one_event_per_change_and_catch_up_by_version() {
     // Version 0: a snapshot in parts totalling every record.
     let mut full = watch(&mut client, 0, WatchMode::Full).await;
     let (version, total, records, parts) = read_snapshot(&mut full).await;
+    let state1 = client
+        .get_registry_info(GetRegistryInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .state_id;
+    assert_ne!(state1, 0);
     assert_eq!((version, total), (1, FULL_CSV_RECORDS));
     assert_eq!(records.len() as u64, FULL_CSV_RECORDS);
     assert_eq!(parts, 15);
@@ -172,8 +185,10 @@ async fn watchers_get_one_event_per_change_and_catch_up_by_version() {
 
     // Change 1 -> 2: https/tcp changed, portolan-a added.
     replace(&data, &variant(&base, "a"));
-    let (from, to, delta) = read_delta(&mut full).await;
+    let (from, to, delta, (from_state, state2)) = read_delta(&mut full).await;
     assert_eq!((from, to), (1, 2));
+    assert_eq!(from_state, state1);
+    assert_ne!(state2, state1);
     assert_eq!(names(&delta.upserted), vec!["https", "portolan-a"]);
     let https = delta
         .upserted
@@ -183,18 +198,19 @@ async fn watchers_get_one_event_per_change_and_catch_up_by_version() {
     assert_eq!(https.description, "http protocol over TLS/SSL (a)");
     assert_eq!(https.key.as_ref().unwrap().port, Some(443));
     assert!(delta.removed.is_empty() && delta.invalidated.is_empty());
-    let (from, to, delta) = read_delta(&mut invalidate).await;
+    let (from, to, delta, states) = read_delta(&mut invalidate).await;
     assert_eq!((from, to), (1, 2));
+    assert_eq!(states, (state1, state2), "both modes name the same states");
     assert_eq!(key_names(&delta.invalidated), vec!["https", "portolan-a"]);
     assert!(delta.upserted.is_empty() && delta.removed.is_empty());
 
     // Change 2 -> 3: https changed again, portolan-a removed, portolan-b added.
     replace(&data, &variant(&base, "b"));
-    let (from, to, delta) = read_delta(&mut full).await;
+    let (from, to, delta, (_, state3)) = read_delta(&mut full).await;
     assert_eq!((from, to), (2, 3));
     assert_eq!(names(&delta.upserted), vec!["https", "portolan-b"]);
     assert_eq!(key_names(&delta.removed), vec!["portolan-a"]);
-    let (from, to, delta) = read_delta(&mut invalidate).await;
+    let (from, to, delta, _) = read_delta(&mut invalidate).await;
     assert_eq!((from, to), (2, 3));
     assert_eq!(
         key_names(&delta.invalidated),
@@ -209,19 +225,21 @@ async fn watchers_get_one_event_per_change_and_catch_up_by_version() {
         "no extra event after the two changes"
     );
 
-    // Catch-up: current version -> heartbeat.
-    let mut current = watch(&mut client, 3, WatchMode::Full).await;
+    // Catch-up: current state -> heartbeat.
+    let mut current = watch(&mut client, state3, WatchMode::Full).await;
     let event = next_event(&mut current).await;
     assert!(
         matches!(event.event, Some(Event::Heartbeat(_))),
         "{event:?}"
     );
     assert_eq!((event.from_version, event.version), (3, 3));
+    assert_eq!((event.from_state_id, event.state_id), (state3, state3));
 
-    // Catch-up: version 1 is still in the history -> one delta 1 -> 3.
-    let mut behind = watch(&mut client, 1, WatchMode::Full).await;
-    let (from, to, delta) = read_delta(&mut behind).await;
+    // Catch-up: state 1 is still in the history -> one delta 1 -> 3.
+    let mut behind = watch(&mut client, state1, WatchMode::Full).await;
+    let (from, to, delta, states) = read_delta(&mut behind).await;
     assert_eq!((from, to), (1, 3));
+    assert_eq!(states, (state1, state3));
     assert_eq!(names(&delta.upserted), vec!["https", "portolan-b"]);
     assert_eq!(key_names(&delta.removed), vec!["portolan-a"]);
     let https = delta
@@ -234,7 +252,7 @@ async fn watchers_get_one_event_per_change_and_catch_up_by_version() {
         "the latest content"
     );
 
-    // Unknown (newer) version -> snapshot.
+    // A state this server never held -> snapshot.
     let mut unknown = watch(&mut client, 99, WatchMode::Full).await;
     let (version, total, records, _) = read_snapshot(&mut unknown).await;
     assert_eq!(
@@ -260,8 +278,14 @@ async fn heartbeats_flow_and_the_stream_limit_holds_and_shutdown_ends_streams() 
     let server = start_server(args).await;
     let mut client = server.ready_client().await;
     wait_for_version(&client, 1).await;
+    let state = client
+        .get_registry_info(GetRegistryInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .state_id;
 
-    let mut first = watch(&mut client, 1, WatchMode::Invalidate).await;
+    let mut first = watch(&mut client, state, WatchMode::Invalidate).await;
     for _ in 0..3 {
         let event = next_event(&mut first).await;
         assert!(
@@ -270,12 +294,12 @@ async fn heartbeats_flow_and_the_stream_limit_holds_and_shutdown_ends_streams() 
         );
         assert_eq!(event.version, 1);
     }
-    let mut second = watch(&mut client, 1, WatchMode::Full).await;
+    let mut second = watch(&mut client, state, WatchMode::Full).await;
     let _ = next_event(&mut second).await;
     let refused = client
         .watch(WatchRequest {
-            known_version: 1,
             mode: WatchMode::Full as i32,
+            ..WatchRequest::default()
         })
         .await
         .unwrap_err();
@@ -292,8 +316,8 @@ async fn heartbeats_flow_and_the_stream_limit_holds_and_shutdown_ends_streams() 
         async move {
             client
                 .watch(WatchRequest {
-                    known_version: 1,
                     mode: WatchMode::Full as i32,
+                    ..WatchRequest::default()
                 })
                 .await
                 .ok()

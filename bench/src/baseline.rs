@@ -82,6 +82,7 @@ impl Baseline {
         LookupPortResponse {
             records: self.records(),
             version: 1,
+            state_id: 1,
         }
     }
 }
@@ -101,8 +102,16 @@ impl PortRegistryService for Baseline {
         &self,
         _request: Request<LookupNameRequest>,
     ) -> Result<Response<LookupNameResponse>, Status> {
-        let LookupPortResponse { records, version } = self.reply();
-        Ok(Response::new(LookupNameResponse { records, version }))
+        let LookupPortResponse {
+            records,
+            version,
+            state_id,
+        } = self.reply();
+        Ok(Response::new(LookupNameResponse {
+            records,
+            version,
+            state_id,
+        }))
     }
 
     type BatchLookupStream = BoxStream<BatchLookupResponse>;
@@ -118,6 +127,7 @@ impl PortRegistryService for Baseline {
                 records: this.records(),
                 version: 1,
                 error: None,
+                state_id: 1,
             })
         });
         Ok(Response::new(Box::pin(out)))

@@ -92,6 +92,7 @@ mod tests {
         let reply = pb::LookupPortResponse {
             records: vec![record("http", 80), record("www", 80)],
             version: 1_700_000_000_123,
+            state_id: 9,
         };
         let summary = LookupSummary::decode(reply.encode_to_vec().as_slice()).unwrap();
         assert_eq!(summary.version, 1_700_000_000_123);
@@ -124,6 +125,7 @@ mod tests {
             records: vec![record("ssh", 22)],
             version: 42,
             error: None,
+            state_id: 9,
         };
         let summary = BatchItemSummary::decode(item.encode_to_vec().as_slice()).unwrap();
         assert_eq!((summary.id.as_str(), summary.version), ("7", 42));
@@ -134,6 +136,7 @@ mod tests {
             id: "8".into(),
             records: Vec::new(),
             version: 42,
+            state_id: 9,
             error: Some(pb::ItemError {
                 code: 5,
                 message: "no record for port 1".into(),

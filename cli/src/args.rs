@@ -123,12 +123,13 @@ pub enum Command {
     },
     /// Print each registry change as the server applies it. When the
     /// stream ends (the server's stream lifetime, a restart, a lost
-    /// connection), reconnect with backoff and resume from the last version
-    /// printed.
+    /// connection), reconnect with backoff (to any replica) and resume from
+    /// the last state printed.
     Watch {
-        /// The version you already hold (0: start with a snapshot summary).
-        #[arg(long, default_value_t = 0)]
-        from_version: u64,
+        /// The state you already hold, as `portolan info` and each printed
+        /// event show it (16 hex digits; 0: start with a snapshot summary).
+        #[arg(long, default_value = "0", value_parser = parse_state_id, value_name = "STATE_ID")]
+        from_state: u64,
         /// Give up (exit 2) after this many reconnection attempts in a row
         /// that bring no event; 0 keeps trying, like `tail -F` (attempts
         /// back off to one every 10 s, so a lost server costs little).
@@ -206,6 +207,12 @@ pub fn parse_protocol(text: &str) -> Result<Protocol, String> {
             "unknown protocol {text:?} (expected tcp, udp, sctp or dccp)"
         )),
     }
+}
+
+fn parse_state_id(text: &str) -> Result<u64, String> {
+    u64::from_str_radix(text, 16).map_err(|e| {
+        format!("{text:?} is not a state id (16 hex digits, as `portolan info` shows): {e}")
+    })
 }
 
 fn parse_state(text: &str) -> Result<RecordState, String> {

@@ -103,8 +103,9 @@ impl Backend {
                 };
                 match r {
                     Ok(r) => r,
-                    Err(ClientError::NotFound { .. }) => LookupResult {
+                    Err(ClientError::NotFound { state_id, .. }) => LookupResult {
                         version: 0,
+                        content_id: portolan_registry::ContentId(state_id),
                         records: Vec::new(),
                     },
                     Err(e) => return Err(describe(self.endpoint(), &e)),
@@ -188,7 +189,7 @@ impl Backend {
             Self::Offline(index) => Ok(index.snapshot().to_registry()),
             Self::Remote(_) => {
                 let records = self.list(&ScanFilter::default(), progress).await?;
-                Ok(Registry::new(
+                Ok(Registry::with_positions(
                     records.into_iter().map(Arc::unwrap_or_clone).collect(),
                     portolan_registry::SourceInfo::default(),
                 ))

@@ -145,9 +145,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 FOUND
             }
             Command::Watch {
-                from_version,
+                from_state,
                 max_reconnects,
-            } => watch(&backend, &mut out, format, from_version, max_reconnects).await?,
+            } => watch(&backend, &mut out, format, from_state, max_reconnects).await?,
             Command::Completions { .. } | Command::Check { .. } | Command::Diff { .. } => FOUND,
         };
         out.flush()?;
@@ -375,16 +375,16 @@ fn worth_reconnecting(e: &portolan_client::Error) -> bool {
 
 /// `portolan watch`: prints every change, and when the stream ends (the
 /// server's stream lifetime, a restart, a broken connection, a silent
-/// stream) reconnects with jittered backoff, resuming from the last version
-/// it printed, as the proto's Watch rule 7 asks, so nothing is printed
-/// twice and nothing is missed. Exits on a signal, an error reconnecting
+/// stream) reconnects with jittered backoff (to any replica), resuming from
+/// the last state it printed, as the proto's Watch rule 7 asks, so nothing
+/// is printed twice and nothing is missed. Exits on a signal, an error reconnecting
 /// cannot fix, a failure of the very first stream, or after
 /// `max_reconnects` attempts in a row that brought no event.
 async fn watch(
     backend: &Backend,
     out: &mut dyn Write,
     format: OutputFormat,
-    from_version: u64,
+    from_state: u64,
     max_reconnects: u32,
 ) -> anyhow::Result<ExitCode> {
     let Backend::Remote(client) = backend else {
@@ -394,7 +394,10 @@ async fn watch(
     // intervals, rule 3) means a broken stream; backoff 100 ms doubling to
     // 10 s, with jitter.
     let settings = portolan_client::ReplicaConfig::default();
-    let mut held = from_version;
+    let mut held = Held {
+        version: 0,
+        state_id: from_state,
+    };
     let mut failures = 0u32;
     let mut ever_connected = false;
     loop {
@@ -425,22 +428,32 @@ async fn watch(
         }
         let delay = settings.reconnect.backoff(failures);
         eprintln!(
-            "portolan: {}; reconnecting from version {held} in {} ms",
+            "portolan: {}; reconnecting from state {:016x} (version {}) in {} ms",
             output::one_line(&why),
+            held.state_id,
+            held.version,
             delay.as_millis()
         );
         tokio::time::sleep(delay).await;
     }
 }
 
+/// What `portolan watch` has printed up to: the state it resumes from, and
+/// the version its server numbered it with.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    version: u64,
+    state_id: u64,
+}
+
 /// One watch stream, printing each complete snapshot and delta and
-/// advancing `held` to its version. Returns why the stream ended when
+/// advancing `held` to its state. Returns why the stream ended when
 /// reconnecting is the answer (ended by the server, silent, out of step).
 async fn watch_stream(
     client: &portolan_client::Client,
     out: &mut dyn Write,
     format: OutputFormat,
-    held: &mut u64,
+    held: &mut Held,
     got_event: &mut bool,
     silence_limit: std::time::Duration,
 ) -> Result<String, WatchFailure> {
@@ -448,7 +461,10 @@ async fn watch_stream(
         retryable: worth_reconnecting(&e),
         error: describe(client.endpoint(), &e),
     };
-    let mut stream = client.watch(*held, WatchMode::Full).await.map_err(fail)?;
+    let mut stream = client
+        .watch(held.state_id, WatchMode::Full)
+        .await
+        .map_err(fail)?;
     let mut snapshot_count = 0usize;
     let mut upserted: Vec<Record> = Vec::new();
     let mut removed = Vec::new();
@@ -466,12 +482,13 @@ async fn watch_stream(
         *got_event = true;
         match event.kind {
             WatchEventKind::Heartbeat => {
-                if event.version != *held {
+                if event.state_id != held.state_id {
                     return Ok(format!(
-                        "heartbeat at version {} while holding {held}: resync",
-                        event.version
+                        "heartbeat at state {:016x} while holding {:016x}: resync",
+                        event.state_id, held.state_id
                     ));
                 }
+                held.version = event.version;
                 continue;
             }
             WatchEventKind::Snapshot { records, last, .. } => {
@@ -484,7 +501,8 @@ async fn watch_stream(
                         out,
                         format,
                         &json!({
-                            "event": "snapshot", "version": event.version, "records": snapshot_count,
+                            "event": "snapshot", "version": event.version,
+                            "state_id": format!("{:016x}", event.state_id), "records": snapshot_count,
                         }),
                     )?;
                 } else {
@@ -502,10 +520,10 @@ async fn watch_stream(
                 last,
                 ..
             } => {
-                if event.from_version != *held {
+                if event.from_state_id != held.state_id {
                     return Ok(format!(
-                        "delta from version {} while holding {held}: resync",
-                        event.from_version
+                        "delta from state {:016x} while holding {:016x}: resync",
+                        event.from_state_id, held.state_id
                     ));
                 }
                 upserted.extend(u.into_iter().map(|(_, rec)| Record::clone(&rec)));
@@ -521,6 +539,8 @@ async fn watch_stream(
                             "event": "delta",
                             "from_version": event.from_version,
                             "version": event.version,
+                            "from_state_id": format!("{:016x}", event.from_state_id),
+                            "state_id": format!("{:016x}", event.state_id),
                             "upserted": upserted.iter().map(output::record_json).collect::<Vec<_>>(),
                             "removed": removed.iter().map(output::key_json).collect::<Vec<_>>(),
                         }),
@@ -555,7 +575,10 @@ async fn watch_stream(
             }
             _ => continue,
         }
-        *held = event.version;
+        *held = Held {
+            version: event.version,
+            state_id: event.state_id,
+        };
         out.flush()?;
     }
 }

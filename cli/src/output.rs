@@ -317,6 +317,7 @@ pub fn write_info(
 ) -> io::Result<()> {
     let value = json!({
         "version": info.version,
+        "state_id": format!("{:016x}", info.state_id),
         "content_hash": info.content_hash,
         "source_path": info.source_path,
         "source_format": info.source_format,

@@ -556,8 +556,10 @@ async fn watch_reconnects_with_its_version_when_the_stream_ends() {
     assert_eq!(first["event"], "snapshot");
     assert_eq!(first["records"], 1000);
     let version = first["version"].as_u64().expect("version");
+    let state = first["state_id"].as_str().expect("state_id").to_string();
+    assert_eq!(state.len(), 16);
 
-    // Two streams end and are reopened from the snapshot's version.
+    // Two streams end and are reopened from the snapshot's state.
     let logged = blocking(move || {
         let mut logged = wait_for_line(&stderr, "reconnecting", Duration::from_secs(10));
         logged.extend(wait_for_line(
@@ -574,7 +576,9 @@ async fn watch_reconnects_with_its_version_when_the_stream_ends() {
             .iter()
             .filter(|l| l.contains("reconnecting"))
             .all(|l| l.starts_with("portolan: ")
-                && l.contains(&format!("reconnecting from version {version} in "))),
+                && l.contains(&format!(
+                    "reconnecting from state {state} (version {version}) in "
+                ))),
         "{logged:?}"
     );
     assert!(
@@ -598,16 +602,22 @@ async fn watch_reconnects_with_its_version_when_the_stream_ends() {
     assert_eq!(delta["event"], "delta", "{delta}");
     assert_eq!(delta["from_version"], version);
     assert_eq!(delta["version"], version + 1);
+    assert_eq!(delta["from_state_id"], state.as_str());
+    let new_state = delta["state_id"].as_str().expect("state_id").to_string();
+    assert_ne!(new_state, state);
     assert_eq!(
         delta["upserted"][0]["description"],
         "changed after a reconnection"
     );
 
-    // Later reconnections resume from the delta's version and print nothing.
+    // Later reconnections resume from the delta's state and print nothing.
     let (logged, _stderr) = blocking(move || {
         let logged = wait_for_line(
             &stderr,
-            &format!("reconnecting from version {}", version + 1),
+            &format!(
+                "reconnecting from state {new_state} (version {})",
+                version + 1
+            ),
             Duration::from_secs(10),
         );
         (logged, stderr)

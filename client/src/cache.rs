@@ -20,17 +20,32 @@
 //!   name entries. A changed key with name `N` and port range `R` drops
 //!   the name entries of `N` (folded) and the port entries of every port
 //!   of `R`, for every protocol. A snapshot event drops everything.
-//! * **The placeholder race** (Redis client-side caching): a reply whose
-//!   version is older than the last version seen on the watch stream is
-//!   returned but not cached; a NOT_FOUND reply (which has no version) is
-//!   not cached when any invalidation arrived while it was in flight. The
-//!   check is repeated after inserting, so an invalidation racing the
-//!   insert removes the entry or is seen by the check.
+//! * **Only what it can vouch for** (the placeholder race of Redis
+//!   client-side caching, across replicas): an answer, found or NOT_FOUND
+//!   (whose state comes in the `portolan-state-id` trailer), is stored
+//!   only when it was read from the very state (content id) the watch
+//!   stream has reached; any other answer is returned but not stored. A
+//!   replica that has not applied a change yet, or has applied one the
+//!   stream has not brought yet, answers from another state, so its
+//!   answers are never cached. The stream's state is set before each
+//!   change's invalidations and checked again after inserting, so an
+//!   invalidation racing the insert removes the entry or is seen by the
+//!   check.
 //! * **Staleness**: until the watch stream is connected and caught up, and
 //!   whenever it breaks (an error, or no event for `heartbeat_timeout`),
 //!   the cache is *not live*: hits are revalidated with an RPC. The task
-//!   reconnects with backoff, sending its `known_version`, so the server
-//!   answers with a delta (exact invalidation) or a snapshot (drop all).
+//!   reconnects with backoff (to any replica), sending the state it holds,
+//!   so the server answers with a heartbeat (same content), a delta (exact
+//!   invalidation) or a snapshot (drop all).
+//!
+//! # The guarantee
+//! A hit returns an answer read from the state the watch stream last
+//! reached, and is served only while the stream is live; every change
+//! after that state drops (before [`CacheStats::version`] and
+//! [`CacheStats::state_id`] move to it) every entry it can alter. So once
+//! the stream has applied a change, no lookup returns what that change
+//! replaced (stale-if-error answers aside, which say so), whichever replicas
+//! the lookups reach.
 //! * **Stale-if-error**: when an RPC fails because the server is
 //!   unreachable, an entry (expired or unconfirmed) is still served, marked
 //!   [`Cached::stale`], for up to `max_staleness` past the moment it
@@ -50,7 +65,7 @@ use futures::future::{BoxFuture, FutureExt as _, Shared};
 use portolan_registry::{Protocol, RecordKey, fold_name, folded_name};
 use rustc_hash::FxBuildHasher;
 
-use crate::follow::{Driver, DriverConfig, Follower};
+use crate::follow::{Driver, DriverConfig, Follower, Held};
 use crate::types::{SharedLookup, WatchEvent, WatchEventKind, WatchMode};
 use crate::{Client, Error, RetryPolicy};
 
@@ -158,10 +173,15 @@ pub struct CacheStats {
     pub invalidations: u64,
     /// Entries currently held.
     pub entries: u64,
-    /// The last version whose invalidations are all applied (0 before the
-    /// first): a lookup that starts after reading it never returns content
-    /// that a change up to this version replaced.
+    /// The last version whose invalidations are all applied, as the watch
+    /// stream's server counts (0 before the first): a lookup that starts
+    /// after reading it never returns content that a change up to this
+    /// version replaced.
     pub version: u64,
+    /// The state (content id) of that version: compare it with the
+    /// `state_id` a server reports to see whether the cache has caught up
+    /// with that server.
+    pub state_id: u64,
     /// Whether the watch stream is connected and caught up.
     pub live: bool,
     /// How many times the watch stream was (re)connected.
@@ -194,6 +214,7 @@ enum Value {
 struct Entry {
     value: Value,
     version: u64,
+    state_id: u64,
     fetched_at: Instant,
     expires_at: Instant,
     last_access: AtomicU64,
@@ -238,11 +259,15 @@ struct Inner {
     inflight: DashMap<FlightKey, Flight, FxBuildHasher>,
     /// Numbers the flights.
     flights: AtomicU64,
-    /// Highest version seen on the watch stream (set before invalidating).
-    watch_version: AtomicU64,
-    /// The version whose invalidations are all applied (what the stream
-    /// resumes from).
+    /// The state (content id) the watch stream has reached or is applying
+    /// (set before invalidating): only answers read from it are stored.
+    watch_state: AtomicU64,
+    /// The version whose invalidations are all applied, as the stream's
+    /// server counts.
     known_version: AtomicU64,
+    /// The state whose invalidations are all applied (what the stream
+    /// resumes from).
+    known_state: AtomicU64,
     /// Bumped before every batch of invalidations.
     generation: AtomicU64,
     /// Watch connected and caught up.
@@ -293,8 +318,9 @@ impl CachedClient {
             len: AtomicUsize::new(0),
             inflight: DashMap::with_hasher(FxBuildHasher),
             flights: AtomicU64::new(0),
-            watch_version: AtomicU64::new(0),
+            watch_state: AtomicU64::new(0),
             known_version: AtomicU64::new(0),
+            known_state: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             live: AtomicBool::new(false),
             unconfirmed_since: Mutex::new(Some(Instant::now())),
@@ -330,11 +356,21 @@ impl CachedClient {
         self.driver.wait_until(timeout, |p| p.live).await
     }
 
-    /// Waits until every invalidation up to `version` is applied and the
-    /// cache is live, at most `timeout`; returns whether it happened.
+    /// Waits until every invalidation up to `version` (as the stream's
+    /// server counts) is applied and the cache is live, at most `timeout`;
+    /// returns whether it happened.
     pub async fn wait_for_version(&self, version: u64, timeout: Duration) -> bool {
         self.driver
             .wait_until(timeout, |p| p.live && p.version >= version)
+            .await
+    }
+
+    /// Waits until the cache has applied every invalidation up to the state
+    /// `state_id` (a content id, as the server reports it) and is live, at
+    /// most `timeout`; returns whether it happened.
+    pub async fn wait_for_state(&self, state_id: u64, timeout: Duration) -> bool {
+        self.driver
+            .wait_until(timeout, |p| p.live && p.state_id == state_id)
             .await
     }
 
@@ -353,6 +389,7 @@ impl CachedClient {
             // Published once the change's invalidations are applied: an
             // answer read after this is never older than it.
             version: self.inner.known_version.load(Ordering::SeqCst),
+            state_id: self.inner.known_state.load(Ordering::SeqCst),
             live: self.is_live(),
             watch_connects: self.driver.progress().connects,
         }
@@ -481,6 +518,7 @@ impl Inner {
                 Err(Error::NotFound {
                     message: message.to_string(),
                     stale,
+                    state_id: entry.state_id,
                 })
             }
         }
@@ -673,16 +711,9 @@ async fn fetch_and_fill(
     key: FlightKey,
     id: u64,
 ) -> Result<Cached<SharedLookup>, Error> {
-    let (version_before, generation_before) = match inner.upgrade() {
-        Some(i) => {
-            i.counters.rpcs.fetch_add(1, Ordering::Relaxed);
-            (
-                i.watch_version.load(Ordering::SeqCst),
-                i.generation.load(Ordering::SeqCst),
-            )
-        }
-        None => (0, 0),
-    };
+    if let Some(i) = inner.upgrade() {
+        i.counters.rpcs.fetch_add(1, Ordering::Relaxed);
+    }
     let result = match &key {
         FlightKey::Port(p, s) => client.lookup_port(*p, slot_protocol(*s).as_ref()).await,
         FlightKey::Name(n, s) => client.lookup_name(n, slot_protocol(*s).as_ref()).await,
@@ -694,53 +725,34 @@ async fn fetch_and_fill(
             stale: false,
         });
     };
-    let now = Instant::now();
     let outcome = match result {
         Ok(lookup) => {
-            let version = lookup.version;
+            let (version, state_id) = (lookup.version, lookup.content_id.0);
             let value = Arc::new(lookup);
-            if version >= inner.watch_version.load(Ordering::SeqCst) {
-                inner.insert(
-                    &key,
-                    Entry {
-                        value: Value::Found(Arc::clone(&value)),
-                        version,
-                        fetched_at: now,
-                        expires_at: now + inner.config.ttl,
-                        last_access: AtomicU64::new(inner.clock.load(Ordering::Relaxed)),
-                    },
-                );
-                // Re-check after inserting: a change applied meanwhile
-                // either removed the entry or is visible here.
-                if inner.watch_version.load(Ordering::SeqCst) > version {
-                    inner.remove_if_fetched_at(&key, now);
-                }
-            }
+            let ttl = inner.config.ttl;
+            inner.store_if_current(
+                &key,
+                Value::Found(Arc::clone(&value)),
+                version,
+                state_id,
+                ttl,
+            );
             Ok(Cached {
                 value,
                 stale: false,
                 version,
             })
         }
-        Err(Error::NotFound { message, .. }) => {
-            if inner.generation.load(Ordering::SeqCst) == generation_before {
-                inner.insert(
-                    &key,
-                    Entry {
-                        value: Value::NotFound(message.as_str().into()),
-                        version: version_before,
-                        fetched_at: now,
-                        expires_at: now + inner.config.negative_ttl,
-                        last_access: AtomicU64::new(inner.clock.load(Ordering::Relaxed)),
-                    },
-                );
-                if inner.generation.load(Ordering::SeqCst) != generation_before {
-                    inner.remove_if_fetched_at(&key, now);
-                }
-            }
+        Err(Error::NotFound {
+            message, state_id, ..
+        }) => {
+            let value = Value::NotFound(message.as_str().into());
+            let ttl = inner.config.negative_ttl;
+            inner.store_if_current(&key, value, 0, state_id, ttl);
             Err(Error::NotFound {
                 message,
                 stale: false,
+                state_id,
             })
         }
         Err(e) if e.is_unreachable() => match inner.stale_answer(&key) {
@@ -754,18 +766,57 @@ async fn fetch_and_fill(
     outcome
 }
 
+impl Inner {
+    /// Stores an answer read from `state_id` when that is the state the
+    /// watch stream has reached (see the module docs); otherwise the answer
+    /// is only returned.
+    fn store_if_current(
+        &self,
+        key: &FlightKey,
+        value: Value,
+        version: u64,
+        state_id: u64,
+        ttl: Duration,
+    ) {
+        let current = || self.watch_state.load(Ordering::SeqCst);
+        if state_id == 0 || state_id != current() {
+            return;
+        }
+        let now = Instant::now();
+        self.insert(
+            key,
+            Entry {
+                value,
+                version,
+                state_id,
+                fetched_at: now,
+                expires_at: now + ttl,
+                last_access: AtomicU64::new(self.clock.load(Ordering::Relaxed)),
+            },
+        );
+        // Re-check after inserting: a change applied meanwhile either
+        // removed the entry or is visible here.
+        if current() != state_id {
+            self.remove_if_fetched_at(key, now);
+        }
+    }
+}
+
 impl Follower for Inner {
     const MODE: WatchMode = WatchMode::Invalidate;
 
-    fn version(&self) -> u64 {
-        self.known_version.load(Ordering::SeqCst)
+    fn held(&self) -> Held {
+        Held {
+            version: self.known_version.load(Ordering::SeqCst),
+            state_id: self.known_state.load(Ordering::SeqCst),
+        }
     }
 
     async fn apply(&self, event: WatchEvent) -> Result<bool, String> {
         let last = match event.kind {
             WatchEventKind::Snapshot { last, .. } => {
                 // INVALIDATE mode: forget everything cached before `version`.
-                self.watch_version.store(event.version, Ordering::SeqCst);
+                self.watch_state.store(event.state_id, Ordering::SeqCst);
                 self.generation.fetch_add(1, Ordering::SeqCst);
                 let removed = self.clear();
                 self.counters
@@ -779,8 +830,7 @@ impl Follower for Inner {
                 last,
                 ..
             } => {
-                self.watch_version
-                    .fetch_max(event.version, Ordering::SeqCst);
+                self.watch_state.store(event.state_id, Ordering::SeqCst);
                 self.generation.fetch_add(1, Ordering::SeqCst);
                 let removed: usize = invalidated
                     .iter()
@@ -799,6 +849,7 @@ impl Follower for Inner {
         };
         if last {
             self.known_version.store(event.version, Ordering::SeqCst);
+            self.known_state.store(event.state_id, Ordering::SeqCst);
         }
         Ok(last)
     }

@@ -10,10 +10,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::{Stream, StreamExt as _};
 use portolan::pb;
 use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
-use portolan_registry::{LookupResult, Protocol, Record};
+use portolan_registry::{ContentId, LookupResult, Protocol, Record};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::transport::channel::Change;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -142,9 +143,35 @@ pub struct ClientBuilder {
     timeout: Option<Duration>,
     connect_timeout: Duration,
     retry: RetryPolicy,
+    resolver: Option<Resolver>,
+}
+
+/// Turns the DNS form's host and port into the addresses to balance over,
+/// in place of the system resolver (see [`ClientBuilder::resolver`]).
+pub type ResolveFn =
+    dyn Fn(String, u16) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> + Send + Sync;
+
+/// A [`ResolveFn`] held by a builder.
+#[derive(Clone)]
+struct Resolver(Arc<ResolveFn>);
+
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Resolver(..)")
+    }
 }
 
 impl ClientBuilder {
+    /// For the DNS form ([`Client::builder_dns`]): resolve the host with
+    /// `resolve` instead of the system resolver, on connect and at every
+    /// refresh, e.g. for service discovery other than DNS, or a fixed
+    /// table. Balancing, re-resolution and the handling of failures and
+    /// empty answers stay the same.
+    pub fn resolver(mut self, resolve: Arc<ResolveFn>) -> Self {
+        self.resolver = Some(Resolver(resolve));
+        self
+    }
+
     /// Sends every call with this deadline (per attempt, propagated to the
     /// server as `grpc-timeout` and enforced locally). Default 5 s. Does not
     /// apply to streams' bodies (a watch lives forever).
@@ -222,7 +249,7 @@ impl ClientBuilder {
             }
             Target::Dns { uri, refresh } => {
                 let (scheme, host, port) = split_uri(uri)?;
-                let addrs = resolve(&host, port).await?;
+                let addrs = resolve(self.resolver.as_ref(), &host, port).await?;
                 if addrs.is_empty() {
                     return Err(Error::Transport {
                         message: format!("{host} resolves to no address"),
@@ -282,12 +309,13 @@ impl ClientBuilder {
             builder.endpoint(&format!("{scheme}://{host_for_uri}"), Some(&host))
         };
         let host_for_task = split_uri_host(&self.target);
+        let resolver = self.resolver.clone();
         tokio::spawn(async move {
             let mut next = initial;
             loop {
                 let addrs = match next.take() {
                     Some(addrs) => Ok(addrs),
-                    None => resolve(&host_for_task, port).await,
+                    None => resolve(resolver.as_ref(), &host_for_task, port).await,
                 };
                 match addrs {
                     Ok(addrs) if !addrs.is_empty() => {
@@ -374,13 +402,22 @@ fn split_uri_host(target: &Target) -> String {
     }
 }
 
-async fn resolve(host: &str, port: u16) -> Result<HashSet<SocketAddr>, Error> {
-    tokio::net::lookup_host((host, port))
-        .await
-        .map(|it| it.collect())
-        .map_err(|e| Error::Transport {
-            message: format!("cannot resolve {host}: {e}"),
-        })
+async fn resolve(
+    resolver: Option<&Resolver>,
+    host: &str,
+    port: u16,
+) -> Result<HashSet<SocketAddr>, Error> {
+    let addrs = match resolver {
+        Some(Resolver(resolve)) => resolve(host.to_string(), port)
+            .await
+            .map(HashSet::from_iter),
+        None => tokio::net::lookup_host((host, port))
+            .await
+            .map(|it| it.collect()),
+    };
+    addrs.map_err(|e| Error::Transport {
+        message: format!("cannot resolve {host}: {e}"),
+    })
 }
 
 /// The typed Portolan client: one method per RPC, domain types in and out,
@@ -435,6 +472,7 @@ fn default_builder(target: Target) -> ClientBuilder {
         timeout: Some(Duration::from_secs(5)),
         connect_timeout: Duration::from_secs(3),
         retry: RetryPolicy::default(),
+        resolver: None,
     }
 }
 
@@ -534,7 +572,7 @@ impl Client {
                 |mut c, r| async move { c.lookup_port(r).await },
             )
             .await?;
-        lookup_from_pb(response.records, response.version)
+        lookup_from_pb(response.records, response.version, response.state_id)
     }
 
     /// Every record named `name` (case-insensitive), for `protocol`
@@ -555,7 +593,7 @@ impl Client {
                 |mut c, r| async move { c.lookup_name(r).await },
             )
             .await?;
-        lookup_from_pb(response.records, response.version)
+        lookup_from_pb(response.records, response.version, response.state_id)
     }
 
     /// Many lookups over one stream. Answers may come out of order; match
@@ -590,7 +628,7 @@ impl Client {
                     tonic::Code::from_i32(e.code),
                     e.message,
                 ))),
-                None => lookup_from_pb(item.records, item.version),
+                None => lookup_from_pb(item.records, item.version, item.state_id),
             };
             Ok(BatchItem {
                 id: item.id,
@@ -651,15 +689,17 @@ impl Client {
         }))
     }
 
-    /// Opens a watch stream from `known_version` (0 = hold nothing). See
-    /// the protocol in `registry.proto`: the first event brings the caller
-    /// up to date (heartbeat, delta or snapshot), then one event per change,
-    /// plus heartbeats. [`crate::CachedClient`] and [`crate::ReplicaClient`]
+    /// Opens a watch stream from the state `known_state_id` (0 = hold
+    /// nothing), whichever replica it was read from. See the protocol in
+    /// `registry.proto`: the first event brings the caller up to date
+    /// (heartbeat, delta or snapshot), then one event per change, plus
+    /// heartbeats. [`crate::CachedClient`] and [`crate::ReplicaClient`]
     /// consume this for you.
-    pub async fn watch(&self, known_version: u64, mode: WatchMode) -> Result<WatchStream, Error> {
+    pub async fn watch(&self, known_state_id: u64, mode: WatchMode) -> Result<WatchStream, Error> {
         let request = pb::WatchRequest {
-            known_version,
+            known_state_id,
             mode: mode.to_pb() as i32,
+            ..pb::WatchRequest::default()
         };
         let response = self
             .call(request, false, |mut c, r| async move { c.watch(r).await })
@@ -697,10 +737,18 @@ fn record_stream<M: Send + 'static>(
     }))
 }
 
-fn lookup_from_pb(records: Vec<pb::Record>, version: u64) -> Result<LookupResult, Error> {
+fn lookup_from_pb(
+    records: Vec<pb::Record>,
+    version: u64,
+    state_id: u64,
+) -> Result<LookupResult, Error> {
     let records = records
         .iter()
         .map(|r| Ok(Arc::new(portolan::convert::record_from_pb(r)?.1)))
         .collect::<Result<Vec<_>, Error>>()?;
-    Ok(LookupResult { version, records })
+    Ok(LookupResult {
+        version,
+        content_id: ContentId(state_id),
+        records,
+    })
 }

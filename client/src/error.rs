@@ -7,6 +7,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 
+use portolan::STATE_ID_METADATA;
+
 /// Everything that can go wrong talking to a Portolan server.
 ///
 /// Variants carry the server's (or transport's) message. The enum is
@@ -16,7 +18,7 @@ use std::fmt;
 /// ```
 /// use portolan_client::Error;
 ///
-/// let err = Error::NotFound { message: "no record for port 1".into(), stale: false };
+/// let err = Error::NotFound { message: "no record for port 1".into(), stale: false, state_id: 0 };
 /// assert!(err.is_not_found());
 /// assert!(!err.is_retryable());
 /// assert_eq!(err.to_string(), "not found: no record for port 1");
@@ -32,6 +34,9 @@ pub enum Error {
         /// True when this answer came from a [`crate::CachedClient`] entry
         /// served while the server was unreachable (stale-if-error).
         stale: bool,
+        /// The registry state (content id) the miss was read from, from the
+        /// server's `portolan-state-id` trailer; 0 when it sent none.
+        state_id: u64,
     },
     /// The request was malformed (gRPC INVALID_ARGUMENT), or rejected
     /// locally before being sent (e.g. `Protocol::Other` in a request).
@@ -143,6 +148,12 @@ impl Error {
             Code::NotFound => Self::NotFound {
                 message,
                 stale: false,
+                state_id: status
+                    .metadata()
+                    .get(STATE_ID_METADATA)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| u64::from_str_radix(v, 16).ok())
+                    .unwrap_or(0),
             },
             Code::InvalidArgument | Code::OutOfRange => Self::InvalidArgument { message },
             Code::Unavailable => Self::Unavailable { message },
@@ -238,9 +249,18 @@ mod tests {
             e,
             Error::NotFound {
                 message: "port 1".into(),
-                stale: false
+                stale: false,
+                state_id: 0,
             }
         );
+        // The server names the state a miss was read from in a trailer.
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert(STATE_ID_METADATA, "00000000000000ff".parse().unwrap());
+        let status = tonic::Status::with_metadata(tonic::Code::NotFound, "port 1", metadata);
+        assert!(matches!(
+            Error::from_status(status),
+            Error::NotFound { state_id: 255, .. }
+        ));
         assert!(Error::from_status(tonic::Status::unavailable("x")).is_retryable());
         let e = Error::from_status(tonic::Status::internal("boom"));
         assert_eq!(e.to_string(), "server error (Internal): boom");

@@ -1,14 +1,21 @@
 //! The one reconnecting `Watch` driver shared by [`crate::CachedClient`]
 //! (INVALIDATE mode) and [`crate::ReplicaClient`] (FULL mode).
 //!
-//! The driver owns what both need from a stream: opening it with the
-//! version the follower holds, the heartbeat timeout, the checks that an
-//! event follows that version (a heartbeat at another version, or a delta
-//! from another version, means a change was missed: the stream is reopened
-//! with the held version and the server sends what is missing), reconnecting
+//! The driver owns what both need from a stream: opening it with the state
+//! (content id) the follower holds, the heartbeat timeout, the checks that
+//! an event follows that state (a heartbeat at another state, or a delta
+//! from another state, means a change was missed: the stream is reopened
+//! with the held state and the server sends what is missing), reconnecting
 //! with jittered backoff, and publishing [`Progress`] on a
-//! [`tokio::sync::watch`] channel that `wait_live` and `wait_for_version`
-//! wait on. A [`Follower`] only says what an event does to its own state.
+//! [`tokio::sync::watch`] channel that `wait_live`, `wait_for_version` and
+//! `wait_for_state` wait on. A [`Follower`] only says what an event does to
+//! its own state.
+//!
+//! States, not versions, are compared: a version is one server process's
+//! sequence, so a stream resumed on another replica (or on a restarted
+//! server) continues from the content held, whatever it was numbered
+//! there. A heartbeat at the held state is passed to the follower too, so
+//! that it can take up the new server's version.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,15 +31,27 @@ use crate::{Client, RetryPolicy};
 /// Where a follower stands, as the driver publishes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Progress {
-    /// The version the follower holds completely.
+    /// The version the follower holds completely, as its server counts.
     pub version: u64,
+    /// The state (content id) the follower holds completely (0 = none).
+    pub state_id: u64,
     /// Whether the stream is connected and caught up.
     pub live: bool,
     /// How many times the stream was opened.
     pub connects: u64,
-    /// Heartbeats or deltas that did not follow the held version (each
+    /// Heartbeats or deltas that did not follow the held state (each
     /// reopened the stream).
     pub resyncs: u64,
+}
+
+/// What a follower holds completely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Held {
+    /// The version, as the server it came from counts (0 = nothing from a
+    /// server yet).
+    pub version: u64,
+    /// The content id (0 = nothing the stream can resume from).
+    pub state_id: u64,
 }
 
 /// What a follower does with the events of its stream.
@@ -40,11 +59,12 @@ pub(crate) trait Follower: Send + Sync + 'static {
     /// The mode the stream is opened in.
     const MODE: WatchMode;
 
-    /// The version held completely (0 = nothing from the server yet).
-    fn version(&self) -> u64;
+    /// What is held completely.
+    fn held(&self) -> Held;
 
-    /// Applies a snapshot or delta part that follows [`Self::version`].
-    /// `Ok(true)` once the follower holds `event.version` completely (the
+    /// Applies a snapshot part, a delta part from [`Self::held`]'s state,
+    /// or a heartbeat at that state (whose version the follower takes up).
+    /// `Ok(true)` once the follower holds `event.state_id` completely (the
     /// part was the last); an error ends the stream with that reason.
     fn apply(&self, event: WatchEvent) -> impl Future<Output = Result<bool, String>> + Send;
 
@@ -73,8 +93,10 @@ impl Driver {
     /// Starts following `client`'s `Watch` stream. Must be called in a
     /// tokio runtime.
     pub fn start<F: Follower>(follower: Arc<F>, client: Client, config: DriverConfig) -> Self {
+        let held = follower.held();
         let (progress, receiver) = watch::channel(Progress {
-            version: follower.version(),
+            version: held.version,
+            state_id: held.state_id,
             ..Progress::default()
         });
         let token = CancellationToken::new();
@@ -120,7 +142,8 @@ async fn run<F: Follower>(
         };
         follower.set_live(false);
         progress.send_modify(|p| p.live = false);
-        tracing::debug!(%why, version = follower.version(), mode = ?F::MODE, "watch stream ended; reconnecting");
+        let held = follower.held();
+        tracing::debug!(%why, version = held.version, state_id = format!("{:016x}", held.state_id), mode = ?F::MODE, "watch stream ended; reconnecting");
         let delay = config.reconnect.backoff(failures);
         failures = failures.saturating_add(1);
         tokio::select! {
@@ -138,7 +161,7 @@ async fn session<F: Follower>(
     progress: &watch::Sender<Progress>,
     failures: &mut u32,
 ) -> String {
-    let mut stream = match client.watch(follower.version(), F::MODE).await {
+    let mut stream = match client.watch(follower.held().state_id, F::MODE).await {
         Ok(stream) => stream,
         Err(e) => return e.to_string(),
     };
@@ -154,19 +177,18 @@ async fn session<F: Follower>(
             Ok(Some(Err(e))) => return e.to_string(),
             Ok(Some(Ok(event))) => event,
         };
-        let held = follower.version();
+        let held = follower.held().state_id;
         let caught_up = match event.kind {
-            WatchEventKind::Heartbeat if event.version != held => {
+            WatchEventKind::Heartbeat if event.state_id != held => {
                 return resync(format!(
-                    "heartbeat at version {} while holding {held}",
-                    event.version
+                    "heartbeat at state {:016x} while holding {held:016x}",
+                    event.state_id
                 ));
             }
-            WatchEventKind::Heartbeat => true,
-            WatchEventKind::Delta { .. } if event.from_version != held => {
+            WatchEventKind::Delta { .. } if event.from_state_id != held => {
                 return resync(format!(
-                    "delta from version {} while holding {held}",
-                    event.from_version
+                    "delta from state {:016x} while holding {held:016x}",
+                    event.from_state_id
                 ));
             }
             _ => match follower.apply(event).await {
@@ -176,10 +198,10 @@ async fn session<F: Follower>(
         };
         if caught_up {
             follower.set_live(true);
-            let version = follower.version();
+            let held = follower.held();
             progress.send_if_modified(|p| {
-                let changed = !p.live || p.version != version;
-                (p.live, p.version) = (true, version);
+                let changed = !p.live || p.version != held.version || p.state_id != held.state_id;
+                (p.live, p.version, p.state_id) = (true, held.version, held.state_id);
                 changed
             });
         }

@@ -55,7 +55,9 @@ pub mod retry;
 pub mod types;
 
 pub use cache::{CacheConfig, CacheStats, Cached, CachedClient};
-pub use client::{BatchStream, Client, ClientBuilder, RecordStream, TlsOptions, WatchStream};
+pub use client::{
+    BatchStream, Client, ClientBuilder, RecordStream, ResolveFn, TlsOptions, WatchStream,
+};
 pub use error::Error;
 pub use replica::{ReplicaClient, ReplicaConfig, ReplicaStats};
 pub use retry::RetryPolicy;

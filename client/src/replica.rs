@@ -10,8 +10,20 @@
 //!   [`Index::replace_keyed`] at the snapshot's version.
 //! * Delta parts are collected until `last`, then applied with
 //!   [`Index::apply_delta`] (the driver has checked that the delta's
-//!   `from_version` is the local version; otherwise it reopens the stream
-//!   with the local version, so the server sends what is missing).
+//!   `from_state_id` is the local content id; otherwise it reopens the
+//!   stream with the local content id, so the server sends what is
+//!   missing).
+//! * After each install the local content id ([`ContentId`], computed by
+//!   the index from the records themselves) must equal the event's
+//!   `state_id`; otherwise the stream is reopened from the local content,
+//!   which the server does not know, so it sends a snapshot. The replica
+//!   therefore ends with exactly the content of the server it follows, even
+//!   when it moves to another replica or the server restarts on another
+//!   file with the same version numbers.
+//! * A heartbeat at the local content from a server that numbers it
+//!   differently (another replica) renumbers the local version.
+//! * Records carry their [`portolan_registry::Record::position`], so local
+//!   lookups order answers exactly as the server does.
 //! * Installs and deltas run on tokio's blocking pool (a diff and apply
 //!   of the whole registry is milliseconds of CPU), awaited in order.
 //! * Version 0 means "not from the server" (the embedded registry or a
@@ -23,9 +35,11 @@ use std::time::Duration;
 
 use portolan_registry::diff::KeyedRecord;
 use portolan_registry::index::keyed_records;
-use portolan_registry::{Index, LookupResult, Protocol, RecordKey, Registry, Snapshot, SourceInfo};
+use portolan_registry::{
+    ContentId, Index, LookupResult, Protocol, RecordKey, Registry, Snapshot, SourceInfo,
+};
 
-use crate::follow::{Driver, DriverConfig, Follower};
+use crate::follow::{Driver, DriverConfig, Follower, Held};
 use crate::types::{WatchEvent, WatchEventKind, WatchMode};
 use crate::{Client, RetryPolicy};
 
@@ -73,6 +87,9 @@ impl Default for ReplicaConfig {
 pub struct ReplicaStats {
     /// The local version (0 = not from the server).
     pub version: u64,
+    /// The local content id: equal to the `state_id` of every server that
+    /// serves the same records.
+    pub state_id: u64,
     /// Records held.
     pub records: u64,
     /// Snapshots installed.
@@ -81,7 +98,7 @@ pub struct ReplicaStats {
     pub deltas_applied: u64,
     /// Times the stream was opened.
     pub connects: u64,
-    /// Deltas or heartbeats that did not follow the local version (each
+    /// Deltas or heartbeats that did not follow the local state (each
     /// caused a resync).
     pub resyncs: u64,
     /// Whether the stream is connected and caught up.
@@ -204,8 +221,10 @@ impl ReplicaClient {
     /// Counters.
     pub fn stats(&self) -> ReplicaStats {
         let progress = self.driver.progress();
+        let (version, content) = self.replica.index.stamp();
         ReplicaStats {
-            version: self.version(),
+            version,
+            state_id: content.0,
             records: self.replica.index.snapshot().len() as u64,
             snapshots_applied: self.replica.snapshots.load(Ordering::Relaxed),
             deltas_applied: self.replica.deltas.load(Ordering::Relaxed),
@@ -222,17 +241,31 @@ impl ReplicaClient {
             .wait_until(timeout, |p| p.live && p.version >= version)
             .await
     }
+
+    /// Waits until the replica holds the state `state_id` (a content id, as
+    /// a server reports it) and the stream is live, at most `timeout`;
+    /// returns whether it happened.
+    pub async fn wait_for_state(&self, state_id: u64, timeout: Duration) -> bool {
+        self.driver
+            .wait_until(timeout, |p| p.live && p.state_id == state_id)
+            .await
+    }
 }
 
 impl Follower for Replica {
     const MODE: WatchMode = WatchMode::Full;
 
-    fn version(&self) -> u64 {
-        self.index.version()
+    fn held(&self) -> Held {
+        let (version, content) = self.index.stamp();
+        Held {
+            version,
+            state_id: content.0,
+        }
     }
 
     async fn apply(&self, event: WatchEvent) -> Result<bool, String> {
         let version = event.version;
+        let expected = ContentId(event.state_id);
         match event.kind {
             WatchEventKind::Snapshot { records, last, .. } => {
                 let keyed = {
@@ -276,7 +309,22 @@ impl Follower for Replica {
                 .map_err(|e| format!("delta rejected: {e}"))?;
                 self.deltas.fetch_add(1, Ordering::Relaxed);
             }
-            WatchEventKind::Heartbeat => return Ok(true),
+            WatchEventKind::Heartbeat => {
+                if self.index.version() != version {
+                    off_runtime(&self.index, move |index| {
+                        index.apply_delta(Vec::new(), &[], version)
+                    })
+                    .await
+                    .map_err(|e| format!("renumbering rejected: {e}"))?;
+                }
+                return Ok(true);
+            }
+        }
+        let (_, content) = self.index.stamp();
+        if content != expected {
+            return Err(format!(
+                "the local content {content} differs from the server's state {expected}: resync"
+            ));
         }
         Ok(true)
     }

@@ -49,7 +49,7 @@ impl WatchMode {
 ///         _ => "something newer".to_string(),
 ///     }
 /// }
-/// let e = WatchEvent { from_version: 3, version: 3, kind: WatchEventKind::Heartbeat };
+/// let e = WatchEvent { from_version: 3, version: 3, from_state_id: 9, state_id: 9, kind: WatchEventKind::Heartbeat };
 /// assert_eq!(describe(&e), "heartbeat at 3");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +59,11 @@ pub struct WatchEvent {
     pub from_version: u64,
     /// The version the receiver holds after applying it.
     pub version: u64,
+    /// The state (content id) the receiver must hold to apply this event
+    /// (0 for a snapshot; equal to `state_id` for a heartbeat).
+    pub from_state_id: u64,
+    /// The state the receiver holds after applying it.
+    pub state_id: u64,
     /// What the event carries.
     pub kind: WatchEventKind,
 }
@@ -130,6 +135,8 @@ impl WatchEvent {
         Ok(Self {
             from_version: event.from_version,
             version: event.version,
+            from_state_id: event.from_state_id,
+            state_id: event.state_id,
             kind,
         })
     }
@@ -198,7 +205,7 @@ impl BatchQuery {
 /// ```
 /// use portolan_client::{BatchItem, Error};
 ///
-/// let item = BatchItem { id: "x".into(), result: Err(Error::NotFound { message: "none".into(), stale: false }) };
+/// let item = BatchItem { id: "x".into(), result: Err(Error::NotFound { message: "none".into(), stale: false, state_id: 0 }) };
 /// assert!(item.result.is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -285,8 +292,11 @@ impl ReloadOutcome {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RegistryInfo {
-    /// Current version.
+    /// Current version (this server's own sequence).
     pub version: u64,
+    /// The identity of the served content: equal on every replica serving
+    /// the same records.
+    pub state_id: u64,
     /// SHA-256 of the source bytes, hex.
     pub content_hash: String,
     /// File path or `embedded`.
@@ -337,6 +347,7 @@ impl RegistryInfo {
         };
         Self {
             version: info.version,
+            state_id: info.state_id,
             content_hash: info.content_hash,
             source_path: info.source_path,
             source_format: info.source_format,

@@ -26,6 +26,7 @@
 //! * [`export`]: writing a registry as IANA CSV, `/etc/services` or JSON.
 //! * [`embedded`]: the default registry compiled into the binary.
 
+pub mod content;
 pub mod diff;
 pub mod embedded;
 pub mod export;
@@ -35,6 +36,7 @@ pub mod parse;
 pub mod query;
 pub mod registry;
 
+pub use content::ContentId;
 pub use diff::Diff;
 pub use index::{
     ApplyError, Change, EntryLookup, Footprint, Index, IndexEntry, LookupResult,

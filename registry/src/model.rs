@@ -439,6 +439,14 @@ pub struct Record {
     pub open_frequency: Option<f64>,
     /// Derived state.
     pub state: RecordState,
+    /// The row's place among the source's rows with the same port range
+    /// (rows without a port: the same folded name), counted from 0 in
+    /// source order; [`crate::Registry::new`] sets it. Lookups order
+    /// records that tie on everything else by it, so an answer's order
+    /// follows from the records alone (a replica orders exactly as the
+    /// server), and moving a row within its group is a change.
+    #[serde(default)]
+    pub position: u32,
 }
 
 impl Record {

@@ -285,29 +285,33 @@ fn state_rank(state: RecordState) -> u8 {
 }
 
 /// Canonical order of records answering one lookup: assigned before other
-/// states, then exact ports before ranges (narrower first), then source
-/// order (IANA lists the canonical name first: `http` before `www` and
-/// `www-http`). `a.1` and `b.1` are the records' source positions.
-pub fn canonical_cmp(a: (&Record, usize), b: (&Record, usize)) -> Ordering {
+/// states, then exact ports before ranges (narrower first, then the lower
+/// first port), then source order among rows with the same port range
+/// ([`Record::position`]; IANA lists the canonical name first: `http`
+/// before `www` and `www-http`). It reads the records alone, so every
+/// holder of the same records orders an answer alike.
+pub fn canonical_cmp(a: &Record, b: &Record) -> Ordering {
     let width = |r: &Record| r.ports.map_or(u32::MAX, |p| p.len());
-    state_rank(a.0.state)
-        .cmp(&state_rank(b.0.state))
-        .then_with(|| width(a.0).cmp(&width(b.0)))
-        .then_with(|| a.1.cmp(&b.1))
+    let start = |r: &Record| r.ports.map_or(0, |p| p.start);
+    state_rank(a.state)
+        .cmp(&state_rank(b.state))
+        .then_with(|| width(a).cmp(&width(b)))
+        .then_with(|| start(a).cmp(&start(b)))
+        .then_with(|| a.position.cmp(&b.position))
 }
 
 /// Scan order used by listings: (port, protocol, name), records without a
-/// port last, then source position for a total order.
-pub fn scan_cmp(a: (&Record, usize), b: (&Record, usize)) -> Ordering {
+/// port last, then source position ([`Record::position`]) for a total order.
+pub fn scan_cmp(a: &Record, b: &Record) -> Ordering {
     let port_key = |r: &Record| match r.ports {
         Some(p) => (0u8, p.start, p.end),
         None => (1u8, 0, 0),
     };
-    port_key(a.0)
-        .cmp(&port_key(b.0))
-        .then_with(|| a.0.protocol.cmp(&b.0.protocol))
-        .then_with(|| a.0.name.cmp(&b.0.name))
-        .then_with(|| a.1.cmp(&b.1))
+    port_key(a)
+        .cmp(&port_key(b))
+        .then_with(|| a.protocol.cmp(&b.protocol))
+        .then_with(|| a.name.cmp(&b.name))
+        .then_with(|| a.position.cmp(&b.position))
 }
 
 #[cfg(test)]
@@ -418,11 +422,14 @@ mod tests {
         let mut unassigned = rec("u", 80, None);
         unassigned.name = None;
         unassigned.state = RecordState::Unassigned;
-        assert_eq!(canonical_cmp((&http, 5), (&www, 6)), Ordering::Less);
-        assert_eq!(canonical_cmp((&range, 1), (&www, 6)), Ordering::Greater);
-        assert_eq!(
-            canonical_cmp((&unassigned, 0), (&range, 1)),
-            Ordering::Greater
-        );
+        let mut www = www;
+        www.position = 1;
+        assert_eq!(canonical_cmp(&http, &www), Ordering::Less);
+        assert_eq!(canonical_cmp(&range, &www), Ordering::Greater);
+        assert_eq!(canonical_cmp(&unassigned, &range), Ordering::Greater);
+        // Ranges of one width: the lower first port first.
+        let mut later = range.clone();
+        later.ports = PortRange::new(61, 91);
+        assert_eq!(canonical_cmp(&later, &range), Ordering::Greater);
     }
 }

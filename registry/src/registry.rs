@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use rustc_hash::FxBuildHasher;
 
-use crate::model::{PortRange, Protocol, Record, RecordKey, RecordState};
+use crate::model::{PortRange, Protocol, Record, RecordKey, RecordState, fold_name};
 use crate::parse::Format;
 
 /// Where a registry came from.
@@ -38,6 +38,29 @@ impl SourceInfo {
     }
 }
 
+/// The rows a [`Record::position`] counts within: the same port range, or
+/// for rows without a port the same folded name.
+#[derive(PartialEq, Eq, Hash)]
+enum PositionGroup {
+    Ports(PortRange),
+    Name(Option<String>),
+}
+
+/// Sets every record's position: its place among the earlier records of
+/// its [`PositionGroup`].
+fn number_positions(records: &mut [Record]) {
+    let mut next: HashMap<PositionGroup, u32, FxBuildHasher> = HashMap::default();
+    for record in records {
+        let group = match record.ports {
+            Some(ports) => PositionGroup::Ports(ports),
+            None => PositionGroup::Name(record.name.as_deref().map(fold_name)),
+        };
+        let slot = next.entry(group).or_insert(0);
+        record.position = *slot;
+        *slot += 1;
+    }
+}
+
 /// An ordered set of records (source order) plus their source.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
@@ -48,8 +71,16 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds a registry from records in source order.
-    pub fn new(records: Vec<Record>, source: SourceInfo) -> Self {
+    /// Builds a registry from records in source order, setting each
+    /// record's [`Record::position`] from that order.
+    pub fn new(mut records: Vec<Record>, source: SourceInfo) -> Self {
+        number_positions(&mut records);
+        Self { records, source }
+    }
+
+    /// A registry of records whose positions are already set (a copy of a
+    /// served registry, in any order).
+    pub fn with_positions(records: Vec<Record>, source: SourceInfo) -> Self {
         Self { records, source }
     }
 

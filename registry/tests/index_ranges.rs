@@ -110,7 +110,7 @@ fn check(index: &Index, registry: &Registry) -> Result<(), TestCaseError> {
                         && Protocol::matches(records[i].protocol.as_ref(), protocol.as_ref())
                 })
                 .collect();
-            covering.sort_by(|&a, &b| canonical_cmp((&records[a], a), (&records[b], b)));
+            covering.sort_by(|&a, &b| canonical_cmp(&records[a], &records[b]));
             let want: Vec<String> = covering
                 .iter()
                 .map(|&i| {

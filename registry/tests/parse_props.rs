@@ -121,6 +121,7 @@ fn csv_record() -> impl Strategy<Value = Record> {
                     aliases: Vec::new(),
                     open_frequency: None,
                     state,
+                    position: 0,
                 }
             },
         )

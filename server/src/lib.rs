@@ -268,6 +268,7 @@ pub async fn run_with_listeners(
     metrics.registry_loaded(&snapshot);
     tracing::info!(
         version = snapshot.version(),
+        state_id = %snapshot.content_id(),
         records = snapshot.len(),
         source = %snapshot.source().path,
         format = %snapshot.source().format_label(),

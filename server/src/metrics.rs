@@ -17,6 +17,8 @@
 //!   gRPC length-prefixed framing of the response body).
 //!
 //! Registry series: `portolan_registry_version`,
+//! `portolan_registry_state{state_id}` (always 1; the label is the served
+//! content id, equal on replicas serving the same records),
 //! `portolan_registry_records{state}`, `portolan_reload_total{outcome}`,
 //! `portolan_data_file_checks_total{trigger}` (every read of the data file
 //! to see whether it changed, the silent polls included),
@@ -79,6 +81,13 @@ pub struct StateLabel {
     pub state: &'static str,
 }
 
+/// Label of the registry state gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateIdLabel {
+    /// The served content id, 16 hex digits.
+    pub state_id: String,
+}
+
 /// Label of the data-file check counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TriggerLabel {
@@ -108,6 +117,7 @@ pub struct Metrics {
     handling_seconds: HistogramFamily,
     msg_sent: Family<CallLabels, Counter>,
     registry_version: Gauge,
+    registry_state: Family<StateIdLabel, Gauge>,
     registry_records: Family<StateLabel, Gauge>,
     reloads: Family<OutcomeLabel, Counter>,
     checks: Family<TriggerLabel, Counter>,
@@ -232,6 +242,7 @@ impl Metrics {
         let handling_seconds: HistogramFamily = Family::new_with_constructor(handling_histogram);
         let msg_sent = Family::<CallLabels, Counter>::default();
         let registry_version = Gauge::default();
+        let registry_state = Family::<StateIdLabel, Gauge>::default();
         let registry_records = Family::<StateLabel, Gauge>::default();
         let reloads = Family::<OutcomeLabel, Counter>::default();
         let checks = Family::<TriggerLabel, Counter>::default();
@@ -286,6 +297,12 @@ impl Metrics {
             registry_version.clone(),
         );
         registry.register(
+            "portolan_registry_state",
+            "The content id (state_id) of the registry being served, as a label; always 1. \
+             Replicas serving the same records show the same state_id.",
+            registry_state.clone(),
+        );
+        registry.register(
             "portolan_registry_records",
             "Records in the registry being served, by state.",
             registry_records.clone(),
@@ -329,6 +346,7 @@ impl Metrics {
             handling_seconds,
             msg_sent,
             registry_version,
+            registry_state,
             registry_records,
             reloads,
             checks,
@@ -372,10 +390,18 @@ impl Metrics {
         .clone()
     }
 
-    /// Records the registry now served (version and counts) as loaded now.
+    /// Records the registry now served (version, state and counts) as
+    /// loaded now.
     pub fn registry_loaded(&self, snapshot: &Snapshot) {
         self.registry_version
             .set(i64::try_from(snapshot.version()).unwrap_or(i64::MAX));
+        // One series: the state served now.
+        self.registry_state.clear();
+        self.registry_state
+            .get_or_create(&StateIdLabel {
+                state_id: snapshot.content_id().to_string(),
+            })
+            .set(1);
         let counts = snapshot.counts_by_state();
         for state in portolan_registry::RecordState::ALL {
             let n = counts.get(&state).copied().unwrap_or(0);

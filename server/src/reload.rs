@@ -559,6 +559,7 @@ impl Reloader {
                     trigger,
                     from_version = change.from_version,
                     to_version = change.to_version,
+                    state_id = %change.to_content,
                     records,
                     added = change.diff.added.len(),
                     changed = change.diff.changed.len(),

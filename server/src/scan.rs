@@ -68,22 +68,27 @@ pub struct ScanSettings {
 
 /// A reply message of a scan stream: one record's encoding.
 pub trait ScanReply: Send + 'static {
-    /// The message carrying `record`.
-    fn of(record: Bytes) -> Self;
+    /// The message carrying `record`, and the scan's version and state when
+    /// it is the first (`(0, 0)` otherwise).
+    fn of(record: Bytes, stamp: (u64, u64)) -> Self;
 }
 
 impl ScanReply for reply::SearchResponse {
-    fn of(record: Bytes) -> Self {
+    fn of(record: Bytes, (version, state_id): (u64, u64)) -> Self {
         Self {
             records: vec![record],
+            version,
+            state_id,
         }
     }
 }
 
 impl ScanReply for reply::ListRecordsResponse {
-    fn of(record: Bytes) -> Self {
+    fn of(record: Bytes, (version, state_id): (u64, u64)) -> Self {
         Self {
             records: vec![record],
+            version,
+            state_id,
         }
     }
 }
@@ -93,6 +98,9 @@ impl ScanReply for reply::ListRecordsResponse {
 #[derive(Debug)]
 pub struct ScanStream<T> {
     records: mpsc::Receiver<Bytes>,
+    /// The snapshot's version and state, until the first message takes
+    /// them.
+    stamp: Option<(u64, u64)>,
     end: Option<oneshot::Receiver<Option<Status>>>,
     reply: std::marker::PhantomData<fn() -> T>,
 }
@@ -103,7 +111,8 @@ impl<T: ScanReply> Stream for ScanStream<T> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         if let Some(record) = ready!(this.records.poll_recv(cx)) {
-            return Poll::Ready(Some(Ok(T::of(record))));
+            let stamp = this.stamp.take().unwrap_or_default();
+            return Poll::Ready(Some(Ok(T::of(record, stamp))));
         }
         // The task is gone (its sender too); its outcome was handed over
         // before that.
@@ -138,7 +147,11 @@ struct ScanSink {
     shutdown: CancellationToken,
 }
 
-fn channel<T>(settings: ScanSettings, shutdown: CancellationToken) -> (ScanSink, ScanStream<T>) {
+fn channel<T>(
+    snapshot: &Snapshot,
+    settings: ScanSettings,
+    shutdown: CancellationToken,
+) -> (ScanSink, ScanStream<T>) {
     let (records, records_rx) = mpsc::channel(SCAN_BUFFER);
     let (end, end_rx) = oneshot::channel();
     let sink = ScanSink {
@@ -152,6 +165,7 @@ fn channel<T>(settings: ScanSettings, shutdown: CancellationToken) -> (ScanSink,
     };
     let stream = ScanStream {
         records: records_rx,
+        stamp: Some((snapshot.version(), snapshot.content_id().0)),
         end: Some(end_rx),
         reply: std::marker::PhantomData,
     };
@@ -233,7 +247,7 @@ pub fn list(
     shutdown: CancellationToken,
     active: Active,
 ) -> ScanStream<reply::ListRecordsResponse> {
-    let (mut sink, stream) = channel(settings, shutdown);
+    let (mut sink, stream) = channel(&snapshot, settings, shutdown);
     tokio::spawn(async move {
         let _active = active;
         // The snapshot is dropped when `walk` returns, before the outcome
@@ -265,7 +279,7 @@ pub fn search(
     shutdown: CancellationToken,
     active: Active,
 ) -> ScanStream<reply::SearchResponse> {
-    let (mut sink, stream) = channel(settings, shutdown);
+    let (mut sink, stream) = channel(&snapshot, settings, shutdown);
     tokio::spawn(async move {
         let _active = active;
         async fn walk(

@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::Stream;
 use portolan::server::port_registry_service_server as generated;
 use portolan::{pb, reply};
-use portolan_registry::Protocol;
+use portolan_registry::{ContentId, Protocol};
 use prost::bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::StreamExt as _;
@@ -103,15 +103,16 @@ fn describe(protocol: Option<&Protocol>) -> String {
 }
 
 /// The NOT_FOUND of a lookup that matched nothing.
-fn not_found(query: &Lookup) -> ServiceError {
-    ServiceError::NotFound(match query {
+fn not_found(query: &Lookup, state_id: ContentId) -> ServiceError {
+    let message = match query {
         Lookup::Port { port, protocol } => {
             format!("no record for port {port}{}", describe(protocol.as_ref()))
         }
         Lookup::Name { name, protocol } => {
             format!("no record named {name:?}{}", describe(protocol.as_ref()))
         }
-    })
+    };
+    ServiceError::NotFound { message, state_id }
 }
 
 /// Runs one validated lookup: its version and the kept encodings of the
@@ -120,14 +121,14 @@ fn not_found(query: &Lookup) -> ServiceError {
 pub fn lookup_records(
     state: &RegistryState,
     query: &Lookup,
-) -> Result<(u64, Vec<Bytes>), ServiceError> {
+) -> Result<LookupRecords, ServiceError> {
     let index = state.index();
     let found = match query {
         Lookup::Port { port, protocol } => index.lookup_port(*port, protocol.as_ref()),
         Lookup::Name { name, protocol } => index.lookup_name(name, protocol.as_ref()),
     };
     if found.entries.is_empty() {
-        return Err(not_found(query));
+        return Err(not_found(query, found.content_id));
     }
     let encodings = state.encodings();
     let records = found
@@ -135,7 +136,23 @@ pub fn lookup_records(
         .iter()
         .map(|entry| encodings.get(&entry.key, &entry.record))
         .collect();
-    Ok((found.version, records))
+    Ok(LookupRecords {
+        version: found.version,
+        state_id: found.content_id.0,
+        records,
+    })
+}
+
+/// A point lookup's encoded records with the version and state they were
+/// read from.
+#[derive(Debug)]
+pub struct LookupRecords {
+    /// The registry version.
+    pub version: u64,
+    /// The registry state (content id).
+    pub state_id: u64,
+    /// The encoded records, canonical first.
+    pub records: Vec<Bytes>,
 }
 
 async fn end_with_shutdown<T>(tx: &mpsc::Sender<Result<T, Status>>) {
@@ -150,10 +167,11 @@ impl generated::PortRegistryService for PortRegistryService {
         request: Request<pb::LookupPortRequest>,
     ) -> Result<Response<reply::LookupPortResponse>, Status> {
         let query = validate::lookup_port(request.get_ref())?;
-        let (version, records) = lookup_records(self.registry()?, &query)?;
+        let found = lookup_records(self.registry()?, &query)?;
         Ok(Response::new(reply::LookupPortResponse {
-            records,
-            version,
+            records: found.records,
+            version: found.version,
+            state_id: found.state_id,
         }))
     }
 
@@ -162,10 +180,11 @@ impl generated::PortRegistryService for PortRegistryService {
         request: Request<pb::LookupNameRequest>,
     ) -> Result<Response<reply::LookupNameResponse>, Status> {
         let query = validate::lookup_name(request.get_ref())?;
-        let (version, records) = lookup_records(self.registry()?, &query)?;
+        let found = lookup_records(self.registry()?, &query)?;
         Ok(Response::new(reply::LookupNameResponse {
-            records,
-            version,
+            records: found.records,
+            version: found.version,
+            state_id: found.state_id,
         }))
     }
 
@@ -318,17 +337,22 @@ pub fn answer_batch_item(
 ) -> reply::BatchLookupResponse {
     let found = validate::batch_item(&item).and_then(|query| lookup_records(state, &query));
     match found {
-        Ok((version, records)) => reply::BatchLookupResponse {
+        Ok(found) => reply::BatchLookupResponse {
             id: item.id,
-            records,
-            version,
+            records: found.records,
+            version: found.version,
             error: None,
+            state_id: found.state_id,
         },
-        Err(error) => reply::BatchLookupResponse {
-            id: item.id,
-            records: Vec::new(),
-            version: state.index().version(),
-            error: Some(error.to_item_error()),
-        },
+        Err(error) => {
+            let (version, state_id) = state.index().stamp();
+            reply::BatchLookupResponse {
+                id: item.id,
+                records: Vec::new(),
+                version,
+                error: Some(error.to_item_error()),
+                state_id: state_id.0,
+            }
+        }
     }
 }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
 use portolan::{pb, reply};
-use portolan_registry::{ApplyError, Change, Index, Registry, ReloadGuard, Snapshot};
+use portolan_registry::{ApplyError, Change, ContentId, Index, Registry, ReloadGuard, Snapshot};
 use tokio::sync::broadcast;
 
 use crate::encodings::Encodings;
@@ -85,14 +85,7 @@ impl PublishedChange {
         };
         Arc::clone(slot.get_or_init(|| {
             let change = std::slice::from_ref(&self.change);
-            crate::watch::delta_events(
-                self.change.from_version,
-                self.change.to_version,
-                change,
-                mode,
-                encodings,
-            )
-            .into()
+            crate::watch::delta_events(change, mode, encodings).into()
         }))
     }
 }
@@ -218,26 +211,29 @@ impl RegistryState {
         Ok(Some(change))
     }
 
-    /// Subscribes a new watcher that holds `known_version`.
-    pub fn watch_start(&self, known_version: u64) -> WatchStart {
+    /// Subscribes a new watcher that holds the content `known` (rule 1 of
+    /// the Watch protocol: the caller may have read it from another
+    /// replica, so only content ids are compared, never versions).
+    pub fn watch_start(&self, known: ContentId) -> WatchStart {
         let history = lock(&self.history);
         let changes = self.changes.subscribe();
         let snapshot = self.index.snapshot();
-        let current = snapshot.version();
-        let catch_up = if known_version == current {
-            CatchUp::Current
-        } else if known_version == 0 || known_version > current {
+        let catch_up = if known == ContentId::default() {
             CatchUp::Snapshot
+        } else if known == snapshot.content_id() {
+            CatchUp::Current
         } else {
+            // The latest change that left the caller's content: a delta is
+            // defined by the two contents, so it applies to that content
+            // wherever the caller got it.
             let since: Vec<Arc<Change>> = history
                 .iter()
-                .filter(|c| c.from_version >= known_version && c.to_version <= current)
-                .cloned()
-                .collect();
+                .rposition(|c| c.from_content == known)
+                .map(|start| history.range(start..).cloned().collect())
+                .unwrap_or_default();
             let contiguous = since
-                .first()
-                .is_some_and(|c| c.from_version == known_version)
-                && since.last().is_some_and(|c| c.to_version == current)
+                .last()
+                .is_some_and(|c| c.to_version == snapshot.version())
                 && since
                     .windows(2)
                     .all(|w| w[0].to_version == w[1].from_version);
@@ -292,25 +288,35 @@ mod tests {
     #[test]
     fn history_is_bounded_by_records_as_well_as_by_count() {
         let state = RegistryState::new(registry(3000, "v0"), DEFAULT_HISTORY);
+        let v1 = state.snapshot().content_id();
         let mut next = registry(3000, "v0");
         for port in 0..1200 {
             next.records[port].description = "v1".into();
         }
-        state
+        let v2 = state
             .apply(next.clone(), &ReloadGuard::default())
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .to_content;
         assert_eq!(lock(&state.history).len(), 1, "1,200 of 3,000 is kept");
         for port in 0..1200 {
             next.records[port].description = "v2".into();
         }
-        state.apply(next, &ReloadGuard::default()).unwrap().unwrap();
+        let v3 = state
+            .apply(next, &ReloadGuard::default())
+            .unwrap()
+            .unwrap()
+            .to_content;
         let history = lock(&state.history);
         assert_eq!(history.len(), 1, "2,400 records held is more than half");
         assert_eq!(history[0].to_version, 3);
         drop(history);
-        assert!(matches!(state.watch_start(2).catch_up, CatchUp::Changes(ref c) if c.len() == 1));
-        assert!(matches!(state.watch_start(1).catch_up, CatchUp::Snapshot));
+        assert!(matches!(state.watch_start(v2).catch_up, CatchUp::Changes(ref c) if c.len() == 1));
+        assert!(matches!(state.watch_start(v1).catch_up, CatchUp::Snapshot));
+        assert!(matches!(
+            state.watch_start(ContentId(7)).catch_up,
+            CatchUp::Snapshot
+        ));
 
         // Every record changes: nothing is kept, so nothing old is pinned.
         let change = state
@@ -321,21 +327,44 @@ mod tests {
         let old_record = Arc::downgrade(&change.diff.changed[0].1);
         drop(change);
         assert!(old_record.upgrade().is_none(), "the old edition is freed");
-        assert!(matches!(state.watch_start(3).catch_up, CatchUp::Snapshot));
+        assert!(matches!(state.watch_start(v3).catch_up, CatchUp::Snapshot));
     }
 
     #[test]
     fn small_changes_are_kept_up_to_the_count_limit() {
         let state = RegistryState::new(registry(3000, "v0"), 4);
         let mut next = registry(3000, "v0");
+        let mut contents = vec![state.snapshot().content_id()];
         for round in 1..=6 {
             next.records[0].description = format!("round {round}");
-            state
+            let change = state
                 .apply(next.clone(), &ReloadGuard::default())
                 .unwrap()
                 .unwrap();
+            contents.push(change.to_content);
         }
         assert_eq!(lock(&state.history).len(), 4);
-        assert!(matches!(state.watch_start(3).catch_up, CatchUp::Changes(ref c) if c.len() == 4));
+        assert!(
+            matches!(state.watch_start(contents[2]).catch_up, CatchUp::Changes(ref c) if c.len() == 4)
+        );
+        assert!(matches!(
+            state.watch_start(contents[1]).catch_up,
+            CatchUp::Snapshot
+        ));
+        assert!(matches!(
+            state.watch_start(contents[6]).catch_up,
+            CatchUp::Current
+        ));
+        // Back to an earlier content: a holder of it is current again, and a
+        // holder of the content in between gets the one change back.
+        next.records[0].description = "round 5".into();
+        state.apply(next, &ReloadGuard::default()).unwrap().unwrap();
+        assert!(matches!(
+            state.watch_start(contents[5]).catch_up,
+            CatchUp::Current
+        ));
+        assert!(
+            matches!(state.watch_start(contents[6]).catch_up, CatchUp::Changes(ref c) if c.len() == 1)
+        );
     }
 }

@@ -4,7 +4,8 @@
 
 use std::fmt;
 
-use portolan::pb;
+use portolan::{STATE_ID_METADATA, pb};
+use portolan_registry::ContentId;
 use tonic::{Code, Status};
 
 /// Why a request (or one BatchLookup item) failed.
@@ -17,8 +18,15 @@ pub enum ServiceError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A lookup found nothing, e.g. "no record for port 4/tcp".
-    NotFound(String),
+    /// A lookup found nothing, e.g. "no record for port 4/tcp", in the
+    /// registry state `state_id` (sent as the `portolan-state-id` trailer,
+    /// so that a cache can tell which content the miss was read from).
+    NotFound {
+        /// What was not found.
+        message: String,
+        /// The content id of the state the lookup read.
+        state_id: ContentId,
+    },
     /// A server-side limit was reached (e.g. the number of Watch streams).
     ResourceExhausted(String),
     /// The server cannot answer right now (e.g. it is shutting down).
@@ -42,7 +50,7 @@ impl ServiceError {
     pub fn code(&self) -> Code {
         match self {
             Self::InvalidArgument { .. } => Code::InvalidArgument,
-            Self::NotFound(_) => Code::NotFound,
+            Self::NotFound { .. } => Code::NotFound,
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
@@ -62,7 +70,7 @@ impl fmt::Display for ServiceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidArgument { field, reason } => write!(f, "{field}: {reason}"),
-            Self::NotFound(message)
+            Self::NotFound { message, .. }
             | Self::ResourceExhausted(message)
             | Self::Unavailable(message)
             | Self::DeadlineExceeded(message) => f.write_str(message),
@@ -74,7 +82,14 @@ impl std::error::Error for ServiceError {}
 
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
-        Status::new(error.code(), error.to_string())
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        if let ServiceError::NotFound { state_id, .. } = &error {
+            // Sixteen hex digits are always a valid ASCII value.
+            if let Ok(value) = state_id.to_string().parse() {
+                metadata.insert(STATE_ID_METADATA, value);
+            }
+        }
+        Status::with_metadata(error.code(), error.to_string(), metadata)
     }
 }
 
@@ -91,7 +106,16 @@ mod tests {
 
     #[test]
     fn item_errors_carry_the_numeric_code() {
-        let item = ServiceError::NotFound("no record for port 4/tcp".into()).to_item_error();
+        let error = ServiceError::NotFound {
+            message: "no record for port 4/tcp".into(),
+            state_id: ContentId(0xabc),
+        };
+        let item = error.to_item_error();
+        let status = Status::from(error);
+        assert_eq!(
+            status.metadata().get(STATE_ID_METADATA).unwrap(),
+            "0000000000000abc"
+        );
         assert_eq!(item.code, 5);
         assert_eq!(item.message, "no record for port 4/tcp");
     }

@@ -20,7 +20,7 @@
 use portolan::convert;
 use portolan::pb;
 use portolan::pb::batch_lookup_request::Query;
-use portolan_registry::{Filter, Protocol, RecordState, SearchQuery};
+use portolan_registry::{ContentId, Filter, Protocol, RecordState, SearchQuery};
 
 use crate::status::ServiceError;
 
@@ -70,8 +70,8 @@ pub enum WatchMode {
 /// A validated Watch request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchParams {
-    /// The version the caller holds (0 = nothing).
-    pub known_version: u64,
+    /// The state the caller holds (0 = nothing); the stream resumes by it.
+    pub known_state: ContentId,
     /// What the stream carries.
     pub mode: WatchMode,
 }
@@ -181,7 +181,7 @@ pub fn watch(request: &pb::WatchRequest) -> Result<WatchParams, ServiceError> {
         }
     };
     Ok(WatchParams {
-        known_version: request.known_version,
+        known_state: ContentId(request.known_state_id),
         mode,
     })
 }
@@ -350,8 +350,8 @@ mod tests {
         };
         assert_eq!(search(&at_cap).unwrap().limit, MAX_SEARCH_LIMIT);
         let bad_mode = pb::WatchRequest {
-            known_version: 0,
             mode: 5,
+            ..Default::default()
         };
         assert_eq!(field_of(watch(&bad_mode).unwrap_err()), "mode");
     }

@@ -30,7 +30,7 @@ use std::time::Duration;
 use portolan::reply::{self, watch_response::Event};
 use portolan::{pb, reply::encode_key};
 use portolan_registry::diff::KeyedRecord;
-use portolan_registry::{Change, Filter, RecordKey, Snapshot};
+use portolan_registry::{Change, ContentId, Filter, RecordKey, Snapshot};
 use prost::bytes::Bytes;
 use rand::Rng as _;
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
@@ -114,7 +114,7 @@ pub fn spawn(
 ) -> WatchStream {
     let (tx, rx) = mpsc::channel(OUTBOX);
     let outbox: Outbox = Arc::new(Mutex::new(rx));
-    let start = state.watch_start(params.known_version);
+    let start = state.watch_start(params.known_state);
     // Weak: the body owns the receiver, so that dropping the body closes
     // the channel and the task notices the client went away.
     let task_outbox = Arc::downgrade(&outbox);
@@ -128,7 +128,7 @@ pub fn spawn(
             mode: params.mode,
             send_timeout: settings.send_timeout,
         };
-        let run = stream.run(state, params, settings, start);
+        let run = stream.run(state, settings, start);
         match tokio::time::timeout_at(end_of_life, run).await {
             Ok(Ended::Stalled) => {
                 tracing::debug!(
@@ -174,7 +174,6 @@ impl StreamTask {
     async fn run(
         &mut self,
         state: Arc<RegistryState>,
-        params: WatchParams,
         settings: WatchSettings,
         start: WatchStart,
     ) -> Ended {
@@ -184,16 +183,11 @@ impl StreamTask {
             catch_up,
         } = start;
         let mut version = snapshot.version();
+        let mut state_id = snapshot.content_id();
         let first = match catch_up {
-            CatchUp::Current => self.send(heartbeat(version)).await,
+            CatchUp::Current => self.send(heartbeat(version, state_id)).await,
             CatchUp::Changes(changes) => {
-                let events = delta_events(
-                    params.known_version,
-                    version,
-                    &changes,
-                    self.mode,
-                    state.encodings(),
-                );
+                let events = delta_events(&changes, self.mode, state.encodings());
                 self.send_all(&events).await
             }
             CatchUp::Snapshot => self.send_snapshot(&snapshot, state.encodings()).await,
@@ -219,6 +213,7 @@ impl StreamTask {
                     Ok(published) if published.change.to_version <= version => Ok(()),
                     Ok(published) if published.change.from_version == version => {
                         version = published.change.to_version;
+                        state_id = published.change.to_content;
                         let events = published.events(self.mode, state.encodings());
                         self.send_all(&events).await
                     }
@@ -226,11 +221,12 @@ impl StreamTask {
                         tracing::info!(version, "watch stream fell behind; resyncing with a snapshot");
                         let snapshot = state.snapshot();
                         version = snapshot.version();
+                        state_id = snapshot.content_id();
                         self.send_snapshot(&snapshot, state.encodings()).await
                     }
                     Err(broadcast::error::RecvError::Closed) => return Ended::Over,
                 },
-                _ = heartbeats.tick() => self.send(heartbeat(version)).await,
+                _ = heartbeats.tick() => self.send(heartbeat(version, state_id)).await,
             };
             if let Err(ended) = sent {
                 return ended;
@@ -283,12 +279,14 @@ fn jittered(lifetime: Duration) -> Duration {
     lifetime.mul_f64(1.0 - fraction)
 }
 
-/// A heartbeat at `version`.
-pub fn heartbeat(version: u64) -> reply::WatchResponse {
+/// A heartbeat at `version` and `state_id`.
+pub fn heartbeat(version: u64, state_id: ContentId) -> reply::WatchResponse {
     reply::WatchResponse {
         from_version: version,
         version,
         event: Some(Event::Heartbeat(pb::Heartbeat {})),
+        from_state_id: state_id.0,
+        state_id: state_id.0,
     }
 }
 
@@ -301,6 +299,7 @@ pub fn snapshot_events<'a>(
     encodings: &'a Encodings,
 ) -> impl Iterator<Item = reply::WatchResponse> + 'a {
     let version = snapshot.version();
+    let state_id = snapshot.content_id().0;
     let total = snapshot.len();
     let event = move |records: Vec<Bytes>, last: bool| reply::WatchResponse {
         from_version: 0,
@@ -310,6 +309,8 @@ pub fn snapshot_events<'a>(
             last,
             total_records: total as u64,
         })),
+        from_state_id: 0,
+        state_id,
     };
     let parts: Box<dyn Iterator<Item = reply::WatchResponse> + Send + 'a> = match mode {
         WatchMode::Invalidate => Box::new(std::iter::once(event(Vec::new(), true))),
@@ -367,8 +368,9 @@ fn compose(changes: &[Arc<Change>]) -> (Vec<KeyedRecord>, Vec<RecordKey>) {
     (upserts, removed)
 }
 
-/// The events of a delta from `from` to `to`, in parts of at most
-/// [`MAX_PART_RECORDS`] records and keys together.
+/// The events of the delta that `changes` (consecutive, oldest first, at
+/// least one) make together, in parts of at most [`MAX_PART_RECORDS`]
+/// records and keys together.
 ///
 /// In INVALIDATE mode, a delta touching more keys than one part holds is
 /// sent as a snapshot instead (one small message meaning "forget
@@ -376,16 +378,21 @@ fn compose(changes: &[Arc<Change>]) -> (Vec<KeyedRecord>, Vec<RecordKey>) {
 /// and applying thousands of keys, and it costs the server one message per
 /// stream instead of thousands of keys per stream.
 pub fn delta_events(
-    from: u64,
-    to: u64,
     changes: &[Arc<Change>],
     mode: WatchMode,
     encodings: &Encodings,
 ) -> Vec<reply::WatchResponse> {
+    let (Some(first), Some(final_change)) = (changes.first(), changes.last()) else {
+        return Vec::new();
+    };
+    let (from, to) = (first.from_version, final_change.to_version);
+    let (from_state, to_state) = (first.from_content.0, final_change.to_content.0);
     let event = |delta: reply::Delta| reply::WatchResponse {
         from_version: from,
         version: to,
         event: Some(Event::Delta(delta)),
+        from_state_id: from_state,
+        state_id: to_state,
     };
     let (upserts, removed) = compose(changes);
     let mut deltas: Vec<reply::Delta> = Vec::new();
@@ -407,15 +414,16 @@ pub fn delta_events(
             deltas.push(current);
         }
         WatchMode::Invalidate if upserts.len() + removed.len() > MAX_PART_RECORDS => {
-            let total = changes.last().map_or(0, |c| c.records_after);
             return vec![reply::WatchResponse {
                 from_version: 0,
                 version: to,
                 event: Some(Event::Snapshot(reply::Snapshot {
                     records: Vec::new(),
                     last: true,
-                    total_records: total as u64,
+                    total_records: final_change.records_after as u64,
                 })),
+                from_state_id: 0,
+                state_id: to_state,
             }];
         }
         WatchMode::Invalidate => {
@@ -472,7 +480,7 @@ mod tests {
 
     fn events(count: u16, mode: WatchMode) -> Vec<reply::WatchResponse> {
         let (change, encodings) = change(count);
-        delta_events(1, 2, &[change], mode, &encodings)
+        delta_events(&[change], mode, &encodings)
     }
 
     /// A key names only its record's primary name, so an INVALIDATE delta
@@ -490,7 +498,7 @@ mod tests {
             .expect("applies")
             .expect("changes");
         encodings.patch(&change.diff);
-        let events = delta_events(1, 2, &[Arc::new(change)], WatchMode::Invalidate, &encodings);
+        let events = delta_events(&[Arc::new(change)], WatchMode::Invalidate, &encodings);
         assert_eq!(events.len(), 1);
         let Some(Event::Delta(delta)) = &events[0].event else {
             panic!("a delta: {:?}", events[0]);

@@ -51,11 +51,17 @@ pub fn test_args(data: Option<&Path>) -> Args {
 /// Starts a server with `args` (the data file is loaded first, as the
 /// binary does) and waits until it accepts connections.
 pub async fn start_server(args: Args) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
+    start_server_on(args, listener).await
+}
+
+/// Starts a server with `args` serving gRPC on `listener` (e.g. the address
+/// of a server just stopped, to restart it in place).
+pub async fn start_server_on(args: Args, listener: TcpListener) -> TestServer {
     let config = tokio::task::spawn_blocking(move || Config::load(args))
         .await
         .expect("config task")
         .expect("valid test configuration");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
     let metrics_listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind metrics");

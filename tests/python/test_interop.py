@@ -371,15 +371,36 @@ def test_watch_first_event_is_a_snapshot(pb, stub):
     assert not first.snapshot.records  # INVALIDATE mode carries no records
 
 
-def test_watch_with_current_version_gets_a_heartbeat(pb, stub):
+def test_watch_with_current_state_gets_a_heartbeat(pb, stub):
     info = stub.GetRegistryInfo(pb.m.GetRegistryInfoRequest(), timeout=RPC_TIMEOUT_S)
-    call = stub.Watch(pb.m.WatchRequest(known_version=info.version), timeout=RPC_TIMEOUT_S)
+    assert info.state_id != 0
+    call = stub.Watch(pb.m.WatchRequest(known_state_id=info.state_id), timeout=RPC_TIMEOUT_S)
     try:
         first = next(call)
     finally:
         call.cancel()
     assert first.WhichOneof("event") == "heartbeat"
     assert first.version == info.version == first.from_version
+    assert first.state_id == info.state_id == first.from_state_id
+
+
+def test_watch_resumes_by_state_not_by_version(pb, stub):
+    # The same version number with a state this server never held is not
+    # "up to date": a restarted server or another replica may number other
+    # content alike.
+    info = stub.GetRegistryInfo(pb.m.GetRegistryInfoRequest(), timeout=RPC_TIMEOUT_S)
+    request = pb.m.WatchRequest(
+        known_version=info.version,
+        known_state_id=info.state_id ^ 1,
+        mode=pb.m.WATCH_MODE_INVALIDATE,
+    )
+    call = stub.Watch(request, timeout=RPC_TIMEOUT_S)
+    try:
+        first = next(call)
+    finally:
+        call.cancel()
+    assert first.WhichOneof("event") == "snapshot"
+    assert first.state_id == info.state_id
 
 
 def test_get_registry_info(pb, stub):

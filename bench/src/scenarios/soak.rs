@@ -49,12 +49,13 @@ pub async fn run(a: SoakArgs) -> Result<Report> {
     for stream in 0..a.watch_streams {
         let (channel, changes, ended) = (channel.clone(), changes.clone(), ended.clone());
         let reached = reached.clone();
-        let known = before.version;
+        let (known, known_state) = (before.version, before.state_id);
         watchers.push(tokio::spawn(async move {
             let mut client = PortRegistryServiceClient::new(channel);
             let request = WatchRequest {
-                known_version: known,
+                known_state_id: known_state,
                 mode: WatchMode::Invalidate as i32,
+                ..WatchRequest::default()
             };
             let Ok(response) = client.watch(request).await else {
                 ended.fetch_add(1, Ordering::AcqRel);

@@ -69,7 +69,8 @@ pub struct Iteration {
 /// Runs the scenario.
 pub async fn run(a: WatchArgs) -> Result<Report> {
     let (server, live, editions) = spawn_on_copy(&a.server, &a.alt_data, "watch-fanout").await?;
-    let v0 = registry_info(&server).await?.version;
+    let info0 = registry_info(&server).await?;
+    let (v0, state0) = (info0.version, info0.state_id);
     let mode = match a.mode {
         WatchModeArg::Invalidate => WatchMode::Invalidate,
         WatchModeArg::Full => WatchMode::Full,
@@ -87,8 +88,9 @@ pub async fn run(a: WatchArgs) -> Result<Report> {
         tasks.push(tokio::spawn(async move {
             let mut client = PortRegistryServiceClient::new(channel);
             let request = WatchRequest {
-                known_version: v0,
+                known_state_id: state0,
                 mode: mode as i32,
+                ..WatchRequest::default()
             };
             let mut s = match client.watch(request).await {
                 Ok(r) => r.into_inner(),

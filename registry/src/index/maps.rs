@@ -150,7 +150,7 @@ impl<'a> Entries<'a> {
 
     /// Canonical order of the records at two positions.
     pub(super) fn canonical(&self, a: usize, b: usize) -> std::cmp::Ordering {
-        query::canonical_cmp((&self.keyed[a].1, a), (&self.keyed[b].1, b))
+        query::canonical_cmp(&self.keyed[a].1, &self.keyed[b].1)
     }
 }
 

@@ -22,8 +22,8 @@
 //! * `by_name`: a [`DashMap`] from each lowercase name and alias to its
 //!   records, in canonical order.
 //! * `snapshot`: the current [`Snapshot`], an immutable record set of one
-//!   version, for scans (list, search), info and diffs.
-//! * `version`: the current version number.
+//!   version, for scans (list, search), info and diffs. It carries the
+//!   current version and content id ([`ContentId`]).
 //!
 //! # Ranges
 //! A range is never expanded to its ports, so memory grows with records,
@@ -59,9 +59,10 @@
 //!    that a range leaves gets its list in `by_port` before the range index
 //!    stops answering it, and a port that a range starts to cover loses its
 //!    `by_port` list only after the range index answers it.
-//! 4. It then publishes the new snapshot and only then moves `version`
-//!    (release ordering). A point lookup reads `version` (acquire) *before*
-//!    the map, so the version it reports is never newer than its data.
+//! 4. It then publishes the new snapshot, which carries the new version
+//!    and content id (release ordering). A point lookup reads them from the
+//!    snapshot (acquire) *before* the map, so the version and content id
+//!    it reports are never newer than its data.
 //! 5. Scans read one [`Snapshot`], so a listing always matches exactly one
 //!    version.
 //! 6. Writers are serialised by a mutex; readers never take it.
@@ -90,13 +91,13 @@ pub use ranges::RANGE_CACHE_ENTRIES;
 pub use snapshot::Snapshot;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use rustc_hash::FxBuildHasher;
 
+use crate::content::ContentId;
 use crate::diff::{Diff, KeyedRecord};
 use crate::model::{Protocol, Record, RecordKey, folded_name};
 use crate::registry::{Registry, SourceInfo};
@@ -110,6 +111,8 @@ use ranges::*;
 pub struct LookupResult {
     /// The version read before the data (never newer than the data).
     pub version: u64,
+    /// The content id of that version.
+    pub content_id: ContentId,
     /// Matching records in canonical order; empty when none.
     pub records: Vec<Arc<Record>>,
 }
@@ -120,6 +123,8 @@ pub struct LookupResult {
 pub struct EntryLookup {
     /// The version read before the data (never newer than the data).
     pub version: u64,
+    /// The content id of that version.
+    pub content_id: ContentId,
     /// Matching entries in canonical order; empty when none.
     pub entries: Vec<Arc<IndexEntry>>,
 }
@@ -129,6 +134,7 @@ impl EntryLookup {
     pub fn into_records(self) -> LookupResult {
         LookupResult {
             version: self.version,
+            content_id: self.content_id,
             records: self
                 .entries
                 .into_iter()
@@ -145,6 +151,10 @@ pub struct Change {
     pub from_version: u64,
     /// The version after.
     pub to_version: u64,
+    /// The content id before.
+    pub from_content: ContentId,
+    /// The content id after.
+    pub to_content: ContentId,
     /// What changed.
     pub diff: Diff,
     /// How many records the registry holds after the change.
@@ -162,8 +172,9 @@ pub struct Index {
     /// Bounds the lists `ranges` builds on demand.
     range_budget: RangeBudget,
     by_name: DashMap<Box<str>, RecordList, FxBuildHasher>,
+    /// The current record set; its version and content id are the
+    /// index's (stored after the maps, see the module docs).
     snapshot: ArcSwap<Snapshot>,
-    version: AtomicU64,
     /// Serialises writers (reloads); readers never take it.
     writer: Mutex<()>,
 }
@@ -181,7 +192,8 @@ impl Index {
     /// protocol. The same holds for [`Index::replace_keyed`] and the
     /// upserts of [`Index::apply_delta`].
     pub fn from_keyed(keyed: Vec<KeyedRecord>, source: SourceInfo, version: u64) -> Self {
-        let snapshot = Snapshot::build(version, source, keyed);
+        let content_id = ContentId::of(&keyed);
+        let snapshot = Snapshot::build(version, content_id, source, keyed);
         let mut entries = Entries::new(&snapshot.keyed);
         let ranges = RangeIndex::build(&mut entries, None);
         let (ports, names) = build_maps(&mut entries, &Scope::All, &ranges);
@@ -199,14 +211,19 @@ impl Index {
             range_budget: RangeBudget::new(RANGE_CACHE_ENTRIES),
             by_name,
             snapshot: ArcSwap::from_pointee(snapshot),
-            version: AtomicU64::new(version),
             writer: Mutex::new(()),
         }
     }
 
     /// The current version.
     pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
+        self.snapshot.load().version()
+    }
+
+    /// The current version and its content id, read together.
+    pub fn stamp(&self) -> (u64, ContentId) {
+        let snapshot = self.snapshot.load();
+        (snapshot.version(), snapshot.content_id())
     }
 
     /// The current immutable record set.
@@ -219,7 +236,7 @@ impl Index {
     /// protocol), in canonical order, with the version read before them
     /// (see the module docs). The entries are shared with the index.
     pub fn lookup_port(&self, port: u16, protocol: Option<&Protocol>) -> EntryLookup {
-        let version = self.version();
+        let stamp = self.stamp();
         // Ports outside every range: one map read. A miss asks the range
         // index (one bit test when no range covers the port either). The
         // list is shared (one reference count) and read after its shard's
@@ -232,16 +249,16 @@ impl Index {
                 .list(port, &self.range_budget)
                 .map(|list| list.to_shared()),
         };
-        matches_of(version, list.as_deref(), protocol)
+        matches_of(stamp, list.as_deref(), protocol)
     }
 
     /// Every entry whose record's name or alias equals `name`
     /// case-insensitively, matching `protocol`, in canonical order, with
     /// the version read before them.
     pub fn lookup_name(&self, name: &str, protocol: Option<&Protocol>) -> EntryLookup {
-        let version = self.version();
+        let stamp = self.stamp();
         let list = self.name_list(name);
-        matches_of(version, list.as_deref(), protocol)
+        matches_of(stamp, list.as_deref(), protocol)
     }
 
     /// What the lookup structures hold: every figure grows with the
@@ -254,7 +271,10 @@ impl Index {
             range_blocks: ranges.blocks.len(),
             range_segments: ranges.bounds.len(),
             inner_singles: ranges.singles.iter().map(|(_, s)| s.len()).sum(),
-            kept_range_entries: self.range_budget.held.load(Ordering::Relaxed),
+            kept_range_entries: self
+                .range_budget
+                .held
+                .load(std::sync::atomic::Ordering::Relaxed),
             ..Footprint::default()
         };
         for list in self.by_port.iter() {
@@ -363,13 +383,14 @@ impl Index {
         // version; only refresh what is known about the source.
         if diff.is_empty() && (version.is_none() || to_version == current.version) {
             if source != current.source {
-                let mut same = Snapshot::build(current.version, source, keyed);
+                let mut same = Snapshot::build(current.version, current.content_id, source, keyed);
                 same.loaded_at = current.loaded_at;
                 self.snapshot.store(Arc::new(same));
             }
             return Ok(None);
         }
-        let snapshot = Snapshot::build(to_version, source, keyed);
+        let to_content = current.content_id.after(&diff);
+        let snapshot = Snapshot::build(to_version, to_content, source, keyed);
         let records_after = snapshot.len();
         // Only the ports and names the diff touched can answer differently;
         // a small change rebuilds a handful of lists, not all 60,000. A diff
@@ -397,11 +418,14 @@ impl Index {
         remove_stale(&self.by_port, &ports, |port| scope.has_port(*port));
         upsert(&self.by_name, &names);
         remove_stale(&self.by_name, &names, |name| scope.has_name(name));
+        // The snapshot carries the version: storing it last publishes both
+        // (release), after every map.
         self.snapshot.store(Arc::new(snapshot));
-        self.version.store(to_version, Ordering::Release);
         Ok(Some(Change {
             from_version: current.version,
             to_version,
+            from_content: current.content_id,
+            to_content,
             diff,
             records_after,
         }))
@@ -431,9 +455,14 @@ fn matching<'a>(
 }
 
 /// The entries of `list` matching `protocol`, as a lookup's answer.
-fn matches_of(version: u64, list: Option<&EntryList>, protocol: Option<&Protocol>) -> EntryLookup {
+fn matches_of(
+    (version, content_id): (u64, ContentId),
+    list: Option<&EntryList>,
+    protocol: Option<&Protocol>,
+) -> EntryLookup {
     EntryLookup {
         version,
+        content_id,
         entries: matching(list.map_or(&[], |list| &list[..]), protocol)
             .cloned()
             .collect(),

@@ -402,8 +402,7 @@ impl RangeIndex {
 
 /// Merges a port's single-port entries with the ranges covering it, both
 /// in canonical order, into canonical order. A single port and a range
-/// never tie (a single port is narrower), so source positions are not
-/// needed.
+/// never tie (a single port is narrower).
 pub(super) fn merge_singles(
     singles: &[Arc<IndexEntry>],
     ranges: Vec<Arc<IndexEntry>>,
@@ -412,7 +411,7 @@ pub(super) fn merge_singles(
     let mut singles = singles.iter().peekable();
     for range in ranges {
         while let Some(single) =
-            singles.next_if(|s| query::canonical_cmp((&s.record, 0), (&range.record, 0)).is_lt())
+            singles.next_if(|s| query::canonical_cmp(&s.record, &range.record).is_lt())
         {
             out.push(Arc::clone(single));
         }

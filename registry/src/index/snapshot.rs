@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use crate::content::ContentId;
 use crate::diff::KeyedRecord;
 use crate::model::{Record, RecordState, fold_name};
 use crate::query::{self, Filter, MatchRank, SearchHits, SearchQuery};
@@ -13,6 +14,7 @@ use crate::registry::{Registry, SourceInfo};
 #[derive(Debug)]
 pub struct Snapshot {
     pub(super) version: u64,
+    pub(super) content_id: ContentId,
     pub(super) source: SourceInfo,
     pub(super) loaded_at: SystemTime,
     /// Records with their keys, in source order.
@@ -82,17 +84,18 @@ impl SearchText {
 }
 
 impl Snapshot {
-    pub(super) fn build(version: u64, source: SourceInfo, keyed: Vec<KeyedRecord>) -> Self {
+    pub(super) fn build(
+        version: u64,
+        content_id: ContentId,
+        source: SourceInfo,
+        keyed: Vec<KeyedRecord>,
+    ) -> Self {
         let mut scan_order: Vec<u32> = (0..keyed.len() as u32).collect();
-        scan_order.sort_by(|&a, &b| {
-            query::scan_cmp(
-                (&keyed[a as usize].1, a as usize),
-                (&keyed[b as usize].1, b as usize),
-            )
-        });
+        scan_order.sort_by(|&a, &b| query::scan_cmp(&keyed[a as usize].1, &keyed[b as usize].1));
         let search_text = SearchText::build(&keyed);
         Self {
             version,
+            content_id,
             source,
             loaded_at: SystemTime::now(),
             keyed,
@@ -104,6 +107,11 @@ impl Snapshot {
     /// The version of this record set.
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The identity of this record set's content.
+    pub fn content_id(&self) -> ContentId {
+        self.content_id
     }
 
     /// Where the records came from.
@@ -182,7 +190,7 @@ impl Snapshot {
     /// A copy of the record set as a [`Registry`] (source order), e.g. for
     /// export.
     pub fn to_registry(&self) -> Registry {
-        Registry::new(
+        Registry::with_positions(
             self.keyed.iter().map(|(_, r)| Record::clone(r)).collect(),
             self.source.clone(),
         )

@@ -2,7 +2,7 @@
 //! intervals, concurrency.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::{PortRange, Protocol, Record, RecordState, fold_name};
 use crate::query::{Filter, MatchRank, SearchQuery};
@@ -811,4 +811,88 @@ fn lists_past_the_budget_answer_without_being_kept() {
     assert_eq!(index.footprint().kept_range_entries, 0);
     assert_eq!(answer(7000), b"wide 7000-7099/any");
     assert_eq!(index.footprint().kept_range_entries, 1);
+}
+
+/// Issue 15, row 4: a file that only swaps two rows of one port (IANA's
+/// `ident` and `auth` at 113/tcp) is a change: a new version, the two
+/// records changed (their positions), lookups in the new order, and the
+/// same answers and content id as an index built fresh from the new file.
+#[test]
+fn a_reload_that_only_reorders_two_rows_of_a_port_is_a_change() {
+    let rows = |first: &str, second: &str| {
+        Registry::new(
+            vec![
+                record(Some("echo"), Some((7, 7)), Some(Protocol::Tcp)),
+                record(Some(first), Some((113, 113)), Some(Protocol::Tcp)),
+                record(Some(second), Some((113, 113)), Some(Protocol::Tcp)),
+                record(Some("ntp"), Some((123, 123)), Some(Protocol::Udp)),
+            ],
+            SourceInfo::default(),
+        )
+    };
+    let index = Index::new(rows("auth", "ident"));
+    let before = index.stamp();
+    assert_eq!(
+        names(&index.lookup_port(113, None)),
+        ["auth/tcp", "ident/tcp"]
+    );
+    let change = index
+        .apply(rows("ident", "auth"), &ReloadGuard::permissive())
+        .unwrap()
+        .expect("a reorder is a change");
+    assert_eq!((change.from_version, change.to_version), (1, 2));
+    assert_eq!(change.diff.changed.len(), 2);
+    assert!(change.diff.added.is_empty() && change.diff.removed.is_empty());
+    assert_eq!(
+        names(&index.lookup_port(113, None)),
+        ["ident/tcp", "auth/tcp"]
+    );
+    let fresh = Index::new(rows("ident", "auth"));
+    assert_eq!(index.stamp().1, fresh.stamp().1, "content ids agree");
+    assert_ne!(index.stamp().1, before.1);
+    assert_eq!(
+        keys_of(index.lookup_port(113, None)),
+        keys_of(fresh.lookup_port(113, None))
+    );
+}
+
+/// Issue 15, row 3: an index built from the records in listing order (as a
+/// replica receives them) answers every port and name of the real IANA CSV
+/// exactly as the index built in source order, order included, and holds
+/// the same content id: the order of an answer follows from the records.
+#[test]
+fn an_index_fed_in_listing_order_answers_like_the_source_order_one() {
+    let path = portolan_test_support::shared_file("iana/service-names-port-numbers.csv");
+    let bytes = std::fs::read(&path).unwrap();
+    let server = Index::new(crate::parse(&bytes, None).unwrap().registry);
+    let snapshot = server.snapshot();
+    let listed: Vec<KeyedRecord> = snapshot.list(&Filter::default()).cloned().collect();
+    assert_eq!(listed.len(), snapshot.len());
+    let replica = Index::from_keyed(listed, SourceInfo::default(), 1);
+    assert_eq!(replica.stamp(), server.stamp());
+    let order = |found: EntryLookup| -> Vec<(RecordKey, u32)> {
+        found
+            .entries
+            .iter()
+            .map(|e| (e.key.clone(), e.record.position))
+            .collect()
+    };
+    let mut differing = 0;
+    for port in 0..=u16::MAX {
+        if order(server.lookup_port(port, None)) != order(replica.lookup_port(port, None)) {
+            differing += 1;
+        }
+    }
+    for (_, record) in snapshot.keyed() {
+        for name in record.name.iter().chain(&record.aliases) {
+            if order(server.lookup_name(name, None)) != order(replica.lookup_name(name, None)) {
+                differing += 1;
+            }
+        }
+    }
+    assert_eq!(differing, 0, "answers in another order");
+    // The rows IANA lists first still come first: 113/tcp names `ident`
+    // before `auth`, as the file does.
+    let first = server.lookup_port(113, Some(&Protocol::Tcp));
+    assert_eq!(first.entries[0].record.name.as_deref(), Some("ident"));
 }

@@ -239,6 +239,7 @@ fn row_to_record(row: &ByteRecord, line: usize) -> Result<Record, ParseError> {
         aliases: Vec::new(),
         open_frequency: None,
         state,
+        position: 0,
     })
 }
 

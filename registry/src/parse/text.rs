@@ -411,6 +411,7 @@ fn parse_row(
         aliases: Vec::new(),
         open_frequency: None,
         state,
+        position: 0,
     })
 }
 

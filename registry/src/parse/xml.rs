@@ -606,6 +606,7 @@ fn finish(st: State, budget: &mut Budget<'_>) -> Result<Parsed, ParseError> {
             aliases: Vec::new(),
             open_frequency: None,
             state,
+            position: 0,
         };
         budget.check(&record, line)?;
         records.push(record);

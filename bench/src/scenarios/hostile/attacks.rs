@@ -187,8 +187,8 @@ pub async fn search(ctx: &Ctx, limit: u32) {
 /// an INVALIDATE Watch, which should get its first event.
 pub async fn watch(ctx: &Ctx) {
     let message = WatchRequest {
-        known_version: 0,
         mode: WatchMode::Full as i32,
+        ..WatchRequest::default()
     }
     .encode_to_vec();
     let gauge = {
@@ -260,8 +260,8 @@ async fn probe_watch(ctx: &Ctx) -> (bool, String) {
         let mut client = port_registry_service_client::PortRegistryServiceClient::new(channel);
         let mut stream = client
             .watch(WatchRequest {
-                known_version: 0,
                 mode: WatchMode::Invalidate as i32,
+                ..WatchRequest::default()
             })
             .await?
             .into_inner();
