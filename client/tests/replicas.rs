@@ -15,10 +15,10 @@ use futures::StreamExt as _;
 use portolan::pb;
 use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
 use portolan_client::{
-    CacheConfig, CachedClient, Client, Error, ReplicaClient, ReplicaConfig, ResolveFn, RetryPolicy,
-    ScanFilter,
+    BatchQuery, CacheConfig, CachedClient, Client, Error, LookupTarget, ReplicaClient,
+    ReplicaConfig, ResolveFn, RetryPolicy, ScanFilter,
 };
-use portolan_registry::Protocol;
+use portolan_registry::{Protocol, Record};
 use portolan_server::Args;
 use portolan_test_support::server as support;
 use portolan_test_support::{eventually, shared_file};
@@ -519,4 +519,149 @@ async fn a_server_restarted_on_another_file_is_never_taken_for_the_old_one() {
     assert_eq!(local_listing(&replica), listing(&client).await);
     restarted.stop().await;
     drop(dir);
+}
+
+/// Every port (0-65535) and every name and alias of `snapshot`, as batch
+/// queries.
+fn every_query(snapshot: &portolan_registry::Snapshot) -> Vec<BatchQuery> {
+    let mut names: Vec<String> = snapshot
+        .keyed()
+        .iter()
+        .flat_map(|(_, r)| r.name.iter().chain(&r.aliases))
+        .filter(|name| !name.is_empty() && name.len() <= 255)
+        .cloned()
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let ports = (0..=u16::MAX).map(LookupTarget::Port);
+    ports
+        .chain(names.into_iter().map(LookupTarget::Name))
+        .enumerate()
+        .map(|(i, target)| BatchQuery {
+            id: i.to_string(),
+            target,
+            protocol: None,
+        })
+        .collect()
+}
+
+/// The server's answer to every query (one BatchLookup stream): the
+/// records in the server's order, empty for NOT_FOUND.
+async fn server_answers(client: &Client, queries: &[BatchQuery]) -> Vec<Vec<Record>> {
+    let mut answers = vec![None; queries.len()];
+    let mut stream = client
+        .batch_lookup(futures::stream::iter(queries.to_vec()))
+        .await
+        .expect("batch");
+    while let Some(item) = stream.next().await {
+        let item = item.expect("a batch item");
+        let index: usize = item.id.parse().expect("our id");
+        answers[index] = Some(match item.result {
+            Ok(found) => found.records.iter().map(|r| Record::clone(r)).collect(),
+            Err(Error::NotFound { .. }) => Vec::new(),
+            Err(e) => panic!("query {:?} failed: {e}", queries[index]),
+        });
+    }
+    answers
+        .into_iter()
+        .map(|a| a.expect("every query answered"))
+        .collect()
+}
+
+fn replica_answer(replica: &ReplicaClient, query: &BatchQuery) -> Vec<Record> {
+    let found = match &query.target {
+        LookupTarget::Port(port) => replica.lookup_port(*port, None),
+        LookupTarget::Name(name) => replica.lookup_name(name, None),
+    };
+    found.records.iter().map(|r| Record::clone(r)).collect()
+}
+
+/// A replica fed by deltas and one fed by a snapshot answer every port and
+/// every name and alias exactly as the server does, order included, for
+/// the real IANA XML (two editions) and CSV, the nmap file and the three
+/// `/etc/services` files, each applied to the running server in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_and_the_server_agree_on_every_answer_of_the_real_files() {
+    let files = [
+        "iana/service-names-port-numbers-2026-04-24.xml",
+        "iana/service-names-port-numbers.xml",
+        "iana/service-names-port-numbers.csv",
+        "nmap/nmap-services",
+        "etc/services-debian",
+        "etc/services-arch-iana-etc-2017",
+        "etc/services-gentoo-baselayout",
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("registry.data");
+    std::fs::copy(shared_file(files[0]), &data).expect("copy");
+    let mut args = replica_args(&data, 1);
+    // Every file is accepted, however much smaller than the one before.
+    args.max_shrink = 1.0;
+    let server = support::start_server(args).await;
+    let client = list_client(&[server.addr]);
+    let follower = ReplicaClient::start(
+        client.clone(),
+        portolan_registry::embedded::registry(),
+        replica_config(),
+    );
+    let mut state = 0;
+    for (step, file) in files.into_iter().enumerate() {
+        if step > 0 {
+            let temporary = data.with_extension("tmp");
+            std::fs::copy(shared_file(file), &temporary).expect("copy");
+            std::fs::rename(&temporary, &data).expect("rename");
+        }
+        let previous = state;
+        state = eventually(Duration::from_secs(30), &format!("{file} to load"), || {
+            let client = client.clone();
+            async move {
+                let info = client.registry_info().await.ok()?;
+                (info.state_id != previous && info.source_path.ends_with("registry.data"))
+                    .then_some(info.state_id)
+            }
+        })
+        .await;
+        assert!(
+            follower
+                .wait_for_state(state, Duration::from_secs(30))
+                .await,
+            "{file}"
+        );
+        let stats = follower.stats();
+        assert_eq!(
+            (stats.snapshots_applied, stats.deltas_applied),
+            (1, step as u64),
+            "{file}: the follower took every later file as a delta"
+        );
+        let fresh = ReplicaClient::start(
+            client.clone(),
+            portolan_registry::embedded::registry(),
+            replica_config(),
+        );
+        assert!(
+            fresh.wait_for_state(state, Duration::from_secs(30)).await,
+            "{file}"
+        );
+        let queries = every_query(&fresh.snapshot());
+        let answers = server_answers(&client, &queries).await;
+        let mut mismatches = Vec::new();
+        for (query, answer) in queries.iter().zip(&answers) {
+            for (how, replica) in [("delta", &follower), ("snapshot", &fresh)] {
+                if replica_answer(replica, query) != *answer {
+                    mismatches.push(format!("{how}: {:?}", query.target));
+                }
+            }
+        }
+        assert!(
+            mismatches.is_empty(),
+            "{file}: {} answers differ, first {:?}",
+            mismatches.len(),
+            &mismatches[..mismatches.len().min(5)]
+        );
+        assert!(
+            answers.iter().any(|a| a.len() > 1),
+            "{file}: some answers list several records"
+        );
+    }
+    server.stop().await;
 }
