@@ -385,6 +385,21 @@ async fn caches_and_replicas_over_three_replicas_never_keep_replaced_content() {
             "{form} cache: hit rate {rate:.4} ({hits} hits, {misses} misses)"
         );
     }
+    // An operator sees at once that the replicas serve one registry: the
+    // same state id in GetRegistryInfo and in each one's metrics, and only
+    // that one.
+    let final_state = replicas[0].state().await;
+    for replica in &replicas {
+        assert_eq!(replica.state().await, final_state);
+        let series = format!("portolan_registry_state{{state_id=\"{final_state:016x}\"}}");
+        assert_eq!(replica.server.metric(&series).await, 1.0, "{series}");
+        let text = support::http_get(replica.server.metrics_addr, "/metrics").await;
+        let states = text
+            .lines()
+            .filter(|l| l.starts_with("portolan_registry_state{"))
+            .count();
+        assert_eq!(states, 1, "one state series: {text}");
+    }
     for replica in replicas {
         replica.server.stop().await;
     }
@@ -663,5 +678,112 @@ async fn replicas_and_the_server_agree_on_every_answer_of_the_real_files() {
             "{file}: some answers list several records"
         );
     }
+    server.stop().await;
+}
+
+/// Issue 15, row 5: the state `stats()` reports is a promise: a lookup
+/// started after reading it never returns content older than that state.
+/// Editions 1, 2, 3, ... of a small file differ in the description of ftp
+/// 21/tcp; while they are applied one after another, four tasks read the
+/// cache's stats and then look up 21/tcp, and every answer's edition is at
+/// least the edition of the state read before it. A stress test: the race
+/// it guards against (a state published before its invalidations ran) is
+/// a window of a few instructions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lookup_after_reading_the_cache_state_is_never_older_than_it() {
+    const FTP: &str = "ftp,21,tcp,File Transfer Protocol [Control],";
+    const EDITIONS: u64 = 25;
+    let base = std::fs::read_to_string(shared_file("iana/sample-1000.csv")).expect("read");
+    assert!(base.contains(FTP), "the sample holds the ftp row");
+    let edition = |k: u64| base.replacen(FTP, &format!("ftp,21,tcp,edition {k},"), 1);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("registry.csv");
+    std::fs::write(&data, edition(0)).expect("write");
+    let server = support::start_server(replica_args(&data, 1)).await;
+    let client = list_client(&[server.addr]);
+    let first_state = eventually(Duration::from_secs(20), "the registry to load", || {
+        let client = client.clone();
+        async move { client.registry_info().await.ok().map(|i| i.state_id) }
+    })
+    .await;
+    let cache = CachedClient::new(client.clone(), cache_config());
+    assert!(
+        cache
+            .wait_for_state(first_state, Duration::from_secs(20))
+            .await
+    );
+
+    let editions = Arc::new(Mutex::new(std::collections::HashMap::from([(
+        first_state,
+        0u64,
+    )])));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, stop) = (cache.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let promised = cache.stats().state_id;
+                    let answer = cache
+                        .lookup_port(21, Some(&Protocol::Tcp))
+                        .await
+                        .expect("21/tcp");
+                    let description = &answer.value.records[0].description;
+                    let got: u64 = description
+                        .strip_prefix("edition ")
+                        .and_then(|k| k.parse().ok())
+                        .unwrap_or_else(|| panic!("unexpected description {description:?}"));
+                    seen.push((promised, got));
+                    // A hit never waits: let the server (in this process)
+                    // and the watch stream run.
+                    tokio::task::yield_now().await;
+                }
+                seen
+            })
+        })
+        .collect();
+
+    let mut state = first_state;
+    for k in 1..=EDITIONS {
+        let temporary = data.with_extension("tmp");
+        std::fs::write(&temporary, edition(k)).expect("write");
+        std::fs::rename(&temporary, &data).expect("rename");
+        let previous = state;
+        state = eventually(Duration::from_secs(20), &format!("edition {k}"), || {
+            let client = client.clone();
+            async move {
+                let info = client.registry_info().await.ok()?;
+                (info.state_id != previous).then_some(info.state_id)
+            }
+        })
+        .await;
+        editions.lock().unwrap().insert(state, k);
+        assert!(
+            cache.wait_for_state(state, Duration::from_secs(10)).await,
+            "edition {k}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let editions = editions.lock().unwrap().clone();
+    let mut lookups = 0;
+    let mut later_than_first = 0;
+    for reader in readers {
+        for (promised, got) in reader.await.expect("reader") {
+            lookups += 1;
+            let Some(&promised_edition) = editions.get(&promised) else {
+                panic!("the cache reported a state the server never served: {promised:016x}");
+            };
+            assert!(
+                got >= promised_edition,
+                "after reading edition {promised_edition}'s state, a lookup returned edition {got}"
+            );
+            later_than_first += u64::from(promised_edition > 0);
+        }
+    }
+    assert!(
+        later_than_first > 0,
+        "lookups ran while editions changed ({lookups} in all)"
+    );
     server.stop().await;
 }
