@@ -643,7 +643,7 @@ async fn with_the_server_down_the_replica_answers_and_the_cache_serves_stale() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_resumes_by_version_and_gets_a_delta_not_a_snapshot() {
+async fn a_replica_resumes_by_state_and_gets_a_delta_not_a_snapshot() {
     let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = TestServer::start(&csv, |args| {
         args.max_stream_lifetime = Duration::from_secs(2);

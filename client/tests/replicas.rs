@@ -380,6 +380,7 @@ async fn caches_and_replicas_over_three_replicas_never_keep_replaced_content() {
         let hits = (after.hits + after.negative_hits) - (before.hits + before.negative_hits);
         let misses = after.misses - before.misses;
         let rate = hits as f64 / (hits + misses) as f64;
+        println!("{form} cache: steady-state hit rate {rate:.4} ({hits} hits, {misses} misses)");
         assert!(
             rate >= 0.99,
             "{form} cache: hit rate {rate:.4} ({hits} hits, {misses} misses)"
@@ -473,6 +474,39 @@ async fn a_replica_moving_to_another_server_ends_with_exactly_its_content() {
         listing(&b_client).await,
         "exactly B's records"
     );
+    b.server.stop().await;
+}
+
+/// Moving to a replica that serves the same content costs nothing: the
+/// new server answers the held state with a heartbeat (no second
+/// snapshot), and the replica takes up that server's version numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_moving_to_a_server_with_the_same_content_gets_a_heartbeat() {
+    let a = Replica::start(NEW, 1).await;
+    let b = Replica::start(NEW, 5_000).await;
+    let state = a.state().await;
+    assert_eq!(b.state().await, state);
+    let table = Arc::new(Mutex::new(vec![a.addr()]));
+    let replica = ReplicaClient::start(
+        dns_client(Arc::clone(&table)),
+        portolan_registry::embedded::registry(),
+        replica_config(),
+    );
+    assert!(replica.wait_for_state(state, Duration::from_secs(30)).await);
+    assert_eq!(replica.stats().version, 1);
+    *table.lock().unwrap() = vec![b.addr()];
+    a.server.stop().await;
+    assert!(
+        replica
+            .wait_for_version(5_000, Duration::from_secs(30))
+            .await,
+        "{:?}",
+        replica.stats()
+    );
+    let stats = replica.stats();
+    assert_eq!(stats.state_id, state);
+    assert_eq!(stats.snapshots_applied, 1, "no second snapshot: {stats:?}");
+    assert!(stats.connects >= 2, "{stats:?}");
     b.server.stop().await;
 }
 

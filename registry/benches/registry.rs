@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the registry core on the real 2026 IANA files:
-//! parsing (CSV, XML), building the index, point lookups (exact port and a
-//! port inside a range) and name lookups.
+//! parsing (CSV, XML), building the index, the content id (whole, and moved
+//! by the CSV-to-XML diff), point lookups (exact port and a port inside a
+//! range) and name lookups.
 //!
 //! Run: `cargo bench -p portolan-registry --bench registry`. The files are
 //! the real ones committed under `data/real/` (see `portolan-test-support`).
@@ -10,7 +11,7 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use portolan_registry::{Format, Index, Protocol, parse};
+use portolan_registry::{ContentId, Diff, Format, Index, Protocol, parse};
 
 fn read(relative: &str) -> Vec<u8> {
     std::fs::read(portolan_test_support::shared_file(relative)).expect(relative)
@@ -37,6 +38,22 @@ fn benches(c: &mut Criterion) {
             |()| Index::new(parse(black_box(&csv), None).expect("parses").registry),
             BatchSize::LargeInput,
         )
+    });
+
+    let keyed = portolan_registry::index::keyed_records(registry.records.clone());
+    c.bench_function("content_id_full", |b| {
+        b.iter(|| ContentId::of(black_box(&keyed)))
+    });
+    let next = parse(&read("iana/service-names-port-numbers.xml"), None)
+        .expect("parses")
+        .registry;
+    let diff = Diff::between(
+        &keyed,
+        &portolan_registry::index::keyed_records(next.records),
+    );
+    let id = ContentId::of(&keyed);
+    c.bench_function("content_id_after_csv_to_xml_diff", |b| {
+        b.iter(|| black_box(id).after(black_box(&diff)))
     });
 
     let index = Index::new(registry);
