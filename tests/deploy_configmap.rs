@@ -8,8 +8,9 @@
 //! * [`full_registry_configmap_fits_the_object_limit`]: the ConfigMap that
 //!   deploy/README.md's update command builds from the full IANA CSV stays
 //!   under Kubernetes' 1 MiB object limit.
-//! * [`committed_placeholder_registry_is_the_embedded_excerpt`]: the small
-//!   gzipped CSV that the kustomize base ships parses as IANA CSV.
+//! * [`committed_placeholder_registry_is_the_excerpt`]: the small gzipped
+//!   CSV that the kustomize base ships parses as IANA CSV and holds the
+//!   plain-text excerpt's records.
 //!
 //! The real registry comes from the files committed under `data/real/`
 //! through `portolan-test-support`.
@@ -552,20 +553,24 @@ fn full_registry_configmap_fits_the_object_limit() {
     );
 }
 
-/// The placeholder ConfigMap data of the kustomize base: the embedded
-/// excerpt's records as IANA CSV, gzipped. Regenerate it with
+/// The placeholder ConfigMap data of the kustomize base: the records of the
+/// plain-text excerpt (`data/registry-excerpt.txt`) as IANA CSV, gzipped.
+/// Regenerate it with
 /// `PORTOLAN_REGENERATE_DEPLOY_DATA=1 cargo test -p portolan --test deploy_configmap committed_placeholder`
-/// (or `portolan --offline export --format csv | gzip -9n`).
+/// (or `portolan --offline --data data/registry-excerpt.txt export --format csv | gzip -9n`).
 #[test]
-fn committed_placeholder_registry_is_the_embedded_excerpt() {
+fn committed_placeholder_registry_is_the_excerpt() {
     let path = workspace_root()
         .join("deploy/kubernetes/base")
         .join(DATA_FILE);
-    let embedded = portolan_registry::embedded::registry();
+    let text = std::fs::read(workspace_root().join("data/registry-excerpt.txt")).expect("excerpt");
+    let excerpt = portolan_registry::parse(&text, None)
+        .expect("the excerpt parses")
+        .registry;
     if std::env::var_os("PORTOLAN_REGENERATE_DEPLOY_DATA").is_some() {
-        let csv = portolan_registry::export::to_csv(&embedded);
+        let csv = portolan_registry::export::to_csv(&excerpt);
         std::fs::write(&path, gzip(csv.as_bytes())).expect("write the placeholder");
-        eprintln!("wrote {} ({} records)", path.display(), embedded.len());
+        eprintln!("wrote {} ({} records)", path.display(), excerpt.len());
     }
     let gz = std::fs::read(&path).expect("deploy/kubernetes/base/registry.csv.gz is committed");
     // Small enough to apply anywhere, even with client-side apply.
@@ -582,8 +587,8 @@ fn committed_placeholder_registry_is_the_embedded_excerpt() {
     assert!(parsed.registry.source.gzip, "the placeholder is gzipped");
     assert_eq!(
         parsed.registry.keys(),
-        embedded.keys(),
-        "deploy/kubernetes/base/registry.csv.gz no longer holds the embedded excerpt's records; \
+        excerpt.keys(),
+        "deploy/kubernetes/base/registry.csv.gz no longer holds the excerpt's records; \
          regenerate it with PORTOLAN_REGENERATE_DEPLOY_DATA=1 (see this test's doc)"
     );
 }

@@ -13,7 +13,16 @@ use portolan_registry::{Protocol, RecordState};
 /// when nothing was found (or `check` found the file invalid), 2 on usage
 /// or connection errors.
 #[derive(Debug, Parser)]
-#[command(name = "portolan", version, propagate_version = true)]
+#[command(
+    name = "portolan",
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (embedded registry: IANA, edition ",
+        portolan_registry::embedded_edition!(),
+        ")"
+    ),
+    propagate_version = true
+)]
 pub struct Cli {
     /// Global options.
     #[command(flatten)]

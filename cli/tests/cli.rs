@@ -81,6 +81,24 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
+/// The embedded default is the full registry: 443 is https, with nothing
+/// to configure, and `--version` names its edition.
+#[test]
+fn the_embedded_default_is_the_full_registry_of_its_edition() {
+    let rows = success_json(portolan().args(["--offline", "lookup", "443/tcp"]));
+    assert_eq!(rows[0]["name"], "https");
+    let info = &success_json(portolan().args(["--offline", "info"]))[0];
+    assert_eq!(info["record_count"], 14_512);
+    assert_eq!(info["registry_updated"], "2026-04-24");
+    portolan()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "embedded registry: IANA, edition 2026-04-24",
+        ));
+}
+
 #[test]
 fn offline_lookup_by_port_name_and_protocol() {
     let rows = success_json(portolan().args(["--offline", "lookup", "2692"]));
@@ -100,11 +118,11 @@ fn offline_lookup_by_port_name_and_protocol() {
     assert_eq!(rows[0]["protocol"], "tcp");
 
     portolan()
-        .args(["--offline", "lookup", "1"])
+        .args(["--offline", "lookup", "65000"])
         .assert()
         .code(1)
         .stdout("")
-        .stderr("portolan: no record for port 1\n");
+        .stderr("portolan: no record for port 65000\n");
     portolan()
         .args(["--offline", "lookup", "2692/tcp", "--proto", "udp"])
         .assert()
@@ -157,7 +175,7 @@ fn table_and_csv_outputs() {
 
 #[test]
 fn offline_search_list_info_export() {
-    let rows = success_json(portolan().args(["--offline", "search", "lms", "--limit", "1"]));
+    let rows = success_json(portolan().args(["--offline", "search", "admins-lms", "--limit", "1"]));
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["name"], "admins-lms");
     portolan()
@@ -184,7 +202,7 @@ fn offline_search_list_info_export() {
 
     let info = &success_json(portolan().args(["--offline", "info"]))[0];
     assert_eq!(info["source_path"], "embedded");
-    assert_eq!(info["record_count"], 101);
+    assert_eq!(info["record_count"], 14_512);
 
     portolan()
         .args(["--offline", "export", "--format", "services"])
@@ -192,7 +210,7 @@ fn offline_search_list_info_export() {
         .success()
         .stdout(predicate::str::contains("admins-lms\t2692/tcp"));
     let records = success_json(portolan().args(["--offline", "export", "--format", "json"]));
-    assert_eq!(records.len(), 101, "one JSON record per line");
+    assert_eq!(records.len(), 14_512, "one JSON record per line");
     portolan()
         .args(["--offline", "export", "--format", "csv"])
         .assert()

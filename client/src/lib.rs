@@ -66,4 +66,4 @@ pub use types::{
     WatchEvent, WatchEventKind, WatchMode,
 };
 
-pub use portolan_registry::{LookupResult, Protocol, Record, RecordKey, RecordState};
+pub use portolan_registry::{LookupResult, Protocol, Record, RecordKey, RecordState, embedded};

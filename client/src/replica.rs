@@ -131,14 +131,15 @@ struct Pending {
 ///
 /// # Example
 /// ```no_run
-/// use portolan_client::{Client, ReplicaClient, ReplicaConfig};
-/// use portolan_registry::Protocol;
+/// use portolan_client::{embedded, Client, Protocol, ReplicaClient, ReplicaConfig};
 ///
 /// # async fn f() -> Result<(), portolan_client::Error> {
 /// let client = Client::connect("http://127.0.0.1:50051").await?;
-/// // Start from the embedded registry (version 0) and catch up.
-/// let replica = ReplicaClient::start(client, portolan_registry::embedded::registry(), ReplicaConfig::default());
-/// replica.wait_for_version(1, std::time::Duration::from_secs(5)).await;
+/// // Answer at once from the full registry compiled in, and catch up: a
+/// // server serving the same edition costs a heartbeat, another one a
+/// // snapshot or delta.
+/// let replica = ReplicaClient::start(client, embedded::registry(), ReplicaConfig::default());
+/// replica.wait_live(std::time::Duration::from_secs(5)).await;
 /// let answer = replica.lookup_port(443, Some(&Protocol::Tcp));
 /// println!("{} records at version {}", answer.records.len(), answer.version);
 /// # Ok(()) }
@@ -232,6 +233,12 @@ impl ReplicaClient {
             resyncs: progress.resyncs,
             live: progress.live,
         }
+    }
+
+    /// Waits until the stream is connected and the replica holds the
+    /// server's state, at most `timeout`; returns whether it happened.
+    pub async fn wait_live(&self, timeout: Duration) -> bool {
+        self.driver.wait_until(timeout, |p| p.live).await
     }
 
     /// Waits until the local version is at least `version` and the stream

@@ -22,7 +22,7 @@ use portolan_server::state::RegistryState;
 use portolan_server::validate::{self, Lookup};
 use prost::Message;
 
-/// The server's state over the embedded registry (about 100 rows), built
+/// The server's state over the embedded registry (the full CSV), built
 /// once.
 fn state() -> &'static RegistryState {
     static STATE: OnceLock<RegistryState> = OnceLock::new();

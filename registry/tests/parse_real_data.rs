@@ -642,18 +642,20 @@ fn text_excerpt_matches_its_csv_rows() {
     assert_eq!(parsed.diagnostics.len(), single_dates + 2);
 }
 
+/// The embedded default is the real CSV of edition 2026-04-24, record for
+/// record (the same keys and records as parsing the committed file).
 #[test]
-fn embedded_registry_is_the_excerpt() {
+fn embedded_registry_is_the_full_csv_of_its_edition() {
     let reg = portolan_registry::embedded::registry();
-    assert_eq!(reg.len(), 101);
+    assert_eq!(reg.len(), 14_512);
     assert_eq!(reg.source.path, "embedded");
-    assert_eq!(reg.source.format, Some(Format::IanaText));
-    assert_eq!(reg.source.updated.as_deref(), Some("2025-08-26"));
-    assert!(
-        reg.records
-            .iter()
-            .all(|r| r.ports.is_some_and(|p| (2692..=6268).contains(&p.start)))
-    );
+    assert_eq!(reg.source.format, Some(Format::IanaCsv));
+    assert!(reg.source.gzip);
+    assert_eq!(reg.source.updated.as_deref(), Some("2026-04-24"));
+    let file = std::fs::read(shared_file("iana/service-names-port-numbers.csv")).unwrap();
+    let csv = parse::parse(&file, None).unwrap().registry;
+    assert_eq!(reg.keys(), csv.keys());
+    assert_eq!(reg.records, csv.records);
 }
 
 #[test]

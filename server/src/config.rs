@@ -42,7 +42,17 @@ fn parse_format(text: &str) -> Result<Format, String> {
 /// The Portolan gRPC server: serves the IANA Service Name and Transport
 /// Protocol Port Number Registry and hot-reloads its data file.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "portolan-server", version, about, long_about = None)]
+#[command(
+    name = "portolan-server",
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (embedded registry: IANA, edition ",
+        portolan_registry::embedded_edition!(),
+        ")"
+    ),
+    about,
+    long_about = None
+)]
 pub struct Args {
     /// Address to serve gRPC on.
     #[arg(long, env = "PORTOLAN_LISTEN", default_value = "127.0.0.1:50051")]
