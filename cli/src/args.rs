@@ -33,7 +33,7 @@ pub struct Cli {
 }
 
 /// Options accepted before or after the subcommand.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Server URI.
     #[arg(
@@ -157,13 +157,16 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
-    /// Records added, removed and changed from one registry file to another
-    /// (any formats), with the changed fields. Exit 0 when equal, 1 when
-    /// they differ, 2 on errors (as diff(1)).
+    /// Records added, removed and changed from one registry to another,
+    /// with the changed fields. Each side is a file (any format) or a
+    /// server (`http://` or `https://` URI; TLS from the global flags), so
+    /// `portolan diff https://portolan:50051 new.csv` shows what shipping
+    /// new.csv would change. Exit 0 when equal, 1 when they differ, 2 on
+    /// errors (as diff(1)).
     Diff {
-        /// The old file.
+        /// The old registry: a file, or a server URI.
         old: PathBuf,
-        /// The new file.
+        /// The new registry: a file, or a server URI.
         new: PathBuf,
     },
     /// Write the whole registry as /etc/services, CSV or JSON.

@@ -61,6 +61,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// One side of `portolan diff`: the records of a file, or of the server a
+/// `http://` or `https://` argument names (read with ListRecords; records
+/// carry their positions, and a listing holds rows with the same name,
+/// ports and protocol in source order, so keys match the file's).
+fn diff_side(
+    global: &args::Global,
+    side: &std::path::Path,
+) -> anyhow::Result<Vec<portolan_registry::diff::KeyedRecord>> {
+    let uri = side
+        .to_str()
+        .filter(|s| s.starts_with("http://") || s.starts_with("https://"));
+    let registry = match uri {
+        None => {
+            let bytes =
+                std::fs::read(side).with_context(|| format!("cannot read {}", side.display()))?;
+            portolan_registry::parse(&bytes, None)
+                .with_context(|| format!("cannot parse {}", side.display()))?
+                .registry
+        }
+        Some(uri) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let remote = args::Global {
+                endpoint: uri.to_string(),
+                offline: false,
+                ..global.clone()
+            };
+            runtime.block_on(async { Backend::open(&remote).await?.registry(None).await })?
+        }
+    };
+    Ok(portolan_registry::index::keyed_records(registry.records))
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<io::Error>()
@@ -84,7 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(FOUND);
         }
         Command::Check { file } => return check(&mut out, format, file),
-        Command::Diff { old, new } => return diff(&mut out, format, old, new),
+        Command::Diff { old, new } => return diff(&mut out, format, &cli.global, old, new),
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -199,23 +234,16 @@ async fn lookup(
 
 /// `portolan diff OLD NEW`: every record added, removed or changed (with
 /// the fields that changed), then a summary; exit 1 when they differ.
+/// Either side may be a server (see [`diff_side`]).
 fn diff(
     out: &mut dyn Write,
     format: OutputFormat,
+    global: &args::Global,
     old: &std::path::Path,
     new: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
     use portolan_registry::diff::Diff;
-    use portolan_registry::index::keyed_records;
-    let read =
-        |path: &std::path::Path| -> anyhow::Result<Vec<portolan_registry::diff::KeyedRecord>> {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let parsed = portolan_registry::parse(&bytes, None)
-                .with_context(|| format!("cannot parse {}", path.display()))?;
-            Ok(keyed_records(parsed.registry.records))
-        };
-    let diff = Diff::between(&read(old)?, &read(new)?);
+    let diff = Diff::between(&diff_side(global, old)?, &diff_side(global, new)?);
     let changes: Vec<output::Change<'_>> = diff
         .added
         .iter()

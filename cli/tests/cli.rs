@@ -748,3 +748,63 @@ fn control_characters_are_escaped_in_table_and_csv() {
         "red \x1b[31mtext\x07 and \u{9b}2J\x7f end"
     );
 }
+
+/// The summary line of `portolan -o json diff OLD NEW` and its exit code.
+fn diff_summary(old: &str, new: &str) -> (Value, i32) {
+    let output = portolan()
+        .args(["-o", "json", "diff", old, new])
+        .output()
+        .expect("run diff");
+    let lines = json_lines(&output.stdout);
+    let summary = lines.last().cloned().unwrap_or(Value::Null);
+    (summary, output.status.code().unwrap_or(-1))
+}
+
+fn counts(summary: &Value) -> (u64, u64, u64) {
+    let n = |k: &str| summary[k].as_u64().unwrap_or(u64::MAX);
+    (n("added"), n("removed"), n("changed"))
+}
+
+/// `portolan diff` with a server on either side (issue #16 item 6): what
+/// the server serves compared with a file, record for record. A server
+/// serving the 2026-08 XML against the 2026-04-24 XML file gives the same
+/// counts as the two files compared directly, and a server compared with
+/// its own file is equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_compares_a_server_with_a_file_either_way() {
+    let old = shared_file("iana/service-names-port-numbers-2026-04-24.xml");
+    let new = shared_file("iana/service-names-port-numbers.xml");
+    let server = start_server(&new).await;
+    let endpoint = server.endpoint.clone();
+    let (old, new) = (
+        old.to_str().expect("UTF-8 path").to_string(),
+        new.to_str().expect("UTF-8 path").to_string(),
+    );
+    let (files, from_server, to_server, same) = blocking(move || {
+        (
+            diff_summary(&old, &new),
+            diff_summary(&endpoint, &old),
+            diff_summary(&old, &endpoint),
+            diff_summary(&new, &endpoint),
+        )
+    })
+    .await;
+    assert_eq!(files.1, 1, "{}", files.0);
+    let (added, removed, changed) = counts(&files.0);
+    assert!(added > 0 && changed > 0, "{}", files.0);
+    assert_eq!(to_server.1, 1);
+    assert_eq!(
+        counts(&to_server.0),
+        (added, removed, changed),
+        "file -> server"
+    );
+    assert_eq!(from_server.1, 1);
+    assert_eq!(
+        counts(&from_server.0),
+        (removed, added, changed),
+        "server -> file"
+    );
+    assert_eq!(same.1, 0, "{}", same.0);
+    assert_eq!(counts(&same.0), (0, 0, 0));
+    assert_eq!(same.0["new"], server.endpoint.as_str());
+}

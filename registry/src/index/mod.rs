@@ -432,9 +432,12 @@ impl Index {
     }
 }
 
-/// Keys records in source order (see [`RecordKey`] for ordinals).
+/// Keys records (see [`RecordKey`] for ordinals, counted in the order
+/// given: source order, or any order that keeps rows with the same name,
+/// ports and protocol in source order, such as a listing). Positions are
+/// kept as the records carry them.
 pub fn keyed_records(records: Vec<Record>) -> Vec<KeyedRecord> {
-    let registry = Registry::new(records, SourceInfo::default());
+    let registry = Registry::with_positions(records, SourceInfo::default());
     let keys = registry.keys();
     keys.into_iter()
         .zip(registry.records)
