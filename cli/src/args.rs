@@ -152,10 +152,18 @@ pub enum Command {
     },
     /// Show what the server (or the offline registry) is serving.
     Info,
-    /// Validate a registry file offline: format, counts, diagnostics.
+    /// Validate a registry file offline: format, counts, diagnostics. With
+    /// --against, also list its conflicts with a reference registry: every
+    /// record on a port and protocol the reference assigns to other names,
+    /// and every name the reference registers on other ports only (exit 1
+    /// when there are any).
     Check {
         /// The file to check.
         file: PathBuf,
+        /// The reference: a registry file, or a server (`http://` or
+        /// `https://` URI; TLS from the global flags).
+        #[arg(long, value_name = "FILE|URI")]
+        against: Option<PathBuf>,
     },
     /// Records added, removed and changed from one registry to another,
     /// with the changed fields. Each side is a file (any format) or a

@@ -61,14 +61,24 @@ fn main() -> ExitCode {
     }
 }
 
-/// One side of `portolan diff`: the records of a file, or of the server a
-/// `http://` or `https://` argument names (read with ListRecords; records
-/// carry their positions, and a listing holds rows with the same name,
-/// ports and protocol in source order, so keys match the file's).
+/// One side of `portolan diff`, keyed (see [`load_registry`]).
 fn diff_side(
     global: &args::Global,
     side: &std::path::Path,
 ) -> anyhow::Result<Vec<portolan_registry::diff::KeyedRecord>> {
+    Ok(portolan_registry::index::keyed_records(
+        load_registry(global, side)?.records,
+    ))
+}
+
+/// The registry of a file, or of the server a `http://` or `https://`
+/// argument names (read with ListRecords; records carry their positions,
+/// and a listing holds rows with the same name, ports and protocol in
+/// source order, so keys match the file's).
+fn load_registry(
+    global: &args::Global,
+    side: &std::path::Path,
+) -> anyhow::Result<portolan_registry::Registry> {
     let uri = side
         .to_str()
         .filter(|s| s.starts_with("http://") || s.starts_with("https://"));
@@ -93,7 +103,7 @@ fn diff_side(
             runtime.block_on(async { Backend::open(&remote).await?.registry(None).await })?
         }
     };
-    Ok(portolan_registry::index::keyed_records(registry.records))
+    Ok(registry)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -118,7 +128,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             return Ok(FOUND);
         }
-        Command::Check { file } => return check(&mut out, format, file),
+        Command::Check { file, against } => {
+            return check(&mut out, format, &cli.global, file, against.as_deref());
+        }
         Command::Diff { old, new } => return diff(&mut out, format, &cli.global, old, new),
         _ => {}
     }
@@ -290,7 +302,9 @@ fn diff(
 fn check(
     out: &mut dyn Write,
     format: OutputFormat,
+    global: &args::Global,
     file: &std::path::Path,
+    against: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let parsed = match portolan_registry::parse(&bytes, None) {
@@ -360,8 +374,32 @@ fn check(
             }
         }
     }
+    let Some(against) = against else {
+        out.flush()?;
+        return Ok(FOUND);
+    };
+    let reference = portolan_registry::Index::new(load_registry(global, against)?);
+    let found = portolan_registry::conflicts::conflicts(registry, &reference);
+    output::write_conflicts(out, format, &found)?;
+    let summary = json!({
+        "check": "summary",
+        "file": file.display().to_string(),
+        "against": against.display().to_string(),
+        "conflicts": found.len(),
+    });
+    match format {
+        OutputFormat::Json => output::write_object(out, format, &summary)?,
+        OutputFormat::Table => {
+            writeln!(out, "{} conflicts with {}", found.len(), against.display())?
+        }
+        OutputFormat::Csv => {}
+    }
     out.flush()?;
-    Ok(FOUND)
+    Ok(if found.is_empty() {
+        FOUND
+    } else {
+        ExitCode::from(NOT_FOUND)
+    })
 }
 
 fn render_export(

@@ -115,6 +115,91 @@ pub fn write_changes(
     }
 }
 
+/// Where a record sits, as `name port/protocol` (`port-end` for a range).
+fn place(record: &Record) -> String {
+    format!(
+        "{} {}/{}",
+        record.name.as_deref().map_or_else(|| "-".into(), one_line),
+        record.ports.map_or_else(|| "-".into(), |p| p.to_string()),
+        record.protocol.as_ref().map_or("any", |p| p.as_str())
+    )
+}
+
+/// Writes the conflicts of `portolan check --against`: JSON lines, CSV rows
+/// (`conflict,record,port,reference`), or one line each for people.
+pub fn write_conflicts(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    conflicts: &[portolan_registry::conflicts::Conflict<'_>],
+) -> io::Result<()> {
+    use portolan_registry::conflicts::Conflict;
+    fn parts<'c>(
+        c: &'c Conflict<'_>,
+    ) -> (
+        &'static str,
+        &'c Record,
+        Option<u16>,
+        &'c [std::sync::Arc<Record>],
+    ) {
+        match c {
+            Conflict::Port {
+                record,
+                port,
+                reference,
+            } => ("port", record, Some(*port), reference),
+            Conflict::Name { record, reference } => ("name", record, None, reference),
+        }
+    }
+    if format == OutputFormat::Csv {
+        let mut w = csv::Writer::from_writer(&mut *out);
+        w.write_record(["conflict", "record", "port", "reference"])
+            .map_err(csv_io)?;
+        for c in conflicts {
+            let (kind, record, port, reference) = parts(c);
+            let reference: Vec<String> = reference.iter().map(|r| place(r)).collect();
+            let cells = [
+                kind.to_string(),
+                place(record),
+                port.map(|p| p.to_string()).unwrap_or_default(),
+                reference.join("; "),
+            ];
+            w.write_record(cells.iter().map(|c| csv_cell(c).into_owned().into_bytes()))
+                .map_err(csv_io)?;
+        }
+        return w.flush();
+    }
+    for c in conflicts {
+        let (kind, record, port, reference) = parts(c);
+        if format == OutputFormat::Json {
+            let value = json!({
+                "conflict": kind,
+                "record": record_json(record),
+                "port": port,
+                "reference": reference.iter().map(|r| record_json(r)).collect::<Vec<_>>(),
+            });
+            serde_json::to_writer(&mut *out, &value)?;
+            out.write_all(b"\n")?;
+            continue;
+        }
+        let theirs: Vec<String> = reference.iter().map(|r| place(r)).collect();
+        match port {
+            Some(port) => writeln!(
+                out,
+                "port {port}: {} here; the reference assigns it to {}",
+                place(record),
+                theirs.join(", ")
+            )?,
+            None => writeln!(
+                out,
+                "name: {} here; the reference registers it on {}",
+                place(record),
+                theirs.join(", ")
+            )?,
+        }
+    }
+    Ok(())
+}
+
 fn change_json(change: &Change<'_>) -> Value {
     match change {
         Change::Added(key, record) => {

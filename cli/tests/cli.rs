@@ -808,3 +808,92 @@ async fn diff_compares_a_server_with_a_file_either_way() {
     assert_eq!(counts(&same.0), (0, 0, 0));
     assert_eq!(same.0["new"], server.endpoint.as_str());
 }
+
+/// `portolan check FILE --against REFERENCE` (issue #16 item 4): a company
+/// file checked against the real IANA CSV, as a file and as a server.
+/// IANA assigns 8080/tcp to http-alt and 8443/tcp to pcsync-https, and
+/// registers https on 443 only; 45999 lies in an unassigned range and ssh
+/// sits on 22/tcp as IANA has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_against_lists_port_and_name_conflicts_with_iana() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let corp = dir.path().join("corp.csv");
+    std::fs::write(
+        &corp,
+        "Service Name,Port Number,Transport Protocol,Description,Assignee,Contact,\
+         Registration Date,Modification Date,Reference,Service Code,\
+         Unauthorized Use Reported,Assignment Notes\r\n\
+         corp-api,8080,tcp,Our API,,,,,,,,\r\n\
+         https,8443,tcp,Our TLS front,,,,,,,,\r\n\
+         corp-metrics,45999,tcp,Our metrics,,,,,,,,\r\n\
+         ssh,22,tcp,SSH,,,,,,,,\r\n",
+    )
+    .expect("write corp.csv");
+    let iana = shared_file("iana/service-names-port-numbers.csv");
+    let server = start_server(&iana).await;
+    let endpoint = server.endpoint.clone();
+    let corp_arg = corp.clone();
+    let (from_file, from_server, clean) = blocking(move || {
+        let run = |against: &std::ffi::OsStr| {
+            let output = portolan()
+                .args(["-o", "json", "check"])
+                .arg(&corp_arg)
+                .arg("--against")
+                .arg(against)
+                .output()
+                .expect("run check");
+            (json_lines(&output.stdout), output.status.code())
+        };
+        let clean = portolan()
+            .args(["-o", "json", "check"])
+            .arg(&iana)
+            .arg("--against")
+            .arg(&iana)
+            .output()
+            .expect("run check");
+        (
+            run(iana.as_os_str()),
+            run(std::ffi::OsStr::new(&endpoint)),
+            (json_lines(&clean.stdout), clean.status.code()),
+        )
+    })
+    .await;
+    for (lines, code) in [&from_file, &from_server] {
+        assert_eq!(*code, Some(1), "conflicts exit 1: {lines:?}");
+        let conflicts: Vec<String> = lines
+            .iter()
+            .filter(|l| l.get("conflict").is_some())
+            .map(|l| {
+                format!(
+                    "{} {} {} -> {}",
+                    l["conflict"].as_str().unwrap(),
+                    l["record"]["name"].as_str().unwrap(),
+                    l["port"],
+                    l["reference"][0]["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            conflicts,
+            [
+                "port corp-api 8080 -> http-alt",
+                "port https 8443 -> pcsync-https",
+                "name https null -> https",
+            ]
+        );
+        let summary = lines.last().unwrap();
+        assert_eq!(summary["conflicts"], 3);
+        let name = lines.iter().find(|l| l["conflict"] == "name").unwrap();
+        assert!(
+            name["reference"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["port"] == 443),
+            "https is registered on 443: {name}"
+        );
+    }
+    // The reference against itself: no conflict, exit 0.
+    assert_eq!(clean.1, Some(0), "{:?}", clean.0.last());
+    assert_eq!(clean.0.last().unwrap()["conflicts"], 0);
+}

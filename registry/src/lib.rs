@@ -26,6 +26,7 @@
 //! * [`export`]: writing a registry as IANA CSV, `/etc/services` or JSON.
 //! * [`embedded`]: the default registry compiled into the binary.
 
+pub mod conflicts;
 pub mod content;
 pub mod diff;
 pub mod embedded;
