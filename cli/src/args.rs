@@ -10,8 +10,10 @@ use portolan_registry::{Protocol, RecordState};
 /// offline.
 ///
 /// Exit status: 0 when something was found (or the command succeeded), 1
-/// when nothing was found (or `check` found the file invalid), 2 on usage
-/// or connection errors.
+/// when nothing was found (`check`: the file is invalid or conflicts;
+/// `diff`: the registries differ), 2 on usage errors and bad input (an
+/// invalid query, a file that cannot be read or parsed), 3 when the server
+/// cannot be reached or fails.
 #[derive(Debug, Parser)]
 #[command(
     name = "portolan",
@@ -139,7 +141,7 @@ pub enum Command {
         /// event show it (16 hex digits; 0: start with a snapshot summary).
         #[arg(long, default_value = "0", value_parser = parse_state_id, value_name = "STATE_ID")]
         from_state: u64,
-        /// Give up (exit 2) after this many reconnection attempts in a row
+        /// Give up (exit 3) after this many reconnection attempts in a row
         /// that bring no event; 0 keeps trying, like `tail -F` (attempts
         /// back off to one every 10 s, so a lost server costs little).
         #[arg(

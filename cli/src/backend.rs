@@ -29,14 +29,29 @@ pub enum Found {
     None(String),
 }
 
+/// The server could not be reached, or failed the call: exit status 3
+/// (bad input, the caller's fault, is 2).
+#[derive(Debug)]
+pub struct ServerFailure(pub String);
+
+impl std::fmt::Display for ServerFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServerFailure {}
+
 /// One-line description of a client error, naming the endpoint for
-/// connection failures.
+/// connection failures. A refused request (INVALID_ARGUMENT, the caller's
+/// input) is a plain error; anything else is a [`ServerFailure`].
 pub fn describe(endpoint: &str, e: &ClientError) -> anyhow::Error {
     match e {
         ClientError::Unavailable { message } | ClientError::Transport { message } => {
-            anyhow!("cannot connect to {endpoint}: {message}")
+            ServerFailure(format!("cannot connect to {endpoint}: {message}")).into()
         }
-        other => anyhow!("{endpoint}: {other}"),
+        ClientError::InvalidArgument { .. } => anyhow!("{endpoint}: {e}"),
+        other => ServerFailure(format!("{endpoint}: {other}")).into(),
     }
 }
 

@@ -31,7 +31,11 @@ use crate::backend::{Backend, Found, describe};
 
 const FOUND: ExitCode = ExitCode::SUCCESS;
 const NOT_FOUND: u8 = 1;
+/// Usage errors and bad input (a file that cannot be read or parsed, an
+/// invalid query).
 const ERROR: u8 = 2;
+/// The server could not be reached or failed ([`backend::ServerFailure`]).
+const SERVER_FAILURE: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -56,7 +60,11 @@ fn main() -> ExitCode {
                 "portolan: {}",
                 output::escape_controls(&format!("{e:#}"), &[])
             );
-            ExitCode::from(ERROR)
+            if e.downcast_ref::<backend::ServerFailure>().is_some() {
+                ExitCode::from(SERVER_FAILURE)
+            } else {
+                ExitCode::from(ERROR)
+            }
         }
     }
 }
@@ -489,7 +497,10 @@ async fn watch(
         if !got_event {
             failures = failures.saturating_add(1);
             if max_reconnects > 0 && failures >= max_reconnects {
-                bail!("{why}; gave up after {max_reconnects} reconnection attempts");
+                return Err(backend::ServerFailure(format!(
+                    "{why}; gave up after {max_reconnects} reconnection attempts"
+                ))
+                .into());
             }
         }
         let delay = settings.reconnect.backoff(failures);

@@ -354,8 +354,10 @@ fn completions_are_generated() {
     portolan().args(["completions", "fish"]).assert().success();
 }
 
+/// Exit status 3 means the server could not be reached (or failed); 2
+/// stays for usage errors and bad input, so scripts can tell them apart.
 #[test]
-fn connection_refused_is_one_line_and_exit_2() {
+fn connection_refused_is_one_line_and_exit_3() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
@@ -363,7 +365,7 @@ fn connection_refused_is_one_line_and_exit_2() {
     portolan()
         .args(["lookup", "443", "--endpoint", &endpoint])
         .assert()
-        .code(2)
+        .code(3)
         .stdout("")
         .stderr(format!(
             "portolan: cannot connect to {endpoint}: connection refused\n"
@@ -655,7 +657,8 @@ async fn watch_reconnects_with_its_version_when_the_stream_ends() {
 }
 
 /// `watch --max-reconnects 2` against a server that went away gives up
-/// with exit 2 after two failed attempts, naming the cause.
+/// with exit 3 (the server is unreachable) after two failed attempts,
+/// naming the cause.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_gives_up_after_max_reconnects() {
     let csv = shared_file("iana/sample-1000.csv");
@@ -692,7 +695,7 @@ async fn watch_gives_up_after_max_reconnects() {
     })
     .await;
     let (status, stderr) = status;
-    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(status.code(), Some(3), "{stderr}");
     let last = stderr.lines().last().expect("a message");
     assert!(
         last.starts_with("portolan: ") && last.ends_with("gave up after 2 reconnection attempts"),

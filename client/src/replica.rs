@@ -329,6 +329,9 @@ impl Follower for Replica {
         }
         let (_, content) = self.index.stamp();
         if content != expected {
+            // Never seen with real files (the real-files test reaches the
+            // server's state for all seven): worth a warning if it happens.
+            tracing::warn!(local = %content, server = %expected, "replica content differs from the server's state; resyncing");
             return Err(format!(
                 "the local content {content} differs from the server's state {expected}: resync"
             ));
