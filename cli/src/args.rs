@@ -69,9 +69,16 @@ pub struct Global {
     /// endpoint's host).
     #[arg(long, global = true, value_name = "NAME")]
     pub tls_domain: Option<String>,
-    /// Per-call deadline in seconds.
-    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECONDS")]
-    pub timeout: f64,
+    /// Per-call deadline, as the server's flags take durations (`500ms`,
+    /// `10s`, `1m`); `0s` for none.
+    #[arg(
+        long,
+        global = true,
+        default_value = "10s",
+        value_parser = humantime::parse_duration,
+        value_name = "DURATION"
+    )]
+    pub timeout: std::time::Duration,
 }
 
 /// Output formats.

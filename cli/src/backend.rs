@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use futures::StreamExt as _;
@@ -66,10 +65,10 @@ impl Backend {
             return Ok(Self::Offline(Index::new(registry)));
         }
         let mut builder = Client::builder(global.endpoint.clone());
-        if global.timeout > 0.0 && global.timeout.is_finite() {
+        if !global.timeout.is_zero() {
             builder = builder
-                .timeout(Duration::from_secs_f64(global.timeout))
-                .connect_timeout(Duration::from_secs_f64(global.timeout));
+                .timeout(global.timeout)
+                .connect_timeout(global.timeout);
         }
         if global.tls_ca.is_some() || global.tls_cert.is_some() || global.tls_domain.is_some() {
             let mut tls = TlsOptions::new();

@@ -370,6 +370,23 @@ fn connection_refused_is_one_line_and_exit_3() {
         .stderr(format!(
             "portolan: cannot connect to {endpoint}: connection refused\n"
         ));
+    // Deadlines are durations, as the server's flags take them.
+    portolan()
+        .args([
+            "lookup",
+            "443",
+            "--timeout",
+            "500ms",
+            "--endpoint",
+            &endpoint,
+        ])
+        .assert()
+        .code(3);
+    portolan()
+        .args(["lookup", "443", "--timeout", "2.5", "--endpoint", &endpoint])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--timeout"));
 }
 
 #[test]
