@@ -109,8 +109,11 @@ pub enum Command {
     /// Look up a port (`443`, `6010/tcp`) or a service name (`https`,
     /// `https/udp`).
     Lookup {
-        /// A port number or a service name, optionally with `/protocol`.
-        query: String,
+        /// Ports or service names, each optionally with `/protocol`; `-`
+        /// reads one per line from stdin. Several keys go to a server as
+        /// one BatchLookup stream and are answered in the order given.
+        #[arg(required = true, num_args = 1.., value_name = "KEY")]
+        queries: Vec<String>,
         /// Only this protocol (tcp, udp, sctp, dccp).
         #[arg(long, value_parser = parse_protocol)]
         proto: Option<Protocol>,

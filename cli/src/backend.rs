@@ -54,6 +54,17 @@ pub fn describe(endpoint: &str, e: &ClientError) -> anyhow::Error {
     }
 }
 
+/// What a lookup asked for, as messages name it: `port 443/tcp`,
+/// `service https`.
+fn what(query: &Query, proto: Option<&Protocol>) -> String {
+    match (query, proto) {
+        (Query::Port(p), Some(pr)) => format!("port {p}/{pr}"),
+        (Query::Port(p), None) => format!("port {p}"),
+        (Query::Name(n), Some(pr)) => format!("service {n}/{pr}"),
+        (Query::Name(n), None) => format!("service {n}"),
+    }
+}
+
 impl Backend {
     /// Builds the backend the global options ask for.
     pub async fn open(global: &Global) -> anyhow::Result<Self> {
@@ -97,14 +108,62 @@ impl Backend {
         }
     }
 
+    /// Looks up many ports and names: against a server through one
+    /// BatchLookup stream, offline from the index. Answers in the order
+    /// asked; a failure of the stream (not of one key) is an error.
+    pub async fn lookup_many(
+        &self,
+        queries: &[(Query, Option<Protocol>)],
+    ) -> anyhow::Result<Vec<Found>> {
+        let Self::Remote(client) = self else {
+            let mut out = Vec::with_capacity(queries.len());
+            for (query, proto) in queries {
+                out.push(self.lookup(query, proto.as_ref()).await?);
+            }
+            return Ok(out);
+        };
+        let batch: Vec<portolan_client::BatchQuery> = queries
+            .iter()
+            .enumerate()
+            .map(|(i, (query, proto))| portolan_client::BatchQuery {
+                id: i.to_string(),
+                target: match query {
+                    Query::Port(p) => portolan_client::LookupTarget::Port(*p),
+                    Query::Name(n) => portolan_client::LookupTarget::Name(n.clone()),
+                },
+                protocol: proto.clone(),
+            })
+            .collect();
+        let mut stream = client
+            .batch_lookup(futures::stream::iter(batch))
+            .await
+            .map_err(|e| describe(self.endpoint(), &e))?;
+        let mut answers: Vec<Option<Found>> = (0..queries.len()).map(|_| None).collect();
+        while let Some(item) = stream.next().await {
+            let item = item.map_err(|e| describe(self.endpoint(), &e))?;
+            // Ids are positions in `queries`; the server echoes them.
+            let Some(index) = item.id.parse::<usize>().ok().filter(|i| *i < queries.len()) else {
+                continue;
+            };
+            let (query, proto) = &queries[index];
+            answers[index] = Some(match item.result {
+                Ok(found) if !found.records.is_empty() => Found::Some(found),
+                Ok(_) | Err(ClientError::NotFound { .. }) => {
+                    Found::None(format!("no record for {}", what(query, proto.as_ref())))
+                }
+                Err(e) => return Err(describe(self.endpoint(), &e)),
+            });
+        }
+        answers
+            .into_iter()
+            .map(|a| {
+                a.ok_or_else(|| ServerFailure("the server left a query unanswered".into()).into())
+            })
+            .collect()
+    }
+
     /// Looks up a port or a name.
     pub async fn lookup(&self, query: &Query, proto: Option<&Protocol>) -> anyhow::Result<Found> {
-        let what = match (query, proto) {
-            (Query::Port(p), Some(pr)) => format!("port {p}/{pr}"),
-            (Query::Port(p), None) => format!("port {p}"),
-            (Query::Name(n), Some(pr)) => format!("service {n}/{pr}"),
-            (Query::Name(n), None) => format!("service {n}"),
-        };
         let result = match self {
             Self::Offline(index) => match query {
                 Query::Port(p) => index.lookup_port(*p, proto).into_records(),
@@ -127,7 +186,7 @@ impl Backend {
             }
         };
         if result.records.is_empty() {
-            Ok(Found::None(format!("no record for {what}")))
+            Ok(Found::None(format!("no record for {}", what(query, proto))))
         } else {
             Ok(Found::Some(result))
         }

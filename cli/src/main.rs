@@ -149,8 +149,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let backend = Backend::open(&cli.global).await?;
         let code = match cli.command {
-            Command::Lookup { query, proto } => {
-                lookup(&backend, &mut out, format, &query, proto).await?
+            Command::Lookup { queries, proto } => {
+                if let [query] = queries.as_slice()
+                    && query != "-"
+                {
+                    lookup(&backend, &mut out, format, query, proto).await?
+                } else {
+                    lookup_many(&backend, &mut out, format, &queries, proto).await?
+                }
             }
             Command::Search { text, proto, limit } => {
                 let filter = ScanFilter {
@@ -250,6 +256,99 @@ async fn lookup(
             Ok(ExitCode::from(NOT_FOUND))
         }
     }
+}
+
+/// `portolan lookup KEY KEY...` (or `-`, one key per line on stdin): every
+/// key answered in the order given, through one BatchLookup stream against
+/// a server. JSON: one line per key with its `status` (`found`,
+/// `not_found`, `invalid`) and records; table and CSV: the records of the
+/// found keys, and a line on stderr for each key that is not. Exit 0 when
+/// every key is found, 1 when any is not, 2 when any is invalid.
+async fn lookup_many(
+    backend: &Backend,
+    out: &mut dyn Write,
+    format: OutputFormat,
+    keys: &[String],
+    proto: Option<portolan_registry::Protocol>,
+) -> anyhow::Result<ExitCode> {
+    let mut expanded = Vec::new();
+    for key in keys {
+        if key == "-" {
+            for line in io::stdin().lines() {
+                let line = line.context("cannot read the keys from stdin")?;
+                if !line.trim().is_empty() {
+                    expanded.push(line.trim().to_string());
+                }
+            }
+        } else {
+            expanded.push(key.clone());
+        }
+    }
+    // Each key's query, or why it is invalid.
+    let parsed: Vec<Result<_, String>> = expanded
+        .iter()
+        .map(|key| {
+            let (query, inline) = parse_query(key)?;
+            match (inline, proto.clone()) {
+                (Some(a), Some(b)) if a != b => {
+                    Err(format!("the key says /{a} but --proto says {b}"))
+                }
+                (a, b) => Ok((query, a.or(b))),
+            }
+        })
+        .collect();
+    let valid: Vec<_> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let mut answers = backend.lookup_many(&valid).await?.into_iter();
+    let (mut missing, mut invalid) = (false, false);
+    let mut found_records: Vec<std::sync::Arc<Record>> = Vec::new();
+    for (key, parsed) in expanded.iter().zip(&parsed) {
+        let (status, records, error) = match parsed {
+            Err(why) => {
+                invalid = true;
+                ("invalid", Vec::new(), Some(why.clone()))
+            }
+            Ok(_) => match answers.next() {
+                Some(Found::Some(result)) => ("found", result.records, None),
+                Some(Found::None(message)) => {
+                    missing = true;
+                    ("not_found", Vec::new(), Some(message))
+                }
+                None => bail!("an answer is missing"),
+            },
+        };
+        if format == OutputFormat::Json {
+            let value = json!({
+                "query": key,
+                "status": status,
+                "records": records.iter().map(|r| output::record_json(r)).collect::<Vec<_>>(),
+                "error": error,
+            });
+            output::write_object(out, format, &value)?;
+        } else {
+            if let Some(error) = &error {
+                eprintln!(
+                    "portolan: {}: {}",
+                    output::one_line(key),
+                    output::one_line(error)
+                );
+            }
+            found_records.extend(records);
+        }
+    }
+    if format != OutputFormat::Json {
+        output::write_records(out, format, found_records.iter().map(|r| &**r))?;
+    }
+    out.flush()?;
+    Ok(if invalid {
+        ExitCode::from(ERROR)
+    } else if missing {
+        ExitCode::from(NOT_FOUND)
+    } else {
+        FOUND
+    })
 }
 
 /// `portolan diff OLD NEW`: every record added, removed or changed (with

@@ -917,3 +917,103 @@ async fn check_against_lists_port_and_name_conflicts_with_iana() {
     assert_eq!(clean.1, Some(0), "{:?}", clean.0.last());
     assert_eq!(clean.0.last().unwrap()["conflicts"], 0);
 }
+
+/// `portolan lookup KEY...` and `-` (issue #18 item 1): keys from stdin
+/// answered in input order through one BatchLookup stream, each with its
+/// status; a key not found makes the exit status 1, an invalid one 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_keys_go_through_one_batch_in_input_order() {
+    let csv = shared_file("iana/service-names-port-numbers.csv");
+    let server = start_server(&csv).await;
+    let endpoint = server.endpoint.clone();
+    let (json, table, invalid) = blocking(move || {
+        let json = portolan()
+            .args(["-o", "json", "--endpoint", &endpoint, "lookup", "-"])
+            .write_stdin("22\n443/tcp\nhttps\nno-such\n")
+            .output()
+            .expect("run lookup");
+        let table = portolan()
+            .args([
+                "-o",
+                "table",
+                "--endpoint",
+                &endpoint,
+                "lookup",
+                "22/tcp",
+                "no-such",
+                "443/tcp",
+            ])
+            .output()
+            .expect("run lookup");
+        let invalid = portolan()
+            .args([
+                "-o",
+                "json",
+                "--endpoint",
+                &endpoint,
+                "lookup",
+                "22",
+                "70000",
+            ])
+            .output()
+            .expect("run lookup");
+        (json, table, invalid)
+    })
+    .await;
+    assert_eq!(json.status.code(), Some(1));
+    let lines = json_lines(&json.stdout);
+    let statuses: Vec<(&str, &str, usize)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["query"].as_str().unwrap(),
+                l["status"].as_str().unwrap(),
+                l["records"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("22", "found", 3),
+            ("443/tcp", "found", 1),
+            ("https", "found", 4),
+            ("no-such", "not_found", 0)
+        ]
+    );
+    assert_eq!(lines[0]["records"][0]["name"], "ssh");
+    assert_eq!(lines[3]["error"], "no record for service no-such");
+
+    assert_eq!(table.status.code(), Some(1));
+    let text = String::from_utf8(table.stdout).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(
+        rows[0].starts_with("ssh") && rows[1].starts_with("https"),
+        "{text}"
+    );
+    assert_eq!(
+        String::from_utf8(table.stderr).unwrap(),
+        "portolan: no-such: no record for service no-such\n"
+    );
+
+    assert_eq!(invalid.status.code(), Some(2));
+    let lines = json_lines(&invalid.stdout);
+    assert_eq!(lines[0]["status"], "found");
+    assert_eq!(lines[1]["status"], "invalid");
+
+    // The keys went as one BatchLookup stream per run, never one call each.
+    let batches = server
+        ._server
+        .metric(
+            "grpc_server_started_total{grpc_type=\"bidi_stream\",grpc_service=\"portolan.v1.PortRegistryService\",grpc_method=\"BatchLookup\"}",
+        )
+        .await;
+    let singles = server
+        ._server
+        .metric(
+            "grpc_server_started_total{grpc_type=\"unary\",grpc_service=\"portolan.v1.PortRegistryService\",grpc_method=\"LookupPort\"}",
+        )
+        .await;
+    assert_eq!((batches, singles), (3.0, 0.0));
+}
