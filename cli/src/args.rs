@@ -56,6 +56,9 @@ pub struct Global {
     /// otherwise.
     #[arg(long, short = 'o', global = true, value_enum)]
     pub output: Option<OutputFormat>,
+    /// No header line in table and CSV output.
+    #[arg(long, global = true)]
+    pub no_headers: bool,
     /// CA certificate (PEM) to verify the server with; enables TLS.
     #[arg(long, global = true, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
@@ -90,6 +93,10 @@ pub enum OutputFormat {
     Json,
     /// CSV with a header row.
     Csv,
+    /// Records as services(5) lines, like `getent services` (`name
+    /// port/protocol aliases`; a range as `start-end`); other output as a
+    /// table.
+    Services,
 }
 
 /// Export formats.

@@ -127,6 +127,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     } else {
         OutputFormat::Json
     });
+    output::set_headers(!cli.global.no_headers);
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     // Commands that need no backend.
@@ -389,7 +390,7 @@ fn diff(
     });
     match format {
         OutputFormat::Json => output::write_object(out, format, &summary)?,
-        OutputFormat::Table => writeln!(
+        OutputFormat::Table | OutputFormat::Services => writeln!(
             out,
             "{} added, {} removed, {} changed",
             diff.added.len(),
@@ -457,7 +458,7 @@ fn check(
             });
             output::write_object(out, format, &value)?;
         }
-        OutputFormat::Table | OutputFormat::Csv => {
+        OutputFormat::Table | OutputFormat::Csv | OutputFormat::Services => {
             let value = json!({
                 "file": file.display().to_string(),
                 "valid": true,
@@ -468,7 +469,7 @@ fn check(
                 "diagnostics": parsed.diagnostics.len(),
             });
             output::write_object(out, format, &value)?;
-            if format == OutputFormat::Table {
+            if matches!(format, OutputFormat::Table | OutputFormat::Services) {
                 for d in &parsed.diagnostics {
                     writeln!(
                         out,
@@ -496,7 +497,7 @@ fn check(
     });
     match format {
         OutputFormat::Json => output::write_object(out, format, &summary)?,
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Services => {
             writeln!(out, "{} conflicts with {}", found.len(), against.display())?
         }
         OutputFormat::Csv => {}

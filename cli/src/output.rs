@@ -86,8 +86,10 @@ pub fn write_changes(
         }),
         OutputFormat::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(["change", "key", "field", "old", "new"])
-                .map_err(csv_io)?;
+            if headers() {
+                w.write_record(["change", "key", "field", "old", "new"])
+                    .map_err(csv_io)?;
+            }
             for (kind, key, field, old, new) in changes.iter().flat_map(change_rows) {
                 let cells = [
                     kind,
@@ -101,7 +103,7 @@ pub fn write_changes(
             }
             w.flush()
         }
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Services => {
             for (kind, key, field, old, new) in changes.iter().flat_map(change_rows) {
                 let line = match kind {
                     "added" => format!("+ {key}  {}", one_line(&new)),
@@ -152,8 +154,10 @@ pub fn write_conflicts(
     }
     if format == OutputFormat::Csv {
         let mut w = csv::Writer::from_writer(&mut *out);
-        w.write_record(["conflict", "record", "port", "reference"])
-            .map_err(csv_io)?;
+        if headers() {
+            w.write_record(["conflict", "record", "port", "reference"])
+                .map_err(csv_io)?;
+        }
         for c in conflicts {
             let (kind, record, port, reference) = parts(c);
             let reference: Vec<String> = reference.iter().map(|r| place(r)).collect();
@@ -310,6 +314,44 @@ fn columns(record: &Record) -> [String; 5] {
 
 const HEADER: [&str; 5] = ["NAME", "PORT", "PROTO", "STATE", "DESCRIPTION"];
 
+/// Whether table and CSV output start with a header line (`--no-headers`
+/// turns it off); set once by `main` before any output.
+static HEADERS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Sets whether table and CSV output have a header line.
+pub fn set_headers(on: bool) {
+    HEADERS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn headers() -> bool {
+    HEADERS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A record as services(5) lines, as `getent services` prints them: `name
+/// port/protocol aliases`, one line per protocol (a row naming none stands
+/// for tcp and udp); a range as `start-end`. Rows without a name or a port
+/// have no such line.
+fn services_lines(record: &Record) -> Vec<String> {
+    let (Some(name), Some(ports)) = (&record.name, record.ports) else {
+        return Vec::new();
+    };
+    let protocols = match &record.protocol {
+        Some(p) => vec![p.as_str().to_string()],
+        None => vec!["tcp".to_string(), "udp".to_string()],
+    };
+    protocols
+        .into_iter()
+        .map(|protocol| {
+            let mut line = format!("{:<21} {ports}/{protocol}", one_line(name));
+            for alias in &record.aliases {
+                line.push(' ');
+                line.push_str(&one_line(alias));
+            }
+            line
+        })
+        .collect()
+}
+
 /// Writes records in `format`.
 pub fn write_records<'a>(
     out: &mut dyn Write,
@@ -323,17 +365,26 @@ pub fn write_records<'a>(
                 out.write_all(b"\n")?;
             }
         }
+        OutputFormat::Services => {
+            for r in records {
+                for line in services_lines(r) {
+                    writeln!(out, "{line}")?;
+                }
+            }
+        }
         OutputFormat::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record([
-                "name",
-                "port",
-                "port_end",
-                "protocol",
-                "state",
-                "description",
-            ])
-            .map_err(csv_io)?;
+            if headers() {
+                w.write_record([
+                    "name",
+                    "port",
+                    "port_end",
+                    "protocol",
+                    "state",
+                    "description",
+                ])
+                .map_err(csv_io)?;
+            }
             for r in records {
                 let row = [
                     r.name
@@ -363,7 +414,8 @@ pub fn write_records<'a>(
                 }
             }
             let header = HEADER.map(str::to_string);
-            for row in std::iter::once(&header).chain(rows.iter()) {
+            let header = headers().then_some(&header);
+            for row in header.into_iter().chain(rows.iter()) {
                 let mut line = String::new();
                 for (i, cell) in row.iter().enumerate() {
                     if i + 1 == row.len() {
@@ -430,7 +482,9 @@ pub fn write_object(out: &mut dyn Write, format: OutputFormat, value: &Value) ->
     flatten("", value, &mut pairs);
     if format == OutputFormat::Csv {
         let mut w = csv::Writer::from_writer(&mut *out);
-        w.write_record(["key", "value"]).map_err(csv_io)?;
+        if headers() {
+            w.write_record(["key", "value"]).map_err(csv_io)?;
+        }
         for (k, v) in &pairs {
             w.write_record([csv_cell(k), csv_cell(v)].iter().map(|c| c.as_bytes()))
                 .map_err(csv_io)?;

@@ -1017,3 +1017,39 @@ async fn many_keys_go_through_one_batch_in_input_order() {
         .await;
     assert_eq!((batches, singles), (3.0, 0.0));
 }
+
+/// `-o services` prints services(5) lines as `getent services` does, and
+/// `--no-headers` drops the header line of tables and CSV (issue #18 item
+/// 1).
+#[test]
+fn services_output_and_no_headers() {
+    portolan()
+        .args(["--offline", "lookup", "22", "443/tcp", "-o", "services"])
+        .assert()
+        .code(0)
+        .stdout(
+            "ssh                   22/tcp\n\
+             ssh                   22/udp\n\
+             ssh                   22/sctp\n\
+             https                 443/tcp\n",
+        );
+    portolan()
+        .args(["--offline", "-o", "services", "lookup", "6010/tcp"])
+        .assert()
+        .stdout("x11                   6000-6063/tcp\n");
+    portolan()
+        .args([
+            "--offline",
+            "-o",
+            "table",
+            "--no-headers",
+            "lookup",
+            "22/tcp",
+        ])
+        .assert()
+        .stdout("ssh   22    tcp    assigned  The Secure Shell (SSH) Protocol\n");
+    portolan()
+        .args(["--offline", "-o", "csv", "--no-headers", "lookup", "22/tcp"])
+        .assert()
+        .stdout("ssh,22,22,tcp,assigned,The Secure Shell (SSH) Protocol\n");
+}
