@@ -199,6 +199,37 @@ async fn tls_serves_clients_that_trust_the_ca_and_nobody_else() {
         "iscsi-target"
     );
 
+    // Without a CA the system's trust roots verify the server, and they do
+    // not know this private CA.
+    assert_refused(
+        lookup_over(&server, Some(TlsOptions::new().domain("localhost"))).await,
+        Refused::AtConnect,
+        &["invalid peer certificate: UnknownIssuer"],
+    );
+    // The CLI speaks TLS to an https:// endpoint without TLS flags (system
+    // roots), refuses this certificate and says so, exit 3 (unreachable).
+    let cli = support::workspace_binary("portolan-cli", "portolan");
+    let endpoint = format!("https://{}", server.addr);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(cli)
+            .env_clear()
+            .args([
+                "--endpoint",
+                &endpoint,
+                "--timeout",
+                "5s",
+                "lookup",
+                "3260/tcp",
+            ])
+            .output()
+            .expect("run portolan")
+    })
+    .await
+    .expect("the CLI task");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+
     // A client trusting another CA refuses the server's certificate.
     let other = Ca::new("Some other CA");
     assert_refused(

@@ -59,7 +59,9 @@ pub struct Global {
     /// No header line in table and CSV output.
     #[arg(long, global = true)]
     pub no_headers: bool,
-    /// CA certificate (PEM) to verify the server with; enables TLS.
+    /// CA certificate (PEM) to verify the server with, instead of the
+    /// system's trust roots; enables TLS (an `https://` endpoint enables it
+    /// without this).
     #[arg(long, global = true, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
     /// Client certificate (PEM) for mutual TLS.

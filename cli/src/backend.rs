@@ -81,7 +81,13 @@ impl Backend {
                 .timeout(global.timeout)
                 .connect_timeout(global.timeout);
         }
-        if global.tls_ca.is_some() || global.tls_cert.is_some() || global.tls_domain.is_some() {
+        // An https:// endpoint speaks TLS even without TLS flags, verified
+        // against the system's trust roots unless --tls-ca names a CA.
+        if global.endpoint.starts_with("https://")
+            || global.tls_ca.is_some()
+            || global.tls_cert.is_some()
+            || global.tls_domain.is_some()
+        {
             let mut tls = TlsOptions::new();
             if let Some(ca) = &global.tls_ca {
                 tls = tls.ca_pem(read(ca)?);

@@ -32,8 +32,8 @@ pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, Error>> + Se
 pub type BatchStream = Pin<Box<dyn Stream<Item = Result<BatchItem, Error>> + Send>>;
 
 /// TLS settings (PEM bytes). Without a CA, the server certificate is
-/// checked against nothing and the connection fails: always give the CA of
-/// the server's certificate.
+/// checked against the system's trust roots (a publicly trusted server
+/// needs nothing more); with one, against that CA only.
 ///
 /// # Example
 /// ```
@@ -46,7 +46,8 @@ pub type BatchStream = Pin<Box<dyn Stream<Item = Result<BatchItem, Error>> + Sen
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
-    /// PEM of the CA that signed the server's certificate.
+    /// PEM of the CA that signed the server's certificate; `None` for the
+    /// system's trust roots.
     pub ca_pem: Option<Vec<u8>>,
     /// PEM certificate and key for mutual TLS.
     pub identity: Option<(Vec<u8>, Vec<u8>)>,
@@ -92,9 +93,13 @@ impl TlsOptions {
 
     fn to_tonic(&self, default_domain: Option<&str>) -> ClientTlsConfig {
         let mut cfg = ClientTlsConfig::new();
-        if let Some(ca) = &self.ca_pem {
-            cfg = cfg.ca_certificate(Certificate::from_pem(ca));
-        }
+        // A CA given replaces the system's trust roots; without one, the
+        // system's roots verify the server (a publicly trusted server needs
+        // no configuration).
+        cfg = match &self.ca_pem {
+            Some(ca) => cfg.ca_certificate(Certificate::from_pem(ca)),
+            None => cfg.with_native_roots(),
+        };
         if let Some((cert, key)) = &self.identity {
             cfg = cfg.identity(Identity::from_pem(cert, key));
         }
