@@ -209,6 +209,9 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Print the man page (roff), generated from these very options:
+    /// `portolan manpage > portolan.1 && man ./portolan.1`.
+    Manpage,
 }
 
 /// A lookup query, parsed.

@@ -137,6 +137,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             return Ok(FOUND);
         }
+        Command::Manpage => {
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            out.flush()?;
+            return Ok(FOUND);
+        }
         Command::Check { file, against } => {
             return check(&mut out, format, &cli.global, file, against.as_deref());
         }
@@ -210,7 +215,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 from_state,
                 max_reconnects,
             } => watch(&backend, &mut out, format, from_state, max_reconnects).await?,
-            Command::Completions { .. } | Command::Check { .. } | Command::Diff { .. } => FOUND,
+            Command::Completions { .. }
+            | Command::Manpage
+            | Command::Check { .. }
+            | Command::Diff { .. } => FOUND,
         };
         out.flush()?;
         Ok(code)

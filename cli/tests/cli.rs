@@ -343,6 +343,25 @@ fn diff_counts_the_edition_change_and_exits_like_diff() {
         .stderr(predicate::str::contains("cannot parse"));
 }
 
+/// The man page is generated from the options themselves (clap_mangen).
+#[test]
+fn the_man_page_is_generated_from_the_options() {
+    let out = success_stdout(portolan().arg("manpage"));
+    let text = String::from_utf8(out).expect("utf8");
+    assert!(text.contains(".TH portolan 1"), "{text}");
+    // roff escapes each hyphen of an option.
+    for needle in [
+        "lookup",
+        r"\-\-endpoint",
+        r"\-\-timeout",
+        r"\-\-no\-headers",
+        "Exit status",
+        "edition 2026-04-24",
+    ] {
+        assert!(text.contains(needle), "the man page mentions {needle}");
+    }
+}
+
 #[test]
 fn completions_are_generated() {
     portolan()
