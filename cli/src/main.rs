@@ -170,11 +170,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ..ScanFilter::default()
                 };
                 let records = backend.search(&text, &filter, limit).await?;
-                output::write_records(&mut out, format, records.iter().map(|r| &**r))?;
                 if records.is_empty() {
+                    // No header over nothing: the message says it all.
                     eprintln!("portolan: nothing matches {text:?}");
                     ExitCode::from(NOT_FOUND)
                 } else {
+                    output::write_records(&mut out, format, records.iter().map(|r| &**r))?;
                     FOUND
                 }
             }

@@ -182,6 +182,13 @@ fn offline_search_list_info_export() {
         .args(["--offline", "search", "zzzz-nothing"])
         .assert()
         .code(1);
+    // Nothing found prints no empty table header, only the message.
+    portolan()
+        .args(["--offline", "-o", "table", "search", "zzzz-nothing"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr("portolan: nothing matches \"zzzz-nothing\"\n");
 
     let rows = success_json(portolan().args([
         "--offline",
