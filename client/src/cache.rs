@@ -353,25 +353,21 @@ impl CachedClient {
     /// Waits until the cache is live, at most `timeout`; returns whether it
     /// is.
     pub async fn wait_live(&self, timeout: Duration) -> bool {
-        self.driver.wait_until(timeout, |p| p.live).await
+        self.driver.wait_live(timeout).await
     }
 
     /// Waits until every invalidation up to `version` (as the stream's
     /// server counts) is applied and the cache is live, at most `timeout`;
     /// returns whether it happened.
     pub async fn wait_for_version(&self, version: u64, timeout: Duration) -> bool {
-        self.driver
-            .wait_until(timeout, |p| p.live && p.version >= version)
-            .await
+        self.driver.wait_for_version(version, timeout).await
     }
 
     /// Waits until the cache has applied every invalidation up to the state
     /// `state_id` (a content id, as the server reports it) and is live, at
     /// most `timeout`; returns whether it happened.
     pub async fn wait_for_state(&self, state_id: u64, timeout: Duration) -> bool {
-        self.driver
-            .wait_until(timeout, |p| p.live && p.state_id == state_id)
-            .await
+        self.driver.wait_for_state(state_id, timeout).await
     }
 
     /// Current counters.

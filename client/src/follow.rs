@@ -112,13 +112,29 @@ impl Driver {
         *self.progress.borrow()
     }
 
+    /// Waits until the stream is live, at most `timeout`; returns whether
+    /// it is.
+    pub async fn wait_live(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |p| p.live).await
+    }
+
+    /// Waits until the follower holds `version` or later (as its server
+    /// counts) and the stream is live, at most `timeout`.
+    pub async fn wait_for_version(&self, version: u64, timeout: Duration) -> bool {
+        self.wait_until(timeout, |p| p.live && p.version >= version)
+            .await
+    }
+
+    /// Waits until the follower holds the state `state_id` and the stream
+    /// is live, at most `timeout`.
+    pub async fn wait_for_state(&self, state_id: u64, timeout: Duration) -> bool {
+        self.wait_until(timeout, |p| p.live && p.state_id == state_id)
+            .await
+    }
+
     /// Waits until `ready` holds for the progress, at most `timeout`;
     /// returns whether it did.
-    pub async fn wait_until(
-        &self,
-        timeout: Duration,
-        ready: impl FnMut(&Progress) -> bool,
-    ) -> bool {
+    async fn wait_until(&self, timeout: Duration, ready: impl FnMut(&Progress) -> bool) -> bool {
         let mut progress = self.progress.clone();
         matches!(
             tokio::time::timeout(timeout, progress.wait_for(ready)).await,

@@ -238,24 +238,20 @@ impl ReplicaClient {
     /// Waits until the stream is connected and the replica holds the
     /// server's state, at most `timeout`; returns whether it happened.
     pub async fn wait_live(&self, timeout: Duration) -> bool {
-        self.driver.wait_until(timeout, |p| p.live).await
+        self.driver.wait_live(timeout).await
     }
 
     /// Waits until the local version is at least `version` and the stream
     /// is live, at most `timeout`; returns whether it happened.
     pub async fn wait_for_version(&self, version: u64, timeout: Duration) -> bool {
-        self.driver
-            .wait_until(timeout, |p| p.live && p.version >= version)
-            .await
+        self.driver.wait_for_version(version, timeout).await
     }
 
     /// Waits until the replica holds the state `state_id` (a content id, as
     /// a server reports it) and the stream is live, at most `timeout`;
     /// returns whether it happened.
     pub async fn wait_for_state(&self, state_id: u64, timeout: Duration) -> bool {
-        self.driver
-            .wait_until(timeout, |p| p.live && p.state_id == state_id)
-            .await
+        self.driver.wait_for_state(state_id, timeout).await
     }
 }
 
