@@ -18,16 +18,6 @@ use portolan_server::Args;
 use portolan_test_support::server as support;
 use portolan_test_support::{eventually, shared_file};
 
-/// A registry no server here serves (the 101-record plain-text excerpt, a
-/// test fixture): a replica starting from it needs a snapshot. (The
-/// embedded default is the full CSV, which the servers here may serve.)
-fn excerpt() -> portolan_registry::Registry {
-    let bytes = std::fs::read(shared_file("iana/registry-excerpt.txt")).expect("the excerpt");
-    portolan_registry::parse(&bytes, None)
-        .expect("the excerpt parses")
-        .registry
-}
-
 const HTTPS_TCP_LINE: &str = "https,443,tcp,http protocol over TLS/SSL,";
 const HTTPS_TCP_CHANGED: &str = "https,443,tcp,HTTPS changed by the client test,";
 
@@ -88,11 +78,16 @@ impl TestServer {
 
     /// RPCs of `method` the server has answered.
     async fn handled(&self, method: &str) -> u64 {
+        self.method_total("grpc_server_handled", method).await
+    }
+
+    /// The sum of `series` over every label set of `method`.
+    async fn method_total(&self, series: &str, method: &str) -> u64 {
         let needle = format!("grpc_method=\"{method}\"");
         self.metrics()
             .await
             .lines()
-            .filter(|l| l.starts_with("grpc_server_handled") && l.contains(&needle))
+            .filter(|l| l.starts_with(series) && l.contains(&needle))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
     }
@@ -105,13 +100,7 @@ impl TestServer {
 
     /// RPCs of `method` the server has started.
     async fn started(&self, method: &str) -> u64 {
-        let needle = format!("grpc_method=\"{method}\"");
-        self.metrics()
-            .await
-            .lines()
-            .filter(|l| l.starts_with("grpc_server_started") && l.contains(&needle))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
+        self.method_total("grpc_server_started", method).await
     }
 
     async fn active_watch_streams(&self) -> u64 {
@@ -600,7 +589,11 @@ async fn a_reload_invalidates_exactly_the_changed_keys_within_two_seconds() {
 async fn with_the_server_down_the_replica_answers_and_the_cache_serves_stale() {
     let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = TestServer::start(&csv, |_| {}).await;
-    let replica = ReplicaClient::start(server.client().await, excerpt(), ReplicaConfig::default());
+    let replica = ReplicaClient::start(
+        server.client().await,
+        support::excerpt_registry(),
+        ReplicaConfig::default(),
+    );
     // Version 0 (embedded) knows 2692 but not 443.
     assert_eq!(replica.version(), 0);
     assert!(
@@ -665,7 +658,7 @@ async fn a_replica_resumes_by_state_and_gets_a_delta_not_a_snapshot() {
         },
         ..ReplicaConfig::default()
     };
-    let replica = ReplicaClient::start(server.client().await, excerpt(), config);
+    let replica = ReplicaClient::start(server.client().await, support::excerpt_registry(), config);
     assert!(replica.wait_for_version(1, Duration::from_secs(20)).await);
     assert_eq!(replica.stats().snapshots_applied, 1);
     // The server ends the stream after its maximum lifetime.
@@ -695,7 +688,11 @@ async fn dropping_the_clients_ends_their_watch_streams() {
     let csv = shared_file("iana/service-names-port-numbers.csv");
     let server = TestServer::start(&csv, |_| {}).await;
     let cache = CachedClient::new(server.client().await, fast_cache());
-    let replica = ReplicaClient::start(server.client().await, excerpt(), ReplicaConfig::default());
+    let replica = ReplicaClient::start(
+        server.client().await,
+        support::excerpt_registry(),
+        ReplicaConfig::default(),
+    );
     assert!(cache.wait_live(Duration::from_secs(10)).await);
     assert!(replica.wait_for_version(1, Duration::from_secs(20)).await);
     assert_eq!(server.active_watch_streams().await, 2);

@@ -23,16 +23,6 @@ use portolan_server::Args;
 use portolan_test_support::server as support;
 use portolan_test_support::{eventually, shared_file};
 
-/// A registry no server here serves (the 101-record plain-text excerpt, a
-/// test fixture): a replica starting from it needs a snapshot. (The
-/// embedded default is the full CSV, which the servers here may serve.)
-fn excerpt() -> portolan_registry::Registry {
-    let bytes = std::fs::read(shared_file("iana/registry-excerpt.txt")).expect("the excerpt");
-    portolan_registry::parse(&bytes, None)
-        .expect("the excerpt parses")
-        .registry
-}
-
 /// The 2026-04-24 edition: 4480/tcp is unassigned and `agtp` unknown.
 const OLD: &str = "iana/service-names-port-numbers-2026-04-24.xml";
 /// The 2026-08 edition: 4480/tcp is `agtp`.
@@ -254,11 +244,19 @@ async fn caches_and_replicas_over_three_replicas_never_keep_replaced_content() {
     let followers = [
         (
             "list",
-            ReplicaClient::start(list_client(&addrs), excerpt(), replica_config()),
+            ReplicaClient::start(
+                list_client(&addrs),
+                support::excerpt_registry(),
+                replica_config(),
+            ),
         ),
         (
             "dns",
-            ReplicaClient::start(dns_client(Arc::clone(&table)), excerpt(), replica_config()),
+            ReplicaClient::start(
+                dns_client(Arc::clone(&table)),
+                support::excerpt_registry(),
+                replica_config(),
+            ),
         ),
     ];
     let old_state = replicas[0].state().await;
@@ -442,7 +440,11 @@ async fn a_replica_moving_to_another_server_ends_with_exactly_its_content() {
     let (a_state, b_state) = (a.state().await, b.state().await);
     assert_ne!(a_state, b_state);
     let table = Arc::new(Mutex::new(vec![a.addr()]));
-    let replica = ReplicaClient::start(dns_client(Arc::clone(&table)), excerpt(), replica_config());
+    let replica = ReplicaClient::start(
+        dns_client(Arc::clone(&table)),
+        support::excerpt_registry(),
+        replica_config(),
+    );
     let cache = CachedClient::new(dns_client(Arc::clone(&table)), cache_config());
     assert!(
         replica
@@ -485,7 +487,11 @@ async fn a_replica_moving_to_a_server_with_the_same_content_gets_a_heartbeat() {
     let state = a.state().await;
     assert_eq!(b.state().await, state);
     let table = Arc::new(Mutex::new(vec![a.addr()]));
-    let replica = ReplicaClient::start(dns_client(Arc::clone(&table)), excerpt(), replica_config());
+    let replica = ReplicaClient::start(
+        dns_client(Arc::clone(&table)),
+        support::excerpt_registry(),
+        replica_config(),
+    );
     assert!(replica.wait_for_state(state, Duration::from_secs(30)).await);
     assert_eq!(replica.stats().version, 1);
     *table.lock().unwrap() = vec![b.addr()];
@@ -513,7 +519,11 @@ async fn a_server_restarted_on_another_file_is_never_taken_for_the_old_one() {
     let addr = first.addr();
     let old_state = first.state().await;
     let client = list_client(&[addr]);
-    let replica = ReplicaClient::start(client.clone(), excerpt(), replica_config());
+    let replica = ReplicaClient::start(
+        client.clone(),
+        support::excerpt_registry(),
+        replica_config(),
+    );
     let cache = CachedClient::new(client.clone(), cache_config());
     assert!(
         replica
@@ -638,7 +648,11 @@ async fn replicas_and_the_server_agree_on_every_answer_of_the_real_files() {
     args.max_shrink = 1.0;
     let server = support::start_server(args).await;
     let client = list_client(&[server.addr]);
-    let follower = ReplicaClient::start(client.clone(), excerpt(), replica_config());
+    let follower = ReplicaClient::start(
+        client.clone(),
+        support::excerpt_registry(),
+        replica_config(),
+    );
     let mut state = 0;
     for (step, file) in files.into_iter().enumerate() {
         if step > 0 {
@@ -668,7 +682,11 @@ async fn replicas_and_the_server_agree_on_every_answer_of_the_real_files() {
             (1, step as u64),
             "{file}: the follower took every later file as a delta"
         );
-        let fresh = ReplicaClient::start(client.clone(), excerpt(), replica_config());
+        let fresh = ReplicaClient::start(
+            client.clone(),
+            support::excerpt_registry(),
+            replica_config(),
+        );
         assert!(
             fresh.wait_for_state(state, Duration::from_secs(30)).await,
             "{file}"

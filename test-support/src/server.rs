@@ -321,3 +321,15 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A registry the test servers never serve unless told to (the 101-record
+/// plain-text excerpt, a fixture): a replica starting from it needs a
+/// snapshot. (The embedded default is the full CSV, which test servers
+/// often serve.)
+pub fn excerpt_registry() -> portolan_registry::Registry {
+    let bytes =
+        std::fs::read(crate::shared_file("iana/registry-excerpt.txt")).expect("the excerpt");
+    portolan_registry::parse(&bytes, None)
+        .expect("the excerpt parses")
+        .registry
+}
