@@ -17,12 +17,7 @@ use portolan_registry::{Protocol, RecordState};
 #[derive(Debug, Parser)]
 #[command(
     name = "portolan",
-    version = concat!(
-        env!("CARGO_PKG_VERSION"),
-        " (embedded registry: IANA, edition ",
-        portolan_registry::embedded_edition!(),
-        ")"
-    ),
+    version = portolan_registry::version_text!(),
     propagate_version = true
 )]
 pub struct Cli {

@@ -21,6 +21,20 @@ macro_rules! embedded_edition {
     };
 }
 
+/// The `--version` text of a Portolan binary: the calling crate's package
+/// version and the embedded registry's edition.
+#[macro_export]
+macro_rules! version_text {
+    () => {
+        concat!(
+            env!("CARGO_PKG_VERSION"),
+            " (embedded registry: IANA, edition ",
+            $crate::embedded_edition!(),
+            ")"
+        )
+    };
+}
+
 /// The edition of the embedded registry (IANA's "last updated" date).
 pub const EDITION: &str = embedded_edition!();
 

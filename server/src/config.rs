@@ -44,12 +44,7 @@ fn parse_format(text: &str) -> Result<Format, String> {
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "portolan-server",
-    version = concat!(
-        env!("CARGO_PKG_VERSION"),
-        " (embedded registry: IANA, edition ",
-        portolan_registry::embedded_edition!(),
-        ")"
-    ),
+    version = portolan_registry::version_text!(),
     about,
     long_about = None
 )]
