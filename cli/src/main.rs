@@ -397,19 +397,32 @@ fn diff(
         "removed": diff.removed.len(),
         "changed": diff.changed.len(),
     });
+    let line = format!(
+        "{} added, {} removed, {} changed",
+        diff.added.len(),
+        diff.removed.len(),
+        diff.changed.len()
+    );
+    finish_with_summary(out, format, &summary, &line, diff.is_empty())
+}
+
+/// Ends `diff` and `check --against`: the summary (a JSON object, a line
+/// for people, nothing after CSV rows), then exit 0 when `clean`, 1
+/// otherwise.
+fn finish_with_summary(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    summary: &serde_json::Value,
+    line: &str,
+    clean: bool,
+) -> anyhow::Result<ExitCode> {
     match format {
-        OutputFormat::Json => output::write_object(out, format, &summary)?,
-        OutputFormat::Table | OutputFormat::Services => writeln!(
-            out,
-            "{} added, {} removed, {} changed",
-            diff.added.len(),
-            diff.removed.len(),
-            diff.changed.len()
-        )?,
+        OutputFormat::Json => output::write_object(out, format, summary)?,
+        OutputFormat::Table | OutputFormat::Services => writeln!(out, "{line}")?,
         OutputFormat::Csv => {}
     }
     out.flush()?;
-    Ok(if diff.is_empty() {
+    Ok(if clean {
         FOUND
     } else {
         ExitCode::from(NOT_FOUND)
@@ -504,19 +517,8 @@ fn check(
         "against": against.display().to_string(),
         "conflicts": found.len(),
     });
-    match format {
-        OutputFormat::Json => output::write_object(out, format, &summary)?,
-        OutputFormat::Table | OutputFormat::Services => {
-            writeln!(out, "{} conflicts with {}", found.len(), against.display())?
-        }
-        OutputFormat::Csv => {}
-    }
-    out.flush()?;
-    Ok(if found.is_empty() {
-        FOUND
-    } else {
-        ExitCode::from(NOT_FOUND)
-    })
+    let line = format!("{} conflicts with {}", found.len(), against.display());
+    finish_with_summary(out, format, &summary, &line, found.is_empty())
 }
 
 fn render_export(
