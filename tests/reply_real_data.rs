@@ -112,16 +112,9 @@ impl Query {
 
 /// Every port, then every name and alias of the records of `snapshots`.
 fn every_query(snapshots: &[&Snapshot]) -> Vec<Query> {
-    let mut names: Vec<String> = snapshots
-        .iter()
-        .flat_map(|snapshot| snapshot.keyed())
-        .flat_map(|(_, r)| r.name.iter().chain(&r.aliases))
-        .filter(|name| !name.is_empty() && name.len() <= 255)
-        .cloned()
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    let names = names.into_iter().map(Query::Name);
+    let names = portolan_test_support::server::lookup_names(snapshots.iter().copied())
+        .into_iter()
+        .map(Query::Name);
     (0..=u16::MAX).map(Query::Port).chain(names).collect()
 }
 

@@ -77,9 +77,7 @@ impl Replica {
 
     /// Replaces the data file with `file`, atomically (rename).
     fn replace_with(&self, file: &str) {
-        let temporary = self.data.with_extension("tmp");
-        std::fs::copy(shared_file(file), &temporary).expect("copy");
-        std::fs::rename(&temporary, &self.data).expect("rename over the data file");
+        replace_file(&self.data, &std::fs::read(shared_file(file)).expect("read"));
     }
 
     /// Waits until the server serves `state`.
@@ -91,6 +89,24 @@ impl Replica {
         })
         .await;
     }
+}
+
+/// Replaces `path` with `contents` atomically (a temporary file renamed
+/// over it), as an operator's deploy would.
+fn replace_file(path: &Path, contents: &[u8]) {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, contents).expect("write");
+    std::fs::rename(&temporary, path).expect("rename over the data file");
+}
+
+/// Waits until the server behind `client` serves a state other than
+/// `previous` (a reload applied), and returns it.
+async fn next_state(client: &Client, previous: u64, what: &str) -> u64 {
+    eventually(Duration::from_secs(30), what, || async move {
+        let info = client.registry_info().await.ok()?;
+        (info.state_id != previous).then_some(info.state_id)
+    })
+    .await
 }
 
 async fn info(
@@ -298,12 +314,8 @@ async fn caches_and_replicas_over_three_replicas_never_keep_replaced_content() {
                 Some(&state) => state,
                 None => {
                     // The first time: learn the new state from the replica.
-                    let client = replicas[i].server.client().await;
-                    let state = eventually(Duration::from_secs(30), "the first reload", || {
-                        let client = client.clone();
-                        async move { Some(info(client).await.state_id).filter(|s| *s != old_state) }
-                    })
-                    .await;
+                    let client = list_client(&[replicas[i].addr()]);
+                    let state = next_state(&client, old_state, "the first reload").await;
                     states.insert(to, state);
                     state
                 }
@@ -573,15 +585,7 @@ async fn a_server_restarted_on_another_file_is_never_taken_for_the_old_one() {
 /// Every port (0-65535) and every name and alias of `snapshot`, as batch
 /// queries.
 fn every_query(snapshot: &portolan_registry::Snapshot) -> Vec<BatchQuery> {
-    let mut names: Vec<String> = snapshot
-        .keyed()
-        .iter()
-        .flat_map(|(_, r)| r.name.iter().chain(&r.aliases))
-        .filter(|name| !name.is_empty() && name.len() <= 255)
-        .cloned()
-        .collect();
-    names.sort_unstable();
-    names.dedup();
+    let names = support::lookup_names([snapshot]);
     let ports = (0..=u16::MAX).map(LookupTarget::Port);
     ports
         .chain(names.into_iter().map(LookupTarget::Name))
@@ -656,20 +660,9 @@ async fn replicas_and_the_server_agree_on_every_answer_of_the_real_files() {
     let mut state = 0;
     for (step, file) in files.into_iter().enumerate() {
         if step > 0 {
-            let temporary = data.with_extension("tmp");
-            std::fs::copy(shared_file(file), &temporary).expect("copy");
-            std::fs::rename(&temporary, &data).expect("rename");
+            replace_file(&data, &std::fs::read(shared_file(file)).expect("read"));
         }
-        let previous = state;
-        state = eventually(Duration::from_secs(30), &format!("{file} to load"), || {
-            let client = client.clone();
-            async move {
-                let info = client.registry_info().await.ok()?;
-                (info.state_id != previous && info.source_path.ends_with("registry.data"))
-                    .then_some(info.state_id)
-            }
-        })
-        .await;
+        state = next_state(&client, state, &format!("{file} to load")).await;
         assert!(
             follower
                 .wait_for_state(state, Duration::from_secs(30))
@@ -780,18 +773,8 @@ async fn a_lookup_after_reading_the_cache_state_is_never_older_than_it() {
 
     let mut state = first_state;
     for k in 1..=EDITIONS {
-        let temporary = data.with_extension("tmp");
-        std::fs::write(&temporary, edition(k)).expect("write");
-        std::fs::rename(&temporary, &data).expect("rename");
-        let previous = state;
-        state = eventually(Duration::from_secs(20), &format!("edition {k}"), || {
-            let client = client.clone();
-            async move {
-                let info = client.registry_info().await.ok()?;
-                (info.state_id != previous).then_some(info.state_id)
-            }
-        })
-        .await;
+        replace_file(&data, edition(k).as_bytes());
+        state = next_state(&client, state, &format!("edition {k}")).await;
         editions.lock().unwrap().insert(state, k);
         assert!(
             cache.wait_for_state(state, Duration::from_secs(10)).await,

@@ -333,3 +333,20 @@ pub fn excerpt_registry() -> portolan_registry::Registry {
         .expect("the excerpt parses")
         .registry
 }
+
+/// Every name and alias a lookup can be asked for in `snapshots` (1 to 255
+/// bytes, as requests allow), sorted, each once.
+pub fn lookup_names<'a>(
+    snapshots: impl IntoIterator<Item = &'a portolan_registry::Snapshot>,
+) -> Vec<String> {
+    let mut names: Vec<String> = snapshots
+        .into_iter()
+        .flat_map(|snapshot| snapshot.keyed())
+        .flat_map(|(_, r)| r.name.iter().chain(&r.aliases))
+        .filter(|name| !name.is_empty() && name.len() <= 255)
+        .cloned()
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
