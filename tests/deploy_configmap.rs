@@ -129,7 +129,7 @@ impl Server {
             .arg(addr.to_string())
             .arg("--data")
             .arg(data)
-            .arg("--metrics-listen")
+            .arg("--admin-listen")
             .arg(metrics.to_string())
             .arg("--shutdown-grace")
             .arg("20s")

@@ -246,7 +246,7 @@ async fn junk_request_paths_never_become_metric_labels() {
     // counted all the same).
     let _ = client.lookup_port(port_request(443)).await;
 
-    let text = http_get(server.metrics_addr, "/metrics").await;
+    let text = http_get(server.admin_addr, "/metrics").await;
     assert!(text.ends_with("# EOF\n"), "{text}");
     for service in label_values(&text, "grpc_service") {
         assert!(
@@ -435,7 +435,7 @@ async fn unread_scans_across_reloads_end_at_the_send_timeout() {
         Duration::from_secs(20),
         "the unread scans to be ended",
         || async {
-            let text = http_get(server.metrics_addr, "/metrics").await;
+            let text = http_get(server.admin_addr, "/metrics").await;
             text.contains("\nportolan_scans_active 0\n").then_some(())
         },
     )

@@ -591,7 +591,7 @@ async fn health_reflection_and_metrics_are_served() {
         Duration::from_secs(5),
         "the metrics to count the calls",
         || async {
-            let text = http_get(server.metrics_addr, "/metrics").await;
+            let text = http_get(server.admin_addr, "/metrics").await;
             (text.contains(ok_series) && text.contains(invalid_series)).then_some(text)
         },
     )

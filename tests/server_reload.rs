@@ -293,7 +293,7 @@ async fn a_truncated_file_keeps_the_last_good_registry() {
     assert_eq!(still.records[0].name.as_deref(), Some("https"));
     assert_eq!(still.version, 1);
 
-    let metrics = support::http_get(server.metrics_addr, "/metrics").await;
+    let metrics = support::http_get(server.admin_addr, "/metrics").await;
     assert!(
         metrics.contains("portolan_reload_total{outcome=\"failed\"} 1"),
         "{metrics}"

@@ -13,6 +13,8 @@
 //!   their first call (`Error::Internal` with gRPC code UNKNOWN, cause
 //!   `received fatal alert: CertificateRequired` / `UnknownCA`); a client
 //!   with a certificate from the configured client CA succeeds.
+//! * The plaintext health port (`--health-listen`) answers kubelet-style
+//!   gRPC probes of an mTLS server and serves nothing else.
 //! * Bad TLS files: the real `portolan-server` binary exits 2 before
 //!   binding, with one line naming the flag, the file and the reason.
 
@@ -382,4 +384,73 @@ fn bad_tls_files_stop_the_binary_with_one_precise_line() {
         assert_eq!(output.status.code(), Some(2), "{stderr}");
         assert_eq!(stderr, format!("portolan-server: error: {expected}\n"));
     }
+}
+
+/// Kubelet gRPC probes speak neither TLS nor mTLS: `--health-listen` gives
+/// them plaintext `grpc.health.v1` on its own port, the same statuses as the
+/// TLS port reports, and nothing else (the registry stays behind mTLS).
+#[tokio::test]
+async fn the_plaintext_health_port_answers_probes_of_an_mtls_server_and_serves_nothing_else() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let pki = pki();
+    let server = tls_server(&pki, Some(&pki.ca_file)).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.health_addr))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("plaintext connection to the health port");
+    let mut health = HealthClient::new(channel.clone());
+    let check = |name: &'static str| {
+        let mut health = health.clone();
+        async move {
+            health
+                .check(HealthCheckRequest {
+                    service: name.into(),
+                })
+                .await
+                .map(|r| r.into_inner().status)
+        }
+    };
+    eventually(
+        Duration::from_secs(10),
+        "readiness SERVING on the health port",
+        || async {
+            (check("readiness").await.ok() == Some(ServingStatus::Serving as i32)).then_some(())
+        },
+    )
+    .await;
+    for name in ["", "liveness", "portolan.v1.PortRegistryService"] {
+        assert_eq!(
+            check(name).await.expect("health answers"),
+            ServingStatus::Serving as i32,
+            "{name:?}"
+        );
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await
+        .expect_err("unknown names are NOT_FOUND");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    // The registry is not on the plaintext port.
+    let mut registry =
+        portolan::pb::port_registry_service_client::PortRegistryServiceClient::new(channel);
+    let refused = registry
+        .lookup_port(portolan::pb::LookupPortRequest {
+            port: 443,
+            ..Default::default()
+        })
+        .await
+        .expect_err("the registry service is not served on the health port");
+    assert_eq!(refused.code(), tonic::Code::Unimplemented, "{refused:?}");
+
+    // /readyz on the admin listener agrees.
+    let ready = support::http_get(server.admin_addr, "/readyz").await;
+    assert_eq!(ready, "ready\n");
+    server.stop().await;
 }

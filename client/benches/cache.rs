@@ -33,10 +33,14 @@ fn start_server(rt: &tokio::runtime::Runtime) -> SocketAddr {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let listeners = portolan_server::Listeners {
+            grpc: listener,
+            admin: None,
+            health: None,
+        };
         tokio::spawn(portolan_server::run_with_listeners(
             config,
-            listener,
-            None,
+            listeners,
             std::future::pending::<()>(),
         ));
         addr

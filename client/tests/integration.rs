@@ -73,7 +73,7 @@ impl TestServer {
     }
 
     async fn metrics(&self) -> String {
-        support::http_get(self.server.metrics_addr, "/metrics").await
+        support::http_get(self.server.admin_addr, "/metrics").await
     }
 
     /// RPCs of `method` the server has answered.

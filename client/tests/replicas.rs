@@ -406,7 +406,7 @@ async fn caches_and_replicas_over_three_replicas_never_keep_replaced_content() {
         assert_eq!(replica.state().await, final_state);
         let series = format!("portolan_registry_state{{state_id=\"{final_state:016x}\"}}");
         assert_eq!(replica.server.metric(&series).await, 1.0, "{series}");
-        let text = support::http_get(replica.server.metrics_addr, "/metrics").await;
+        let text = support::http_get(replica.server.admin_addr, "/metrics").await;
         let states = text
             .lines()
             .filter(|l| l.starts_with("portolan_registry_state{"))

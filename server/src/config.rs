@@ -60,9 +60,21 @@ pub struct Args {
     /// nmap-services); detected when absent.
     #[arg(long, env = "PORTOLAN_FORMAT", value_parser = parse_format)]
     pub format: Option<Format>,
-    /// Address to serve Prometheus metrics on (plain HTTP, `/metrics`).
-    #[arg(long, env = "PORTOLAN_METRICS_LISTEN", value_name = "ADDR")]
-    pub metrics_listen: Option<SocketAddr>,
+    /// Address of the admin HTTP listener (plain HTTP/1.1): `/metrics`,
+    /// `/livez`, `/readyz`. `--metrics-listen` is its former name.
+    #[arg(
+        long,
+        env = "PORTOLAN_ADMIN_LISTEN",
+        value_name = "ADDR",
+        alias = "metrics-listen"
+    )]
+    pub admin_listen: Option<SocketAddr>,
+    /// Address of a plaintext gRPC listener serving only
+    /// `grpc.health.v1.Health`, for probes that cannot speak TLS (the
+    /// kubelet's) when `--tls-cert` is set; its own port, so health checks
+    /// never wait behind registry calls.
+    #[arg(long, env = "PORTOLAN_HEALTH_LISTEN", value_name = "ADDR")]
+    pub health_listen: Option<SocketAddr>,
     /// Quiet time after the last file event before reloading.
     #[arg(long, env = "PORTOLAN_RELOAD_DEBOUNCE", default_value = "250ms", value_parser = parse_duration)]
     pub reload_debounce: Duration,
@@ -193,7 +205,8 @@ impl Args {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data: None,
             format: None,
-            metrics_listen: None,
+            admin_listen: None,
+            health_listen: None,
             reload_debounce: Duration::from_millis(250),
             poll_interval: Duration::from_secs(30),
             reload_max_delay: Duration::from_secs(2),
@@ -455,11 +468,17 @@ impl Config {
                 "needs --data (the embedded registry has a fixed format)",
             ));
         }
-        if args.metrics_listen.is_some()
-            && args.metrics_listen == Some(args.listen)
-            && args.listen.port() != 0
+        let fixed = |addr: Option<SocketAddr>| addr.filter(|a| a.port() != 0);
+        if fixed(args.admin_listen).is_some_and(|a| a == args.listen) {
+            return Err(invalid("admin-listen", "must differ from --listen"));
+        }
+        if fixed(args.health_listen)
+            .is_some_and(|a| a == args.listen || Some(a) == args.admin_listen)
         {
-            return Err(invalid("metrics-listen", "must differ from --listen"));
+            return Err(invalid(
+                "health-listen",
+                "must differ from --listen and --admin-listen",
+            ));
         }
         let tls = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => {

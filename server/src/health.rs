@@ -6,6 +6,12 @@
 //!   as SERVING on creation; it is turned NOT_SERVING before the server
 //!   accepts anything.)
 //! * `liveness`: SERVING for as long as the process answers.
+//!
+//! The same readiness is read by the admin listener's `/readyz`
+//! ([`Health::is_serving`]), so the HTTP and gRPC probes never disagree.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
@@ -18,10 +24,11 @@ pub const READINESS_NAMES: [&str; 3] = ["", "portolan.v1.PortRegistryService", "
 pub const LIVENESS_NAME: &str = "liveness";
 
 /// The health reporter and its service.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Health {
     reporter: HealthReporter,
     service: HealthServer<HealthService>,
+    serving: Arc<AtomicBool>,
 }
 
 impl Health {
@@ -38,7 +45,11 @@ impl Health {
             .set_service_status(LIVENESS_NAME, ServingStatus::Serving)
             .await;
         let service = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
-        Self { reporter, service }
+        Self {
+            reporter,
+            service,
+            serving: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// The gRPC service (to add to the router).
@@ -46,8 +57,14 @@ impl Health {
         self.service.clone()
     }
 
+    /// Whether the readiness names report SERVING.
+    pub fn is_serving(&self) -> bool {
+        self.serving.load(Ordering::Acquire)
+    }
+
     /// Sets every readiness name to SERVING or NOT_SERVING.
     pub async fn set_serving(&self, serving: bool) {
+        self.serving.store(serving, Ordering::Release);
         let status = if serving {
             ServingStatus::Serving
         } else {
@@ -90,7 +107,9 @@ mod tests {
             );
         }
         assert_eq!(status(&health, LIVENESS_NAME).await, Wire::Serving as i32);
+        assert!(!health.is_serving());
         health.set_serving(true).await;
+        assert!(health.is_serving());
         for name in READINESS_NAMES {
             assert_eq!(
                 status(&health, name).await,

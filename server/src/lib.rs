@@ -1,11 +1,12 @@
 //! The Portolan gRPC server: serves the IANA Service Name and Transport
 //! Protocol Port Number Registry as `portolan.v1.PortRegistryService`, with
-//! `grpc.health.v1` health, gRPC reflection (v1 and v1alpha), Prometheus
-//! metrics, hot reload of its data file and graceful shutdown.
+//! `grpc.health.v1` health, gRPC reflection (v1 and v1alpha), an admin HTTP
+//! listener (Prometheus metrics, `/livez`, `/readyz`), an optional plaintext
+//! health listener, hot reload of its data file and graceful shutdown.
 //!
 //! The binary (`main.rs`) only parses flags, sets up logging, binds the
 //! listener and calls [`run`] with a SIGTERM/SIGINT future; tests call
-//! [`run`] (or [`run_with_listeners`]) with a listener bound to
+//! [`run`] (or [`run_with_listeners`]) with listeners bound to
 //! `127.0.0.1:0` and a future of their own.
 //!
 //! # Layout
@@ -21,8 +22,8 @@
 //!   version and shared by every reply carrying it.
 //! * [`watch`]: the Watch stream protocol.
 //! * [`reload`]: watching, debouncing, polling and applying the data file.
-//! * [`metrics`]: Prometheus series, the gRPC metrics tower layer and the
-//!   `/metrics` endpoint.
+//! * [`metrics`]: Prometheus series and the gRPC metrics tower layer.
+//! * [`admin`]: the admin HTTP listener (`/metrics`, `/livez`, `/readyz`).
 //! * [`mod@panic`]: the layer turning a handler panic into `INTERNAL`.
 //! * [`health`]: the health service and the names it reports.
 //! * [`limits`]: bounds on calls in flight and on connections' age, and
@@ -37,6 +38,7 @@
 //!    the server, in-flight unary calls finish; the drain is bounded by
 //!    `--shutdown-grace`, after which [`run`] returns anyway.
 
+pub mod admin;
 pub mod config;
 pub mod encodings;
 pub mod health;
@@ -54,6 +56,7 @@ pub mod validate;
 pub mod watch;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -115,6 +118,9 @@ pub const STREAM_RECEIVE_WINDOW: u32 = 16 * 1024;
 /// HTTP/2 keepalive ping interval and timeout.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest a call on the plaintext health listener may take (a Check
+/// answers at once; a Watch of health is ended here).
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default first version: milliseconds since the Unix epoch, so a
 /// restarted server's versions are higher than anything it served before.
@@ -125,36 +131,53 @@ fn startup_version() -> u64 {
         .max(1)
 }
 
+/// The sockets a server serves on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// gRPC: the registry service, health and reflection (TLS when
+    /// configured).
+    pub grpc: TcpListener,
+    /// The admin HTTP listener (`/metrics`, `/livez`, `/readyz`).
+    pub admin: Option<TcpListener>,
+    /// Plaintext gRPC health only.
+    pub health: Option<TcpListener>,
+}
+
 /// Runs the server on `listener` until `shutdown` completes, then drains
-/// (bounded by `--shutdown-grace`). Binds `--metrics-listen` when given.
+/// (bounded by `--shutdown-grace`). Binds `--admin-listen` and
+/// `--health-listen` when given.
 ///
 /// # Errors
-/// When the metrics address cannot be bound or the gRPC server fails.
+/// When an address cannot be bound or the gRPC server fails.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let metrics_listener = match config.args.metrics_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot bind --metrics-listen {addr}: {e}"))?,
-        ),
-        None => None,
+    async fn bind(flag: &str, addr: Option<SocketAddr>) -> anyhow::Result<Option<TcpListener>> {
+        let Some(addr) = addr else { return Ok(None) };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind --{flag} {addr}: {e}"))?;
+        Ok(Some(listener))
+    }
+    let listeners = Listeners {
+        grpc: listener,
+        admin: bind("admin-listen", config.args.admin_listen).await?,
+        health: bind("health-listen", config.args.health_listen).await?,
     };
-    run_with_listeners(config, listener, metrics_listener, shutdown).await
+    run_with_listeners(config, listeners, shutdown).await
 }
 
-/// [`run`] with the metrics listener bound by the caller (tests bind
-/// `127.0.0.1:0` and read its address); `--metrics-listen` is ignored.
+/// [`run`] with every listener bound by the caller (tests bind
+/// `127.0.0.1:0` and read their addresses); `--admin-listen` and
+/// `--health-listen` are ignored.
 ///
 /// # Errors
 /// When the gRPC server fails.
 pub async fn run_with_listeners(
     config: Config,
-    listener: TcpListener,
-    metrics_listener: Option<TcpListener>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let Config { args, initial, tls } = config;
@@ -168,15 +191,40 @@ pub async fn run_with_listeners(
     let metrics = Arc::new(Metrics::new());
     let health = health::Health::start().await;
 
-    if let Some(metrics_listener) = metrics_listener {
-        if let Ok(addr) = metrics_listener.local_addr() {
-            tracing::info!(%addr, "serving metrics on /metrics");
+    // The admin and health listeners answer until this function returns,
+    // so probes see NOT_SERVING while the gRPC listener drains.
+    let side_listeners = CancellationToken::new();
+    let _stop_side_listeners = side_listeners.clone().drop_guard();
+    if let Some(admin_listener) = listeners.admin {
+        if let Ok(addr) = admin_listener.local_addr() {
+            tracing::info!(%addr, "serving /metrics, /livez and /readyz");
         }
-        tokio::spawn(metrics::serve(
-            metrics_listener,
+        tokio::spawn(admin::serve(
+            admin_listener,
             Arc::clone(&metrics),
-            stop.clone(),
+            health.clone(),
+            side_listeners.clone(),
         ));
+    }
+    if let Some(health_listener) = listeners.health {
+        if let Ok(addr) = health_listener.local_addr() {
+            tracing::info!(%addr, "serving plaintext grpc.health.v1");
+        }
+        let stop = side_listeners.clone();
+        let health_server = Server::builder()
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+            .timeout(HEALTH_TIMEOUT)
+            .add_service(health.service())
+            .serve_with_incoming_shutdown(TcpIncoming::from(health_listener), async move {
+                stop.cancelled().await;
+            });
+        tokio::spawn(async move {
+            if let Err(e) = health_server.await {
+                tracing::error!(error = %e, "the plaintext health listener failed");
+            }
+        });
     }
 
     let shared = Arc::new(Shared {
@@ -240,6 +288,7 @@ pub async fn run_with_listeners(
         .add_service(reflection_v1alpha)
         .add_service(registry_service);
 
+    let listener = listeners.grpc;
     let local_addr = listener.local_addr()?;
     let max_age = args
         .max_stream_lifetime

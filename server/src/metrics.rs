@@ -1,6 +1,7 @@
 //! Prometheus metrics: the go-grpc-prometheus series, recorded by a tower
 //! layer ([`GrpcMetricsLayer`]) around every gRPC call, the registry's own
-//! series, and the plain-HTTP `/metrics` endpoint ([`serve`]).
+//! series, and the process and build series; [`crate::admin`] serves them
+//! on `/metrics`.
 //!
 //! gRPC series (labels `grpc_type`, `grpc_service`, `grpc_method`, plus
 //! `grpc_code` on completion). Label values never come from the request:
@@ -25,6 +26,13 @@
 //! `portolan_last_successful_reload_timestamp_seconds`,
 //! `portolan_seconds_since_last_successful_reload` (computed at scrape time)
 //! `portolan_watch_streams_active` and `portolan_scans_active`.
+//!
+//! Process and build series: `portolan_build_info{version,embedded_edition}`
+//! (always 1) and the standard `process_*` series (`process_cpu_seconds_total`,
+//! `process_resident_memory_bytes`, `process_virtual_memory_bytes`,
+//! `process_open_fds`, `process_max_fds`, `process_threads`,
+//! `process_start_time_seconds`), from the kubert-prometheus-process
+//! collector.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -43,9 +51,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use prost::Message as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::codegen::Bytes;
 
@@ -72,6 +77,15 @@ pub struct HandledLabels {
     /// Status code name as go-grpc-prometheus writes it (`OK`,
     /// `InvalidArgument`, ...).
     pub grpc_code: &'static str,
+}
+
+/// Labels of `portolan_build_info`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The server's package version.
+    pub version: &'static str,
+    /// The edition of the registry compiled into the binary.
+    pub embedded_edition: &'static str,
 }
 
 /// Label of a per-state gauge.
@@ -339,6 +353,26 @@ impl Metrics {
              client stops reading ends at --stream-send-timeout).",
             scans.clone(),
         );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                embedded_edition: portolan_registry::embedded::EDITION,
+            })
+            .set(1);
+        registry.register(
+            "portolan_build_info",
+            "The server's version and the edition of its embedded registry, as labels; always 1.",
+            build_info,
+        );
+        // The process_* series every Prometheus client library exposes
+        // (resident memory, CPU seconds, open and max fds, threads, start
+        // time), read from /proc at scrape time.
+        if let Err(error) =
+            kubert_prometheus_process::register(registry.sub_registry_with_prefix("process"))
+        {
+            tracing::warn!(%error, "process metrics are not available");
+        }
         Self {
             registry,
             started,
@@ -709,76 +743,6 @@ impl Drop for MeteredBody {
             call.finish(code);
         }
     }
-}
-
-/// Longest request head the `/metrics` endpoint reads.
-const MAX_REQUEST_HEAD: usize = 8 * 1024;
-
-/// Serves `GET /metrics` over plain HTTP/1.1 on `listener` until `cancel`.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, cancel: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                let metrics = Arc::clone(&metrics);
-                tokio::spawn(async move {
-                    let answer = tokio::time::timeout(
-                        Duration::from_secs(10),
-                        answer_http(stream, &metrics),
-                    )
-                    .await;
-                    if let Ok(Err(e)) = answer {
-                        tracing::debug!(error = %e, "metrics request failed");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics listener accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-async fn answer_http(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-        if head.len() > MAX_REQUEST_HEAD {
-            break;
-        }
-    }
-    let request_line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let request_line = String::from_utf8_lossy(request_line);
-    let mut words = request_line.split_whitespace();
-    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let (status, content_type, body) = if method == "GET" && target == "/metrics" {
-        (
-            "200 OK",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.encode(),
-        )
-    } else {
-        (
-            "404 Not Found",
-            "text/plain; charset=utf-8",
-            "not found; try /metrics\n".to_string(),
-        )
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 #[cfg(test)]

@@ -28,8 +28,10 @@ use crate::eventually;
 pub struct TestServer {
     /// The gRPC address.
     pub addr: SocketAddr,
-    /// The `/metrics` address.
-    pub metrics_addr: SocketAddr,
+    /// The admin HTTP address (`/metrics`, `/livez`, `/readyz`).
+    pub admin_addr: SocketAddr,
+    /// The plaintext gRPC health address.
+    pub health_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -62,23 +64,28 @@ pub async fn start_server_on(args: Args, listener: TcpListener) -> TestServer {
         .await
         .expect("config task")
         .expect("valid test configuration");
-    let metrics_listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind metrics");
+    let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+    let health = TcpListener::bind("127.0.0.1:0").await.expect("bind health");
     let addr = listener.local_addr().expect("gRPC address");
-    let metrics_addr = metrics_listener.local_addr().expect("metrics address");
+    let admin_addr = admin.local_addr().expect("admin address");
+    let health_addr = health.local_addr().expect("health address");
     let (stop, stopped) = oneshot::channel::<()>();
+    let listeners = portolan_server::Listeners {
+        grpc: listener,
+        admin: Some(admin),
+        health: Some(health),
+    };
     let task = tokio::spawn(portolan_server::run_with_listeners(
         config,
-        listener,
-        Some(metrics_listener),
+        listeners,
         async move {
             let _ = stopped.await;
         },
     ));
     TestServer {
         addr,
-        metrics_addr,
+        admin_addr,
+        health_addr,
         stop: Some(stop),
         task: Some(task),
     }
@@ -121,7 +128,7 @@ impl TestServer {
 
     /// The value of one series of its `/metrics` (see [`metric`]).
     pub async fn metric(&self, series: &str) -> f64 {
-        metric(self.metrics_addr, series).await
+        metric(self.admin_addr, series).await
     }
 
     /// Triggers shutdown and waits for `run` to return.

@@ -140,7 +140,7 @@ def server():
             address,
             "--data",
             str(csv),
-            "--metrics-listen",
+            "--admin-listen",
             f"127.0.0.1:{metrics_port}",
         ],
         stdin=subprocess.DEVNULL,

@@ -59,7 +59,7 @@ def metrics_server():
             address,
             "--data",
             str(_shared_csv()),
-            "--metrics-listen",
+            "--admin-listen",
             f"127.0.0.1:{metrics_port}",
         ],
         stdin=subprocess.DEVNULL,

@@ -543,7 +543,7 @@ async fn phase(
         servers::scratch_dir("hostile")?,
     )?;
     cmd.extra_args.extend([
-        "--metrics-listen".into(),
+        "--admin-listen".into(),
         format!("127.0.0.1:{metrics_port}"),
     ]);
     if attack == Attack::WatchStall {
