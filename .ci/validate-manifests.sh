@@ -16,12 +16,18 @@
 #      Kubernetes 1.30 (our minimum: gRPC probes GA, preStop.sleep on by
 #      default) and the newest version the installed package knows;
 #      an object whose schema is unknown fails (no silent WARN);
-#   3. custom resources (ServiceMonitor) are not in kubernetes-validate's
-#      schemas: they are checked structurally here and the skip of schema
-#      validation is printed with its reason;
-#   4. project invariants: numeric gRPC probe ports, drain budget, no
-#      subPath on the registry mount, ConfigMap name without hash suffix,
-#      registry in binaryData, restricted security context.
+#   3. custom resources (ServiceMonitor, PrometheusRule) are not in
+#      kubernetes-validate's schemas: they are checked structurally here and
+#      the skip of schema validation is printed with its reason;
+#   4. project invariants: no `replicas` on a Deployment an HPA scales (and
+#      one where none does), every probe a native gRPC probe on a numeric
+#      port served by --health-listen, port names valid IANA service names
+#      and `grpc`/`kubernetes.io/h2c` only on cleartext (`https-grpc`/`https`
+#      with TLS), drain budget, no subPath on the registry mount, ConfigMap
+#      name without hash suffix, registry in binaryData, restricted
+#      security context.
+# And, once: deploy/grafana/portolan-dashboard.json parses and every panel
+# has targets with a PromQL `expr`.
 set -euo pipefail
 
 MIN_K8S=1.30
@@ -70,11 +76,59 @@ for dir in deploy/kubernetes/base deploy/kubernetes/overlays/dev deploy/kubernet
   # Split built-in objects from custom resources; check custom resources
   # and the project's invariants.
   if ! "$PY" - "$out" "$WORK/${name//\//_}.builtin.yaml" "$name" <<'PYEOF'
-import sys, yaml
+import re, sys, yaml
 
 src, builtin_out, name = sys.argv[1], sys.argv[2], sys.argv[3]
 docs = [d for d in yaml.safe_load_all(open(src)) if d]
 problems = []
+
+IANA_SVC_NAME = re.compile(r"^(?=.{1,15}$)(?=.*[a-z])[a-z0-9]+(-[a-z0-9]+)*$")
+
+def check_prometheus_rule(d):
+    """What the Prometheus Operator and our runbooks need from a rule."""
+    out = []
+    where = f"PrometheusRule/{d['metadata']['name']}"
+    groups = (d.get("spec") or {}).get("groups") or []
+    if not groups:
+        out.append(f"{where}: spec.groups empty")
+    names = set()
+    count = 0
+    for g in groups:
+        if not g.get("name"):
+            out.append(f"{where}: a group has no name")
+        rules = g.get("rules") or []
+        if not rules:
+            out.append(f"{where}: group {g.get('name')!r} has no rules")
+        for r in rules:
+            count += 1
+            extra = set(r) - {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}
+            if extra:
+                out.append(f"{where}: rule {r.get('alert') or r.get('record')!r}: unexpected fields {sorted(extra)}")
+            if "record" in r:
+                if ":" not in r["record"]:
+                    out.append(f"{where}: recording rule {r['record']!r} should be named level:metric:operations")
+                continue
+            a = r.get("alert")
+            if not a:
+                out.append(f"{where}: a rule has neither `alert` nor `record`")
+                continue
+            if a in names:
+                out.append(f"{where}: alert {a} defined twice")
+            names.add(a)
+            if not isinstance(r.get("expr"), str) or not r["expr"].strip():
+                out.append(f"{where}: alert {a}: `expr` missing")
+            if not re.fullmatch(r"([0-9]+(ms|s|m|h|d|w|y))+", str(r.get("for", ""))):
+                out.append(f"{where}: alert {a}: `for` missing or not a duration")
+            if (r.get("labels") or {}).get("severity") not in ("critical", "warning", "info"):
+                out.append(f"{where}: alert {a}: labels.severity must be critical, warning or info")
+            ann = r.get("annotations") or {}
+            for key in ("summary", "description", "runbook_url"):
+                if not ann.get(key):
+                    out.append(f"{where}: alert {a}: annotations.{key} missing")
+            if not str(ann.get("runbook_url", "")).startswith("deploy/README.md#"):
+                out.append(f"{where}: alert {a}: runbook_url should point at a deploy/README.md section")
+    print(f"{where}: {len(groups)} group(s), {count} rule(s): {', '.join(sorted(names))}")
+    return out
 builtin = []
 kinds = {}
 for d in docs:
@@ -112,6 +166,8 @@ for d in docs:
             for ep in eps:
                 if ep.get("port") not in ports:
                     problems.append(f"ServiceMonitor endpoint port {ep.get('port')!r} is not a port of a selected Service {sorted(p for p in ports if p)}")
+        elif d["kind"] == "PrometheusRule":
+            problems.extend(check_prometheus_rule(d))
         else:
             problems.append(f"unexpected custom resource {d['kind']}: add a check for it")
         continue
@@ -131,7 +187,16 @@ need("Deployment"); need("Service", 2); need("ConfigMap"); need("ServiceAccount"
 need("PodDisruptionBudget"); need("NetworkPolicy")
 need("HorizontalPodAutoscaler", 0 if name == "overlays/dev" else 1)
 if name == "overlays/production":
-    need("ServiceMonitor")
+    need("ServiceMonitor"); need("PrometheusRule")
+
+hpa_targets = {d["spec"]["scaleTargetRef"]["name"] for d in docs
+               if d["kind"] == "HorizontalPodAutoscaler"}
+tls = False
+for d in docs:
+    if d["kind"] == "Deployment":
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            tls = tls or any(e.get("name") == "PORTOLAN_TLS_CERT" for e in c.get("env", [])) \
+                or "--tls-cert" in c.get("args", [])
 
 for d in docs:
     if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("portolan-registry"):
@@ -141,13 +206,28 @@ for d in docs:
         if "registry.csv.gz" not in (d.get("binaryData") or {}):
             problems.append("registry ConfigMap lacks binaryData registry.csv.gz")
     if d["kind"] == "Service":
-        grpc = [p for p in d["spec"]["ports"] if p.get("name") == "grpc"]
-        # Cleartext overlays say h2c; the TLS overlay must not.
-        want = None if name == "overlays/production" else "kubernetes.io/h2c"
-        if not grpc or grpc[0].get("appProtocol") != want:
-            problems.append(f"Service {d['metadata']['name']}: port `grpc` should have appProtocol {want}")
+        for p in d["spec"]["ports"]:
+            if not IANA_SVC_NAME.match(p.get("name", "")):
+                problems.append(f"Service {d['metadata']['name']}: port name {p.get('name')!r} is not a valid IANA_SVC_NAME")
+        main = [p for p in d["spec"]["ports"] if p.get("port") == 50051]
+        # Cleartext: `grpc` + kubernetes.io/h2c (Istio: plaintext gRPC).
+        # TLS: `https-grpc` + `https` (Istio: TLS, passed through; `https`
+        # is an IANA service name). Never `grpc*` on a TLS port.
+        want = ("https-grpc", "https") if tls else ("grpc", "kubernetes.io/h2c")
+        if not main or (main[0].get("name"), main[0].get("appProtocol")) != want:
+            got = (main[0].get("name"), main[0].get("appProtocol")) if main else None
+            problems.append(f"Service {d['metadata']['name']}: port 50051 should be name/appProtocol {want} "
+                            f"({'TLS' if tls else 'cleartext'}), is {got}")
+        elif main[0].get("targetPort") != want[0]:
+            problems.append(f"Service {d['metadata']['name']}: port 50051 targetPort should be {want[0]!r}")
     if d["kind"] != "Deployment":
         continue
+    dname = d["metadata"]["name"]
+    if dname in hpa_targets and "replicas" in d["spec"]:
+        problems.append(f"Deployment {dname}: has `replicas` although an HPA scales it "
+                        "(every apply would reset the HPA's count)")
+    if dname not in hpa_targets and "replicas" not in d["spec"]:
+        problems.append(f"Deployment {dname}: no HPA scales it, so it needs `replicas`")
     pod = d["spec"]["template"]["spec"]
     if pod.get("automountServiceAccountToken") is not False:
         problems.append("Deployment: automountServiceAccountToken must be false")
@@ -164,19 +244,44 @@ for d in docs:
     if csc.get("allowPrivilegeEscalation") is not False or not csc.get("readOnlyRootFilesystem") \
             or csc.get("capabilities", {}).get("drop") != ["ALL"]:
         problems.append("Deployment: container security context is not restricted")
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        p = c.get(probe)
-        if not p:
-            problems.append(f"Deployment: {probe} missing")
-            continue
-        if "grpc" in p and not isinstance(p["grpc"].get("port"), int):
-            problems.append(f"Deployment: {probe}.grpc.port must be a number (named ports are not supported)")
-        tls = any(e.get("name") == "PORTOLAN_TLS_CERT" for e in c.get("env", [])) or "--tls-cert" in c.get("args", [])
-        if tls and "grpc" in p:
-            problems.append(f"Deployment: {probe} is a gRPC probe but the server speaks TLS (kubelet gRPC probes cannot)")
-        if not tls and "grpc" not in p:
-            problems.append(f"Deployment: {probe} should be a native gRPC probe on the cleartext port")
     args = c.get("args", [])
+    def flag(f):
+        for i, a in enumerate(args):
+            if a == f and i + 1 < len(args):
+                return args[i + 1]
+            if a.startswith(f + "="):
+                return a.split("=", 1)[1]
+        return None
+    health = flag("--health-listen")
+    health_port = int(health.rsplit(":", 1)[1]) if health else None
+    if not health:
+        problems.append("Deployment: --health-listen missing (the probes' plaintext gRPC health port)")
+    if "--metrics-listen" in args or not flag("--admin-listen"):
+        problems.append("Deployment: use --admin-listen (not the --metrics-listen alias)")
+    for cc in pod["containers"] + pod.get("initContainers", []):
+        ports = {p["containerPort"]: p.get("name") for p in cc.get("ports", [])}
+        for n in ports.values():
+            if n is not None and not IANA_SVC_NAME.match(n):
+                problems.append(f"Deployment: container port name {n!r} is not a valid IANA_SVC_NAME")
+        probes = ("startupProbe", "readinessProbe", "livenessProbe")
+        if cc in pod.get("initContainers", []) and not any(cc.get(k) for k in probes):
+            continue
+        for probe in probes:
+            p = cc.get(probe)
+            if not p:
+                problems.append(f"Deployment: container {cc['name']}: {probe} missing")
+                continue
+            if set(p) & {"tcpSocket", "httpGet", "exec"} or "grpc" not in p:
+                problems.append(f"Deployment: container {cc['name']}: {probe} must be a native gRPC probe")
+                continue
+            port = p["grpc"].get("port")
+            if not isinstance(port, int):
+                problems.append(f"Deployment: {probe}.grpc.port must be a number (named ports are not supported)")
+            elif port != health_port or port not in ports:
+                problems.append(f"Deployment: {probe}.grpc.port {port} is not the declared --health-listen port {health_port}")
+            want = "liveness" if probe == "livenessProbe" else "readiness"
+            if p["grpc"].get("service") != want:
+                problems.append(f"Deployment: {probe}.grpc.service should be {want!r}")
     grace = 20
     for i, a in enumerate(args):
         val = None
@@ -223,6 +328,44 @@ PYEOF
     echo "ok: $(grep -c '^INFO' "$log") object validations passed for $dir"
   fi
 done
+
+echo "== deploy/grafana/portolan-dashboard.json"
+if ! "$PY" - deploy/grafana/portolan-dashboard.json <<'PYEOF'
+import json, sys
+path = sys.argv[1]
+try:
+    dash = json.load(open(path))
+except (OSError, ValueError) as e:
+    print(f"FAIL: {path} does not parse: {e}")
+    sys.exit(1)
+problems = []
+panels = []
+def walk(ps):
+    for p in ps:
+        panels.append(p)
+        walk(p.get("panels", []))  # panels inside collapsed rows
+walk(dash.get("panels", []))
+ds = [v for v in dash.get("templating", {}).get("list", []) if v.get("type") == "datasource"]
+if not ds or ds[0].get("query") != "prometheus":
+    problems.append("no `datasource` template variable of type prometheus")
+exprs = 0
+for p in panels:
+    if p.get("type") == "row":
+        continue
+    targets = p.get("targets") or []
+    if not targets or not all(isinstance(t.get("expr"), str) and t["expr"].strip() for t in targets):
+        problems.append(f"panel {p.get('title')!r}: every panel needs targets with a PromQL expr")
+    exprs += len(targets)
+for q in problems:
+    print("FAIL: " + q)
+if not problems:
+    print(f"ok: {len([p for p in panels if p.get('type') != 'row'])} panels, {exprs} queries, "
+          f"schemaVersion {dash.get('schemaVersion')}")
+sys.exit(1 if problems else 0)
+PYEOF
+then
+  failures=$((failures + 1))
+fi
 
 if [[ $failures -ne 0 ]]; then
   echo "validate-manifests: $failures check group(s) failed"
