@@ -542,10 +542,8 @@ async fn phase(
         a.server.data.clone(),
         servers::scratch_dir("hostile")?,
     )?;
-    cmd.extra_args.extend([
-        "--admin-listen".into(),
-        format!("127.0.0.1:{metrics_port}"),
-    ]);
+    cmd.extra_args
+        .extend(["--admin-listen".into(), format!("127.0.0.1:{metrics_port}")]);
     if attack == Attack::WatchStall {
         cmd.extra_args.extend([
             "--max-stream-lifetime".into(),
