@@ -1,6 +1,7 @@
 //! Compiles `proto/portolan/v1/*.proto` into Rust with a pure-Rust protobuf
 //! compiler (protox), so no system `protoc` is needed, and writes the encoded
-//! descriptor set that the server registers for gRPC reflection.
+//! descriptor set that the server registers for gRPC reflection, and the
+//! serde impls (proto3 JSON, by pbjson-build) of the messages.
 //!
 //! The contract is generated once per role:
 //! * `portolan.v1.rs`: every message, the client and a server trait over
@@ -28,7 +29,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(["portolan/v1/registry.proto"], ["proto"])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out_dir.join("portolan_descriptor.bin"), fds.encode_to_vec())?;
+    let descriptors = fds.encode_to_vec();
+    std::fs::write(out_dir.join("portolan_descriptor.bin"), &descriptors)?;
+    // The proto3 canonical JSON mapping (what grpcurl and
+    // google.protobuf.json_format print) for the generated messages: serde
+    // impls from pbjson. GetRegistryInfoResponse holds
+    // google.protobuf.Timestamp, which prost-types gives no serde impl; the
+    // CLI prints its own RFC 3339 view of it.
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptors)?
+        .exclude([".portolan.v1.GetRegistryInfoResponse"])
+        .build(&[".portolan.v1"])?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

@@ -30,7 +30,10 @@ cargo build --quiet --locked --workspace --bins
 target_dir=$(cargo metadata --format-version 1 --no-deps \
   | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 export PORTOLAN_SERVER_BIN="$target_dir/debug/portolan-server"
-[[ -x "$PORTOLAN_SERVER_BIN" ]] || { echo "python-interop: $PORTOLAN_SERVER_BIN was not built" >&2; exit 1; }
+export PORTOLAN_CLI_BIN="$target_dir/debug/portolan"
+for bin in "$PORTOLAN_SERVER_BIN" "$PORTOLAN_CLI_BIN"; do
+  [[ -x "$bin" ]] || { echo "python-interop: $bin was not built" >&2; exit 1; }
+done
 
 # The registry is the IANA CSV committed under data/real/ (the test
 # decompresses it).

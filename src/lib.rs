@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //! * [`pb`]: the generated messages, the `PortRegistryService` client and
-//!   server (for clients, tests and the benchmark's baseline).
+//!   server (for clients, tests and the benchmark's baseline), and their
+//!   proto3 JSON mapping (serde, from pbjson): the one JSON shape of a
+//!   record, as grpcurl prints it.
 //! * [`convert`]: domain ⇄ protobuf conversions, the one definition of how
 //!   a record maps to the contract.
 //! * [`reply`]: the server's replies, prost-derived with their records as
@@ -28,6 +30,7 @@ pub mod reply;
 )]
 pub mod pb {
     tonic::include_proto!("portolan.v1");
+    include!(concat!(env!("OUT_DIR"), "/portolan.v1.serde.rs"));
 }
 
 /// The `PortRegistryService` server stubs with the replies that carry

@@ -6,44 +6,39 @@
 //! control character (C0, DEL, C1) is written as an escape
 //! ([`escape_controls`]), so a description holding ESC or BEL cannot drive
 //! the terminal. JSON output is escaped by `serde_json` itself.
+//!
+//! A record has one JSON shape everywhere (lookup, search, list, watch,
+//! diff, export): the proto3 JSON mapping of `portolan.v1.Record`
+//! ([`record_json`]), what grpcurl prints.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
 
 use portolan_client::RegistryInfo;
-use portolan_registry::{Person, Record, RecordKey};
+use portolan_registry::{Record, RecordKey};
 use serde_json::{Value, json};
 
 use crate::args::OutputFormat;
 
-/// The record as one flat JSON object.
+/// The record as JSON: the proto3 canonical JSON mapping of
+/// `portolan.v1.Record` (pbjson's serde impl of the generated message),
+/// exactly what grpcurl and `google.protobuf.json_format` print for the
+/// same message. The record's `key` is absent: lookups and scans answer
+/// records (a key is printed where a change is about one: diff, Watch).
 pub fn record_json(record: &Record) -> Value {
-    let people = |list: &[Person]| -> Vec<Value> {
-        list.iter()
-            .map(|p| {
-                json!({
-                    "id": p.id, "name": p.name, "organization": p.organization, "uri": p.uri,
-                })
-            })
-            .collect()
-    };
-    json!({
-        "name": record.name,
-        "port": record.ports.map(|p| p.start),
-        "port_end": record.ports.map(|p| p.end),
-        "protocol": record.protocol.as_ref().map(|p| p.as_str()),
-        "state": record.state.as_str(),
-        "description": record.description,
-        "assignees": people(&record.assignees),
-        "contacts": people(&record.contacts),
-        "registration_date": record.registration_date.as_ref().map(|d| d.text.as_str()),
-        "modification_date": record.modification_date.as_ref().map(|d| d.text.as_str()),
-        "references": record.references,
-        "service_code": record.service_code,
-        "unauthorized_use": record.unauthorized_use,
-        "notes": record.notes,
-        "aliases": record.aliases,
-    })
+    to_value(&portolan::convert::unkeyed_record_to_pb(record))
+}
+
+/// A record key as JSON: the proto3 JSON of `portolan.v1.RecordKey`.
+pub fn key_json(key: &RecordKey) -> Value {
+    to_value(&portolan::convert::key_to_pb(key))
+}
+
+/// A generated message as a JSON value. pbjson's impls write only strings,
+/// numbers, booleans, arrays and objects, which cannot fail to convert.
+fn to_value(message: &impl serde::Serialize) -> Value {
+    serde_json::to_value(message)
+        .unwrap_or_else(|e| json!({ "error": format!("cannot write JSON: {e}") }))
 }
 
 /// One difference between two registries, as `portolan diff` prints it.
@@ -252,17 +247,6 @@ fn change_rows(change: &Change<'_>) -> Vec<(&'static str, String, String, String
     }
 }
 
-/// A record key as JSON.
-pub fn key_json(key: &RecordKey) -> Value {
-    json!({
-        "name": key.name,
-        "port": key.ports.map(|p| p.start),
-        "port_end": key.ports.map(|p| p.end),
-        "protocol": key.protocol.as_ref().map(|p| p.as_str()),
-        "ordinal": key.ordinal,
-    })
-}
-
 /// `text` with every control character (C0 `U+0000`-`U+001F`, DEL
 /// `U+007F`, C1 `U+0080`-`U+009F`) written as an escape: `\x1b` for the
 /// ASCII ones, `\u{85}` for C1. Characters listed in `keep` are left as
@@ -440,9 +424,9 @@ fn csv_io(e: csv::Error) -> io::Error {
     }
 }
 
+/// An RFC 3339 UTC time to the second (`2026-12-05T14:30:26Z`), or empty.
 fn time_text(t: Option<std::time::SystemTime>) -> String {
-    t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| format!("{}", d.as_secs()))
+    t.map(|t| humantime::format_rfc3339_seconds(t).to_string())
         .unwrap_or_default()
 }
 
@@ -462,10 +446,10 @@ pub fn write_info(
         "records_by_state": info.records_by_state,
         "records_by_protocol": info.records_by_protocol,
         "registry_updated": info.registry_updated,
-        "loaded_at_unix": time_text(info.loaded_at),
+        "loaded_at": time_text(info.loaded_at),
         "last_reload_outcome": info.last_reload_outcome.map(|o| o.as_str()),
         "last_reload_error": info.last_reload_error,
-        "last_reload_at_unix": time_text(info.last_reload_at),
+        "last_reload_at": time_text(info.last_reload_at),
         "diagnostic_count": info.diagnostic_count,
     });
     write_object(out, format, &value)
@@ -560,12 +544,32 @@ mod tests {
         assert_eq!(lines[0].find("PORT"), lines[1].find("443"));
     }
 
+    /// The proto3 JSON mapping: lowerCamelCase names, enums by their
+    /// proto names, default values (empty strings, zero, empty lists)
+    /// left out.
     #[test]
-    fn json_has_fields() {
+    fn json_is_the_proto3_mapping_of_the_record() {
         let v = record_json(&record());
-        assert_eq!(v["name"], "https");
-        assert_eq!(v["port"], 443);
-        assert_eq!(v["protocol"], "tcp");
-        assert_eq!(v["state"], "assigned");
+        assert_eq!(
+            v,
+            json!({
+                "name": "https",
+                "port": 443,
+                "portEnd": 443,
+                "protocol": "PROTOCOL_TCP",
+                "protocolText": "tcp",
+                "description": "http protocol over TLS/SSL",
+                "state": "RECORD_STATE_ASSIGNED",
+                "portClass": "PORT_CLASS_SYSTEM",
+            })
+        );
+        let mut ranged = record();
+        ranged.ports = PortRange::new(6000, 6063);
+        ranged.protocol = Some(Protocol::Udp);
+        let key = RecordKey::of(&ranged, 1);
+        assert_eq!(
+            key_json(&key),
+            json!({"name": "https", "port": 6000, "portEnd": 6063, "protocol": "PROTOCOL_UDP", "protocolText": "udp", "ordinal": 1})
+        );
     }
 }

@@ -89,6 +89,10 @@ fn the_embedded_default_is_the_full_registry_of_its_edition() {
     assert_eq!(rows[0]["name"], "https");
     let info = &success_json(portolan().args(["--offline", "info"]))[0];
     assert_eq!(info["record_count"], 14_512);
+    // RFC 3339, to the second, in UTC.
+    let loaded = info["loaded_at"].as_str().expect("loaded_at");
+    humantime::parse_rfc3339(loaded).unwrap_or_else(|e| panic!("{loaded}: {e}"));
+    assert!(loaded.ends_with('Z') && loaded.len() == 20, "{loaded}");
     assert_eq!(info["registry_updated"], "2026-04-24");
     portolan()
         .arg("--version")
@@ -107,15 +111,17 @@ fn offline_lookup_by_port_name_and_protocol() {
         rows.iter()
             .all(|r| r["name"] == "admins-lms" && r["port"] == 2692)
     );
-    assert_eq!(rows[0]["state"], "assigned");
+    // The proto3 JSON mapping of portolan.v1.Record (what grpcurl prints).
+    assert_eq!(rows[0]["state"], "RECORD_STATE_ASSIGNED");
+    assert_eq!(rows[0]["portEnd"], 2692);
 
     // Global flags after the subcommand; protocol in the query or as a flag.
     let rows = success_json(portolan().args(["lookup", "2692/udp", "--offline"]));
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0]["protocol"], "udp");
+    assert_eq!(rows[0]["protocol"], "PROTOCOL_UDP");
     let rows =
         success_json(portolan().args(["--offline", "lookup", "ADMINS-LMS", "--proto", "tcp"]));
-    assert_eq!(rows[0]["protocol"], "tcp");
+    assert_eq!(rows[0]["protocol"], "PROTOCOL_TCP");
 
     portolan()
         .args(["--offline", "lookup", "65000"])
@@ -202,14 +208,18 @@ fn offline_search_list_info_export() {
     ]));
     assert!(!rows.is_empty());
     for r in &rows {
-        assert!(r["protocol"] == "udp" || r["protocol"].is_null());
-        assert_eq!(r["state"], "assigned");
+        assert!(r["protocol"] == "PROTOCOL_UDP" || r["protocol"].is_null());
+        assert_eq!(r["state"], "RECORD_STATE_ASSIGNED");
         assert!(r["port"].as_u64().expect("port") <= 2700);
     }
 
     let info = &success_json(portolan().args(["--offline", "info"]))[0];
     assert_eq!(info["source_path"], "embedded");
     assert_eq!(info["record_count"], 14_512);
+    // RFC 3339, to the second, in UTC.
+    let loaded = info["loaded_at"].as_str().expect("loaded_at");
+    humantime::parse_rfc3339(loaded).unwrap_or_else(|e| panic!("{loaded}: {e}"));
+    assert!(loaded.ends_with('Z') && loaded.len() == 20, "{loaded}");
 
     portolan()
         .args(["--offline", "export", "--format", "services"])

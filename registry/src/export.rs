@@ -1,5 +1,6 @@
 //! Writing a registry back out: the official IANA CSV ([`to_csv`]), a
-//! complete services(5) file ([`to_services`]) and JSON lines ([`to_json`]).
+//! complete services(5) file ([`to_services`]). (JSON is the contract's
+//! proto3 mapping, written by the CLI from the generated messages.)
 //!
 //! [`to_csv`] is the inverse of the CSV parser: parsing its output gives
 //! records equal to those of any registry read from an IANA CSV (people
@@ -8,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::model::{Person, Protocol, Record};
+use crate::model::{Person, Protocol};
 use crate::parse::csv::HEADER;
 use crate::registry::Registry;
 
@@ -167,29 +168,10 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Writes the registry as JSON lines: one record per line, as serde
-/// serialises [`Record`], in registry order.
-pub fn to_json(registry: &Registry) -> String {
-    let mut out = String::with_capacity(registry.len() * 256);
-    for r in &registry.records {
-        out.push_str(&record_json(r));
-        out.push('\n');
-    }
-    out
-}
-
-fn record_json(record: &Record) -> String {
-    // Serialising a Record cannot fail: it holds only strings, numbers,
-    // options, vectors and unit-variant enums (no maps with non-string
-    // keys); serde_json writes a non-finite f64 as null.
-    serde_json::to_string(record)
-        .unwrap_or_else(|e| format!("{{\"error\":{}}}", serde_json::Value::String(e.to_string())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PortRange, RecordState};
+    use crate::model::{PortRange, Record, RecordState};
     use crate::parse::{self, Format};
     use crate::registry::SourceInfo;
 
@@ -262,21 +244,5 @@ mod tests {
             .registry;
         assert_eq!(back.len(), 6);
         assert_eq!(back.records[3].aliases, ["http"]);
-    }
-
-    #[test]
-    fn json_lines() {
-        let reg = Registry::new(
-            vec![
-                record(Some("a"), None, None),
-                record(None, Some(PortRange::single(1)), Some(Protocol::Udp)),
-            ],
-            SourceInfo::default(),
-        );
-        let text = to_json(&reg);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2);
-        let back: Record = serde_json::from_str(lines[1]).expect("valid JSON");
-        assert_eq!(back, reg.records[1]);
     }
 }

