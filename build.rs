@@ -38,7 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // CLI prints its own RFC 3339 view of it.
     pbjson_build::Builder::new()
         .register_descriptors(&descriptors)?
-        .exclude([".portolan.v1.GetRegistryInfoResponse"])
+        .exclude([
+            ".portolan.v1.GetRegistryInfoResponse",
+            ".portolan.v1.LayerInfo",
+        ])
         .build(&[".portolan.v1"])?;
     tonic_prost_build::configure()
         .build_server(true)

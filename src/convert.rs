@@ -321,6 +321,16 @@ pub fn key_to_pb(key: &RecordKey) -> pb::RecordKey {
         protocol: protocol as i32,
         protocol_text,
         ordinal: key.ordinal,
+        layer: key.layer.to_string(),
+    }
+}
+
+/// A layer name from the wire (the unnamed layer shares one empty name).
+fn layer_from_pb(layer: &str) -> Arc<str> {
+    if layer.is_empty() {
+        Arc::default()
+    } else {
+        Arc::from(layer)
     }
 }
 
@@ -331,6 +341,7 @@ pub fn key_from_pb(key: &pb::RecordKey) -> Result<RecordKey, ConvertError> {
         ports: ports_from_pb(key.port, key.port_end, "key.port", "key.port_end")?,
         protocol: protocol_from_pb(key.protocol, &key.protocol_text, "key.protocol")?,
         ordinal: key.ordinal,
+        layer: layer_from_pb(&key.layer),
     })
 }
 
@@ -426,6 +437,8 @@ pub fn unkeyed_record_to_pb(record: &Record) -> pb::Record {
         open_frequency: record.open_frequency,
         key: None,
         position: record.position,
+        layer: record.layer.to_string(),
+        layer_rank: record.layer_rank,
     }
 }
 
@@ -471,6 +484,8 @@ pub fn record_from_pb(record: &pb::Record) -> Result<(RecordKey, Record), Conver
         open_frequency: record.open_frequency,
         state,
         position: record.position,
+        layer: layer_from_pb(&record.layer),
+        layer_rank: record.layer_rank,
     };
     let key = match &record.key {
         Some(key) => key_from_pb(key)?,
@@ -553,6 +568,8 @@ mod tests {
             open_frequency: Some(0.25),
             state: RecordState::Assigned,
             position: 3,
+            layer: Arc::from("corp"),
+            layer_rank: 1,
         }
     }
 
@@ -630,6 +647,7 @@ mod tests {
             ports: PortRange::new(1, 2),
             protocol: Some(Protocol::Udp),
             ordinal: 7,
+            layer: Arc::from("local"),
         };
         assert_eq!(key_from_pb(&key_to_pb(&key)).unwrap(), key);
     }

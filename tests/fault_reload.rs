@@ -16,7 +16,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use portolan::pb::port_registry_service_client::PortRegistryServiceClient;
@@ -25,6 +24,7 @@ use portolan::pb::{
 };
 use portolan_registry::{Registry, export};
 use portolan_test_support::shared_file;
+use portolan_test_support::write_atomically;
 use tonic::transport::Channel;
 
 use support::{eventually, start_server, test_args};
@@ -67,12 +67,6 @@ async fn description_of(client: &PortRegistryServiceClient<Channel>, name: &str)
         .records[0]
         .description
         .clone()
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).expect("write data file");
-    std::fs::rename(&tmp, path).expect("rename data file");
 }
 
 fn parse_csv(bytes: &[u8]) -> Registry {

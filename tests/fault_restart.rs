@@ -40,6 +40,7 @@ use portolan_client::{
 };
 use portolan_registry::Registry;
 use portolan_test_support::shared_file;
+use portolan_test_support::write_atomically;
 
 mod support;
 
@@ -54,13 +55,6 @@ fn generation(base: &[u8], label: &str) -> Vec<u8> {
     let mut out = base.to_vec();
     out.extend_from_slice(format!("{PROBE},40001,tcp,Generation {label},,,,,,,,\r\n").as_bytes());
     out
-}
-
-/// Replaces `path` atomically (write a sibling, rename over).
-fn write_atomically(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).expect("write data file");
-    std::fs::rename(&tmp, path).expect("rename data file");
 }
 
 /// A port that was free a moment ago (the server binds it right after).

@@ -33,6 +33,7 @@ use portolan::pb::{
 };
 use portolan_registry::ParseLimits;
 use portolan_test_support::shared_file;
+use portolan_test_support::write_atomically;
 use tonic::transport::Channel;
 
 use support::{ServerProcess, eventually, start_server, test_args, workspace_binary};
@@ -60,12 +61,6 @@ async fn description_of(client: &PortRegistryServiceClient<Channel>, name: &str)
         .ok()?
         .into_inner();
     found.records.first().map(|r| r.description.clone())
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).expect("write data file");
-    std::fs::rename(&tmp, path).expect("rename data file");
 }
 
 /// Replaces `path` (file, link or FIFO) by whatever `make` creates there.

@@ -167,6 +167,7 @@ async fn list_records_streams_every_record_in_scan_order() {
             port_min: Some(0),
             port_max: Some(1023),
             states: vec![RecordState::Assigned as i32],
+            layers: Vec::new(),
         },
     )
     .await;

@@ -65,6 +65,7 @@ impl Baseline {
                 protocol: Protocol::Tcp as i32,
                 protocol_text: "tcp".into(),
                 ordinal: 0,
+                layer: String::new(),
             }),
             ..Record::default()
         };

@@ -44,9 +44,11 @@ pub struct Global {
     #[arg(long, global = true)]
     pub offline: bool,
     /// Registry file for offline mode (IANA CSV/XML/text, services(5),
-    /// nmap-services; gzip accepted; format detected).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub data: Option<PathBuf>,
+    /// nmap-services; gzip accepted; format detected). Repeat as
+    /// `NAME=FILE` for layers, highest priority first, as the server takes
+    /// them.
+    #[arg(long, global = true, value_name = "[NAME=]FILE")]
+    pub data: Vec<portolan_registry::LayerSpec>,
     /// Output format; `table` when stdout is a terminal, JSON lines
     /// otherwise.
     #[arg(long, short = 'o', global = true, value_enum)]
@@ -132,6 +134,9 @@ pub enum Command {
         /// At most this many results.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Only records of this layer (repeatable).
+        #[arg(long)]
+        layer: Vec<String>,
     },
     /// List records in (port, protocol, name) order.
     List {
@@ -145,6 +150,9 @@ pub enum Command {
         /// unassigned, removed.
         #[arg(long, value_parser = parse_state)]
         state: Vec<RecordState>,
+        /// Only records of this layer (repeatable).
+        #[arg(long)]
+        layer: Vec<String>,
     },
     /// Print each registry change as the server applies it. When the
     /// stream ends (the server's stream lifetime, a restart, a lost

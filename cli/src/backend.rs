@@ -69,9 +69,18 @@ impl Backend {
     /// Builds the backend the global options ask for.
     pub async fn open(global: &Global) -> anyhow::Result<Self> {
         if global.offline {
-            let registry = match &global.data {
-                Some(path) => load_file(path)?.0,
-                None => portolan_registry::embedded::registry(),
+            let registry = if global.data.is_empty() {
+                portolan_registry::embedded::registry()
+            } else {
+                portolan_registry::layers::check_layer_names(
+                    global.data.iter().map(|l| l.name.as_str()),
+                )
+                .map_err(|e| anyhow::anyhow!("--data: {e}"))?;
+                let mut layers = Vec::with_capacity(global.data.len());
+                for layer in &global.data {
+                    layers.push((layer.name.clone(), load_file(&layer.path)?.0));
+                }
+                portolan_registry::layers::compose(layers)
             };
             return Ok(Self::Offline(Index::new(registry)));
         }

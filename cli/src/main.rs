@@ -164,9 +164,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     lookup_many(&backend, &mut out, format, &queries, proto).await?
                 }
             }
-            Command::Search { text, proto, limit } => {
+            Command::Search {
+                text,
+                proto,
+                limit,
+                layer,
+            } => {
                 let filter = ScanFilter {
                     protocol: proto,
+                    layers: layer,
                     ..ScanFilter::default()
                 };
                 let records = backend.search(&text, &filter, limit).await?;
@@ -183,12 +189,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 proto,
                 range,
                 state,
+                layer,
             } => {
                 let filter = ScanFilter {
                     protocol: proto,
                     port_min: range.map(|r| r.0),
                     port_max: range.map(|r| r.1),
                     states: state,
+                    layers: layer,
                 };
                 let bar = progress("records");
                 let records = backend.list(&filter, Some(&bar)).await?;

@@ -390,14 +390,29 @@ pub fn write_records<'a>(
             w.flush()?;
         }
         OutputFormat::Table => {
-            let rows: Vec<[String; 5]> = records.into_iter().map(columns).collect();
-            let mut widths = HEADER.map(str::len);
+            let records: Vec<&Record> = records.into_iter().collect();
+            // A LAYER column first when any record comes from a named layer.
+            let layered = records.iter().any(|r| !r.layer.is_empty());
+            let with_layer = |record: &Record, cells: [String; 5]| -> Vec<String> {
+                let layer = layered.then(|| one_line(&record.layer));
+                layer.into_iter().chain(cells).collect()
+            };
+            let rows: Vec<Vec<String>> =
+                records.iter().map(|r| with_layer(r, columns(r))).collect();
+            let header_cells = HEADER.map(str::to_string);
+            let header = if layered {
+                std::iter::once("LAYER".to_string())
+                    .chain(header_cells)
+                    .collect()
+            } else {
+                header_cells.to_vec()
+            };
+            let mut widths: Vec<usize> = header.iter().map(String::len).collect();
             for row in &rows {
                 for (w, cell) in widths.iter_mut().zip(row) {
                     *w = (*w).max(cell.chars().count());
                 }
             }
-            let header = HEADER.map(str::to_string);
             let header = headers().then_some(&header);
             for row in header.into_iter().chain(rows.iter()) {
                 let mut line = String::new();
@@ -451,6 +466,20 @@ pub fn write_info(
         "last_reload_error": info.last_reload_error,
         "last_reload_at": time_text(info.last_reload_at),
         "diagnostic_count": info.diagnostic_count,
+        "layers": info.layers.iter().map(|l| json!({
+            "name": l.name,
+            "rank": l.rank,
+            "source_path": l.source_path,
+            "source_format": l.source_format,
+            "content_hash": l.content_hash,
+            "record_count": l.record_count,
+            "registry_updated": l.registry_updated,
+            "loaded_at": time_text(l.loaded_at),
+            "last_reload_outcome": l.last_reload_outcome.map(|o| o.as_str()),
+            "last_reload_error": l.last_reload_error,
+            "last_reload_at": time_text(l.last_reload_at),
+            "diagnostic_count": l.diagnostic_count,
+        })).collect::<Vec<_>>(),
     });
     write_object(out, format, &value)
 }
@@ -500,6 +529,12 @@ fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
                     format!("{prefix}.{k}")
                 };
                 flatten(&key, v, out);
+            }
+        }
+        // Objects in a list (the layers of `info`): `key.0.field`, ...
+        Value::Array(items) if items.iter().all(Value::is_object) && !items.is_empty() => {
+            for (i, item) in items.iter().enumerate() {
+                flatten(&format!("{prefix}.{i}"), item, out);
             }
         }
         Value::Array(items) => {

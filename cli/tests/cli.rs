@@ -1089,3 +1089,59 @@ fn services_output_and_no_headers() {
         .assert()
         .stdout("ssh,22,22,tcp,assigned,The Secure Shell (SSH) Protocol\n");
 }
+
+/// Layers offline, as the server takes them: `--data NAME=FILE` repeated,
+/// highest priority first; every record names its layer; `list --layer`
+/// filters; a table gets a LAYER column; two unnamed sources are refused.
+#[test]
+fn offline_layers_answer_in_priority_order_with_their_names() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let corp = dir.path().join("corp-ports");
+    std::fs::write(&corp, "corp-web\t443/tcp\t# Corp web\ncorp-db\t15432/tcp\n").expect("corp");
+    let iana = shared_file("iana/service-names-port-numbers.csv");
+    let data = |cmd: &mut Command| {
+        cmd.arg("--offline")
+            .arg("--data")
+            .arg(format!("corp={}", corp.display()))
+            .arg("--data")
+            .arg(format!("iana={}", iana.display()));
+    };
+    let mut cmd = portolan();
+    data(&mut cmd);
+    let rows = success_json(cmd.args(["lookup", "443/tcp"]));
+    let layers: Vec<(&str, u64, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["layer"].as_str().expect("layer"),
+                r["layerRank"].as_u64().unwrap_or(0),
+                r["name"].as_str().expect("name"),
+            )
+        })
+        .collect();
+    assert_eq!(layers, [("corp", 0, "corp-web"), ("iana", 1, "https")]);
+
+    let mut cmd = portolan();
+    data(&mut cmd);
+    let corp_only = success_json(cmd.args(["list", "--layer", "corp"]));
+    let names: Vec<&str> = corp_only.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["corp-web", "corp-db"]);
+
+    let mut cmd = portolan();
+    data(&mut cmd);
+    cmd.args(["-o", "table", "lookup", "443/tcp"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("LAYER  NAME"))
+        .stdout(predicate::str::contains("corp   corp-web"));
+
+    portolan()
+        .args(["--offline", "--data"])
+        .arg(&corp)
+        .arg("--data")
+        .arg(&iana)
+        .args(["lookup", "443"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("each needs a name"));
+}

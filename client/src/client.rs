@@ -662,6 +662,7 @@ impl Client {
                 .map(|s| crate::types::state_to_pb(*s))
                 .collect(),
             limit,
+            layers: filter.layers.clone(),
         };
         let response = self
             .call(request, false, |mut c, r| async move { c.search(r).await })
@@ -681,6 +682,7 @@ impl Client {
                 .iter()
                 .map(|s| crate::types::state_to_pb(*s))
                 .collect(),
+            layers: filter.layers.clone(),
         };
         let response = self
             .call(

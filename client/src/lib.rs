@@ -21,7 +21,7 @@
 //!   (heartbeat timeout, resync, backoff, progress that `wait_live` and
 //!   `wait_for_version` wait on).
 //! * [`types`]: [`WatchEvent`], [`BatchQuery`]/[`BatchItem`],
-//!   [`ScanFilter`], [`RegistryInfo`].
+//!   [`ScanFilter`], [`RegistryInfo`] (and its [`LayerInfo`]s).
 //! * [`error`]: the one error enum, [`Error`].
 //! * [`retry`]: [`RetryPolicy`] (jittered exponential backoff).
 //!
@@ -62,8 +62,8 @@ pub use error::Error;
 pub use replica::{ReplicaClient, ReplicaConfig, ReplicaStats};
 pub use retry::RetryPolicy;
 pub use types::{
-    BatchItem, BatchQuery, LookupTarget, RegistryInfo, ReloadOutcome, ScanFilter, SharedLookup,
-    WatchEvent, WatchEventKind, WatchMode,
+    BatchItem, BatchQuery, LayerInfo, LookupTarget, RegistryInfo, ReloadOutcome, ScanFilter,
+    SharedLookup, WatchEvent, WatchEventKind, WatchMode,
 };
 
 pub use portolan_registry::{LookupResult, Protocol, Record, RecordKey, RecordState, embedded};

@@ -224,7 +224,7 @@ pub struct BatchItem {
 /// use portolan_registry::{Protocol, RecordState};
 ///
 /// let f = ScanFilter { protocol: Some(Protocol::Tcp), port_min: Some(1), port_max: Some(1023),
-///                      states: vec![RecordState::Assigned] };
+///                      states: vec![RecordState::Assigned], layers: vec![] };
 /// assert_eq!(f.port_max, Some(1023));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -237,6 +237,8 @@ pub struct ScanFilter {
     pub port_max: Option<u16>,
     /// Only these states; empty = all.
     pub states: Vec<RecordState>,
+    /// Only these layers (a server's `--data NAME=FILE` names); empty = all.
+    pub layers: Vec<String>,
 }
 
 impl ScanFilter {
@@ -248,6 +250,7 @@ impl ScanFilter {
             port_min: self.port_min,
             port_max: self.port_max,
             states: self.states.clone(),
+            layers: self.layers.clone(),
         }
     }
 }
@@ -321,6 +324,49 @@ pub struct RegistryInfo {
     pub last_reload_at: Option<SystemTime>,
     /// Parser diagnostics count.
     pub diagnostic_count: u64,
+    /// Each source (layer) of the registry, highest priority first; one
+    /// unnamed layer for a single-source server; empty for a local
+    /// snapshot.
+    pub layers: Vec<LayerInfo>,
+}
+
+/// One source (layer) of a server's registry, as GetRegistryInfo lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LayerInfo {
+    /// The layer's name (empty for the one unnamed layer).
+    pub name: String,
+    /// Its priority, 0 the highest.
+    pub rank: u32,
+    /// File path or `embedded`.
+    pub source_path: String,
+    /// `iana-csv`, `services+gzip`, ...
+    pub source_format: String,
+    /// SHA-256 of the file as last loaded, hex.
+    pub content_hash: String,
+    /// Records it contributes.
+    pub record_count: u64,
+    /// The file's own "last updated" date; empty when none.
+    pub registry_updated: String,
+    /// When its serving records were loaded.
+    pub loaded_at: Option<SystemTime>,
+    /// How its last reload ended.
+    pub last_reload_outcome: Option<ReloadOutcome>,
+    /// The error of its last failed reload; empty otherwise.
+    pub last_reload_error: String,
+    /// When its last reload was attempted.
+    pub last_reload_at: Option<SystemTime>,
+    /// Parser diagnostics count.
+    pub diagnostic_count: u64,
+}
+
+fn reload_outcome(value: i32) -> Option<ReloadOutcome> {
+    match pb::ReloadOutcome::try_from(value) {
+        Ok(pb::ReloadOutcome::Unspecified) | Err(_) => None,
+        Ok(pb::ReloadOutcome::Initial) => Some(ReloadOutcome::Initial),
+        Ok(pb::ReloadOutcome::Applied) => Some(ReloadOutcome::Applied),
+        Ok(pb::ReloadOutcome::Unchanged) => Some(ReloadOutcome::Unchanged),
+        Ok(pb::ReloadOutcome::Failed) => Some(ReloadOutcome::Failed),
+    }
 }
 
 fn timestamp(ts: Option<prost_types::Timestamp>) -> Option<SystemTime> {
@@ -338,13 +384,25 @@ impl RegistryInfo {
     }
 
     pub(crate) fn from_pb(info: pb::GetRegistryInfoResponse) -> Self {
-        let outcome = match pb::ReloadOutcome::try_from(info.last_reload_outcome) {
-            Ok(pb::ReloadOutcome::Unspecified) | Err(_) => None,
-            Ok(pb::ReloadOutcome::Initial) => Some(ReloadOutcome::Initial),
-            Ok(pb::ReloadOutcome::Applied) => Some(ReloadOutcome::Applied),
-            Ok(pb::ReloadOutcome::Unchanged) => Some(ReloadOutcome::Unchanged),
-            Ok(pb::ReloadOutcome::Failed) => Some(ReloadOutcome::Failed),
-        };
+        let outcome = reload_outcome(info.last_reload_outcome);
+        let layers = info
+            .layers
+            .into_iter()
+            .map(|l| LayerInfo {
+                name: l.name,
+                rank: l.rank,
+                source_path: l.source_path,
+                source_format: l.source_format,
+                content_hash: l.content_hash,
+                record_count: l.record_count,
+                registry_updated: l.registry_updated,
+                loaded_at: timestamp(l.loaded_at),
+                last_reload_outcome: reload_outcome(l.last_reload_outcome),
+                last_reload_error: l.last_reload_error,
+                last_reload_at: timestamp(l.last_reload_at),
+                diagnostic_count: l.diagnostic_count,
+            })
+            .collect();
         Self {
             version: info.version,
             state_id: info.state_id,
@@ -360,6 +418,7 @@ impl RegistryInfo {
             last_reload_error: info.last_reload_error,
             last_reload_at: timestamp(info.last_reload_at),
             diagnostic_count: info.diagnostic_count,
+            layers,
         }
     }
 }

@@ -225,6 +225,7 @@ async fn typed_calls_return_domain_values_and_typed_errors() {
         port_min: Some(20),
         port_max: Some(25),
         states: vec![RecordState::Assigned],
+        layers: Vec::new(),
     };
     let listed: Vec<_> = client
         .list_records(&filter)

@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the registry core on the real 2026 IANA files:
 //! parsing (CSV, XML), building the index, the content id (whole, and moved
 //! by the CSV-to-XML diff), point lookups (exact port and a port inside a
-//! range) and name lookups.
+//! range) and name lookups, and the same lookups over three layers.
 //!
 //! Run: `cargo bench -p portolan-registry --bench registry`. The files are
 //! the real ones committed under `data/real/` (see `portolan-test-support`).
@@ -56,6 +56,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(id).after(black_box(&diff)))
     });
 
+    layers(c, &registry);
     let index = Index::new(registry);
     c.bench_function("lookup_port_exact_443_tcp", |b| {
         b.iter(|| index.lookup_port(black_box(443), Some(&Protocol::Tcp)))
@@ -75,6 +76,43 @@ fn benches(c: &mut Criterion) {
     c.bench_function("lookup_port_miss_65000", |b| {
         b.iter(|| index.lookup_port(black_box(65000), None))
     });
+}
+
+/// The same lookups on the IANA registry alone (`layers1_*`) and as the
+/// middle of three layers (`layers3_*`: a 4-record corporate services
+/// file first, Debian's `/etc/services` last): 2692/tcp and 6010/tcp are
+/// answered by the IANA layer only (the cost of layering itself), 443/tcp
+/// by all three (a longer answer).
+fn layers(c: &mut Criterion, iana: &portolan_registry::Registry) {
+    let corp = parse(
+        b"corp-web 443/tcp # Corp web\ncorp-db 15432/tcp\ncorp-metrics 9100/tcp\ncorp-new 19999/tcp\n",
+        None,
+    )
+    .expect("parses")
+    .registry;
+    let local = parse(&read("etc/services-debian"), None)
+        .expect("parses")
+        .registry;
+    let one = Index::new(iana.clone());
+    let three = Index::new(portolan_registry::layers::compose(vec![
+        ("corp".into(), corp),
+        ("iana".into(), iana.clone()),
+        ("local".into(), local),
+    ]));
+    for (label, index) in [("layers1", &one), ("layers3", &three)] {
+        c.bench_function(&format!("{label}_lookup_port_2692_tcp"), |b| {
+            b.iter(|| index.lookup_port(black_box(2692), Some(&Protocol::Tcp)))
+        });
+        c.bench_function(&format!("{label}_lookup_port_in_range_6010_tcp"), |b| {
+            b.iter(|| index.lookup_port(black_box(6010), Some(&Protocol::Tcp)))
+        });
+        c.bench_function(&format!("{label}_lookup_port_443_tcp"), |b| {
+            b.iter(|| index.lookup_port(black_box(443), Some(&Protocol::Tcp)))
+        });
+        c.bench_function(&format!("{label}_lookup_name_admins_lms"), |b| {
+            b.iter(|| index.lookup_name(black_box("admins-lms"), None))
+        });
+    }
 }
 
 criterion_group!(registry, benches);

@@ -23,7 +23,9 @@
 //! * [`index`]: [`Index`], the live dashmap-based index: point lookups,
 //!   scans over an immutable [`Snapshot`], and reloads applied as diffs with
 //!   guard rails.
-//! * [`export`]: writing a registry as IANA CSV, `/etc/services` or JSON.
+//! * [`layers`]: several sources as one registry, each record labelled
+//!   with its layer ([`LayerSpec`], [`layers::compose`]).
+//! * [`export`]: writing a registry as IANA CSV or `/etc/services`.
 //! * [`embedded`]: the default registry compiled into the binary.
 
 pub mod conflicts;
@@ -32,6 +34,7 @@ pub mod diff;
 pub mod embedded;
 pub mod export;
 pub mod index;
+pub mod layers;
 pub mod model;
 pub mod parse;
 pub mod query;
@@ -43,6 +46,7 @@ pub use index::{
     ApplyError, Change, EntryLookup, Footprint, Index, IndexEntry, LookupResult,
     RANGE_CACHE_ENTRIES, ReloadGuard, Snapshot,
 };
+pub use layers::LayerSpec;
 pub use model::{
     Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate,
     fold_name, folded_name,

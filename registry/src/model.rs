@@ -447,6 +447,18 @@ pub struct Record {
     /// server), and moving a row within its group is a change.
     #[serde(default)]
     pub position: u32,
+    /// The layer the record comes from (`--data NAME=FILE`); empty for the
+    /// one unnamed layer of a single-source registry.
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    pub layer: Arc<str>,
+    /// The layer's priority, 0 the highest: lookups answer the records of
+    /// every layer, highest priority first ([`crate::query::canonical_cmp`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub layer_rank: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 impl Record {
@@ -467,8 +479,8 @@ impl Record {
 ///
 /// Rows have no natural unique key (`rdp` without port or protocol appears
 /// twice; hundreds of nameless Unassigned rows exist), so the key is
-/// (name as written, port range, protocol, ordinal), where `ordinal` counts
-/// the earlier rows of the same registry with the same (name, ports,
+/// (name as written, port range, protocol, ordinal, layer), where `ordinal`
+/// counts the earlier rows of the same layer with the same (name, ports,
 /// protocol), starting at 0. A row keeps its key when other rows are added
 /// or removed around it, which keeps diffs between editions small.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -482,6 +494,10 @@ pub struct RecordKey {
     pub protocol: Option<Protocol>,
     /// Position among rows with the same (name, ports, protocol).
     pub ordinal: u32,
+    /// The record's layer ([`Record::layer`]): records of different layers
+    /// never share a key.
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    pub layer: Arc<str>,
 }
 
 impl RecordKey {
@@ -493,6 +509,7 @@ impl RecordKey {
             ports: record.ports,
             protocol: record.protocol.clone(),
             ordinal,
+            layer: Arc::clone(&record.layer),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Query values and orderings shared by the index and its callers:
-//! [`Filter`] (protocol, port range, states), [`SearchQuery`] and its
+//! [`Filter`] (protocol, port range, states, layers), [`SearchQuery`] and its
 //! ranking, [`SearchHits`] (a search walked lazily, best first, in bounded
 //! steps), and the two record orders the index uses (canonical order for
 //! point lookups, scan order for listings).
@@ -26,6 +26,9 @@ pub struct Filter {
     /// deduplicated by the server's validation), so checking a record
     /// costs at most four comparisons.
     pub states: Vec<RecordState>,
+    /// Only records of one of these layers ([`Record::layer`]); empty =
+    /// every layer.
+    pub layers: Vec<String>,
 }
 
 impl Filter {
@@ -35,6 +38,9 @@ impl Filter {
             return false;
         }
         if !self.states.is_empty() && !self.states.contains(&record.state) {
+            return false;
+        }
+        if !self.layers.is_empty() && !self.layers.iter().any(|l| *l == *record.layer) {
             return false;
         }
         if self.port_min.is_some() || self.port_max.is_some() {
@@ -284,8 +290,9 @@ fn state_rank(state: RecordState) -> u8 {
     }
 }
 
-/// Canonical order of records answering one lookup: assigned before other
-/// states, then exact ports before ranges (narrower first, then the lower
+/// Canonical order of records answering one lookup: layers by priority
+/// ([`Record::layer_rank`], the highest first), then within a layer
+/// assigned before other states, then exact ports before ranges (narrower first, then the lower
 /// first port), then source order among rows with the same port range
 /// ([`Record::position`]; IANA lists the canonical name first: `http`
 /// before `www` and `www-http`). It reads the records alone, so every
@@ -293,8 +300,9 @@ fn state_rank(state: RecordState) -> u8 {
 pub fn canonical_cmp(a: &Record, b: &Record) -> Ordering {
     let width = |r: &Record| r.ports.map_or(u32::MAX, |p| p.len());
     let start = |r: &Record| r.ports.map_or(0, |p| p.start);
-    state_rank(a.state)
-        .cmp(&state_rank(b.state))
+    a.layer_rank
+        .cmp(&b.layer_rank)
+        .then_with(|| state_rank(a.state).cmp(&state_rank(b.state)))
         .then_with(|| width(a).cmp(&width(b)))
         .then_with(|| start(a).cmp(&start(b)))
         .then_with(|| a.position.cmp(&b.position))
@@ -311,6 +319,7 @@ pub fn scan_cmp(a: &Record, b: &Record) -> Ordering {
         .cmp(&port_key(b))
         .then_with(|| a.protocol.cmp(&b.protocol))
         .then_with(|| a.name.cmp(&b.name))
+        .then_with(|| a.layer_rank.cmp(&b.layer_rank))
         .then_with(|| a.position.cmp(&b.position))
 }
 

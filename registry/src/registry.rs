@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 
@@ -24,11 +25,17 @@ pub struct SourceInfo {
     pub updated: Option<String>,
     /// How many diagnostics the parser reported.
     pub diagnostic_count: usize,
+    /// Whether this describes several layers ([`crate::layers`]): `path`
+    /// then lists them as `name=path`, and there is no single format.
+    pub layered: bool,
 }
 
 impl SourceInfo {
     /// The format label shown to users: `iana-csv`, `iana-xml+gzip`, ...
     pub fn format_label(&self) -> String {
+        if self.layered {
+            return "layered".to_string();
+        }
         let base = self.format.map_or("unknown", |f| f.as_str());
         if self.gzip {
             format!("{base}+gzip")
@@ -49,13 +56,13 @@ enum PositionGroup {
 /// Sets every record's position: its place among the earlier records of
 /// its [`PositionGroup`].
 fn number_positions(records: &mut [Record]) {
-    let mut next: HashMap<PositionGroup, u32, FxBuildHasher> = HashMap::default();
+    let mut next: HashMap<(Arc<str>, PositionGroup), u32, FxBuildHasher> = HashMap::default();
     for record in records {
         let group = match record.ports {
             Some(ports) => PositionGroup::Ports(ports),
             None => PositionGroup::Name(record.name.as_deref().map(fold_name)),
         };
-        let slot = next.entry(group).or_insert(0);
+        let slot = next.entry((Arc::clone(&record.layer), group)).or_insert(0);
         record.position = *slot;
         *slot += 1;
     }
@@ -84,6 +91,25 @@ impl Registry {
         Self { records, source }
     }
 
+    /// The registry as layer `name` of priority `rank` (0 the highest):
+    /// every record carries both ([`Record::layer`], [`Record::layer_rank`]).
+    pub fn into_layer(mut self, name: &str, rank: u32) -> Self {
+        let name: Arc<str> = Arc::from(name);
+        for record in &mut self.records {
+            record.layer = Arc::clone(&name);
+            record.layer_rank = rank;
+        }
+        self
+    }
+
+    /// The records of `layers` (each labelled by [`Registry::into_layer`]),
+    /// in the order given, as one registry whose source is `source`
+    /// (positions kept: each layer numbered its own).
+    pub fn layered(layers: Vec<Registry>, source: SourceInfo) -> Self {
+        let records = layers.into_iter().flat_map(|layer| layer.records).collect();
+        Self::with_positions(records, source)
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.records.len()
@@ -98,14 +124,19 @@ impl Registry {
     /// [`RecordKey`] for how ordinals are counted).
     pub fn keys(&self) -> Vec<RecordKey> {
         /// The part of a record's identity that ordinals disambiguate.
-        type Identity<'a> = (Option<&'a str>, Option<PortRange>, Option<&'a Protocol>);
+        type Identity<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Option<PortRange>,
+            Option<&'a Protocol>,
+        );
         let mut seen: HashMap<Identity<'_>, u32, FxBuildHasher> =
             HashMap::with_capacity_and_hasher(self.records.len(), FxBuildHasher);
         self.records
             .iter()
             .map(|r| {
                 let slot = seen
-                    .entry((r.name.as_deref(), r.ports, r.protocol.as_ref()))
+                    .entry((&*r.layer, r.name.as_deref(), r.ports, r.protocol.as_ref()))
                     .or_insert(0);
                 let ordinal = *slot;
                 *slot += 1;

@@ -122,6 +122,7 @@ fn csv_record() -> impl Strategy<Value = Record> {
                     open_frequency: None,
                     state,
                     position: 0,
+                    ..Record::default()
                 }
             },
         )

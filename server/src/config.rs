@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use portolan_registry::{Format, ParseLimits, Registry, ReloadGuard};
+use portolan_registry::{Format, LayerSpec, ParseLimits, Registry, ReloadGuard};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
@@ -54,8 +54,17 @@ pub struct Args {
     pub listen: SocketAddr,
     /// Registry data file (IANA CSV/XML/text, services(5), nmap-services,
     /// optionally gzip-compressed); the embedded registry when absent.
-    #[arg(long, env = "PORTOLAN_DATA", value_name = "FILE")]
-    pub data: Option<PathBuf>,
+    /// Repeat as `NAME=FILE` to serve several layers, highest priority
+    /// first (`--data corp=corp.csv --data iana=iana.csv`), each watched and
+    /// reloaded on its own; the environment form separates them with
+    /// commas (`PORTOLAN_DATA=corp=corp.csv,iana=iana.csv`).
+    #[arg(
+        long,
+        env = "PORTOLAN_DATA",
+        value_name = "[NAME=]FILE",
+        value_delimiter = ','
+    )]
+    pub data: Vec<LayerSpec>,
     /// Data file format (iana-csv, iana-xml, iana-text, services,
     /// nmap-services); detected when absent.
     #[arg(long, env = "PORTOLAN_FORMAT", value_parser = parse_format)]
@@ -203,7 +212,7 @@ impl Args {
     pub fn defaults() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            data: None,
+            data: Vec::new(),
             format: None,
             admin_listen: None,
             health_listen: None,
@@ -269,8 +278,11 @@ fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
 pub struct Config {
     /// The flags as given.
     pub args: Args,
-    /// The registry to serve first.
+    /// The registry to serve first (its layers composed).
     pub initial: Registry,
+    /// Each layer's name and source, in priority order; empty when the
+    /// registry is the embedded one.
+    pub layers: Vec<(String, portolan_registry::SourceInfo)>,
     /// TLS settings, when TLS is on.
     pub tls: Option<ServerTlsConfig>,
 }
@@ -462,12 +474,15 @@ impl Config {
                 ),
             ));
         }
-        if args.format.is_some() && args.data.is_none() {
+        if args.format.is_some() && args.data.len() != 1 {
             return Err(invalid(
                 "format",
-                "needs --data (the embedded registry has a fixed format)",
+                "needs exactly one --data (the embedded registry has a fixed format; \
+                 layers' formats are detected)",
             ));
         }
+        portolan_registry::layers::check_layer_names(args.data.iter().map(|l| l.name.as_str()))
+            .map_err(|e| invalid("data", e))?;
         let fixed = |addr: Option<SocketAddr>| addr.filter(|a| a.port() != 0);
         if fixed(args.admin_listen).is_some_and(|a| a == args.listen) {
             return Err(invalid("admin-listen", "must differ from --listen"));
@@ -511,26 +526,47 @@ impl Config {
             (Some(_), None) => return Err(invalid("tls-cert", "needs --tls-key")),
             (None, Some(_)) => return Err(invalid("tls-key", "needs --tls-cert")),
         };
-        let initial = match &args.data {
-            Some(path) => reload::read_registry(path, args.format, &args.parse_limits())?,
-            None => portolan_registry::embedded::registry(),
+        let mut layers = Vec::with_capacity(args.data.len());
+        for layer in &args.data {
+            let registry = reload::read_registry(&layer.path, args.format, &args.parse_limits())?;
+            layers.push((layer.name.clone(), registry));
+        }
+        let sources = layers
+            .iter()
+            .map(|(name, registry)| (name.clone(), registry.source.clone()))
+            .collect();
+        let initial = if layers.is_empty() {
+            portolan_registry::embedded::registry()
+        } else {
+            portolan_registry::layers::compose(layers)
         };
-        Ok(Self { args, initial, tls })
+        Ok(Self {
+            args,
+            initial,
+            layers: sources,
+            tls,
+        })
     }
 
-    /// Reload settings, when the registry comes from a file.
-    pub fn reload_settings(&self) -> Option<ReloadSettings> {
-        self.args.data.as_ref().map(|path| ReloadSettings {
-            path: path.clone(),
-            format: self.args.format,
-            debounce: self.args.reload_debounce,
-            max_delay: self.args.reload_max_delay,
-            poll_interval: self.args.poll_interval,
-            guard: ReloadGuard {
-                max_shrink: self.args.max_shrink,
-            },
-            limits: self.args.parse_limits(),
-        })
+    /// Reload settings of each layer read from a file (none for the
+    /// embedded registry).
+    pub fn reload_settings(&self) -> Vec<ReloadSettings> {
+        self.args
+            .data
+            .iter()
+            .map(|layer| ReloadSettings {
+                layer: layer.name.clone(),
+                path: layer.path.clone(),
+                format: self.args.format,
+                debounce: self.args.reload_debounce,
+                max_delay: self.args.reload_max_delay,
+                poll_interval: self.args.poll_interval,
+                guard: ReloadGuard {
+                    max_shrink: self.args.max_shrink,
+                },
+                limits: self.args.parse_limits(),
+            })
+            .collect()
     }
 }
 
@@ -815,7 +851,7 @@ mod tests {
     #[test]
     fn an_unreadable_data_file_is_a_config_error() {
         let mut args = Args::defaults();
-        args.data = Some("/nonexistent/registry.csv".into());
+        args.data = vec!["/nonexistent/registry.csv".parse().unwrap()];
         let err = Config::load(args).unwrap_err();
         assert!(
             err.to_string()

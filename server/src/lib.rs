@@ -180,13 +180,13 @@ pub async fn run_with_listeners(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let Config { args, initial, tls } = config;
-    let reload_settings = Config {
-        args: args.clone(),
-        initial: portolan_registry::Registry::default(),
-        tls: None,
-    }
-    .reload_settings();
+    let reload_settings = config.reload_settings();
+    let Config {
+        args,
+        initial,
+        layers: layer_sources,
+        tls,
+    } = config;
     let stop = CancellationToken::new();
     let metrics = Arc::new(Metrics::new());
     let health = health::Health::start().await;
@@ -306,15 +306,19 @@ pub async fn run_with_listeners(
     // Build the index off the async threads, then report SERVING.
     let first_version = args.initial_version.unwrap_or_else(startup_version);
     let state = tokio::task::spawn_blocking(move || {
-        Arc::new(RegistryState::starting_at(
-            initial,
-            state::DEFAULT_HISTORY,
-            first_version,
-        ))
+        let state = RegistryState::starting_at(initial, state::DEFAULT_HISTORY, first_version);
+        Arc::new(if layer_sources.is_empty() {
+            state
+        } else {
+            state.with_layers(layer_sources)
+        })
     })
     .await?;
     let snapshot = state.snapshot();
     metrics.registry_loaded(&snapshot);
+    for layer in state.layers() {
+        metrics.layer_reloaded(&layer.name, true);
+    }
     tracing::info!(
         version = snapshot.version(),
         state_id = %snapshot.content_id(),
@@ -326,14 +330,17 @@ pub async fn run_with_listeners(
     drop(snapshot);
     // `set` fails only if already set, which nothing else does.
     let _ = shared.registry.set(Arc::clone(&state));
-    let reloader = reload_settings.map(|settings| {
-        reload::spawn(
-            Arc::clone(&state),
-            settings,
-            Arc::clone(&metrics),
-            stop.child_token(),
-        )
-    });
+    let reloaders: Vec<_> = reload_settings
+        .into_iter()
+        .map(|settings| {
+            reload::spawn(
+                Arc::clone(&state),
+                settings,
+                Arc::clone(&metrics),
+                stop.child_token(),
+            )
+        })
+        .collect();
     health.set_serving(true).await;
 
     tokio::pin!(shutdown);
@@ -350,7 +357,7 @@ pub async fn run_with_listeners(
     tracing::info!(grace = ?args.shutdown_grace, "shutting down");
     health.set_serving(false).await;
     stop.cancel();
-    if let Some(reloader) = reloader {
+    for reloader in reloaders {
         reloader.abort();
     }
     match tokio::time::timeout(args.shutdown_grace, &mut server).await {

@@ -25,7 +25,9 @@
 //! to see whether it changed, the silent polls included),
 //! `portolan_last_successful_reload_timestamp_seconds`,
 //! `portolan_seconds_since_last_successful_reload` (computed at scrape time)
-//! `portolan_watch_streams_active` and `portolan_scans_active`.
+//! `portolan_watch_streams_active`, `portolan_scans_active`,
+//! `portolan_layer_records{layer}` and `portolan_layer_reload_failing{layer}`
+//! (1 while that layer's last reload failed).
 //!
 //! Process and build series: `portolan_build_info{version,embedded_edition}`
 //! (always 1) and the standard `process_*` series (`process_cpu_seconds_total`,
@@ -77,6 +79,13 @@ pub struct HandledLabels {
     /// Status code name as go-grpc-prometheus writes it (`OK`,
     /// `InvalidArgument`, ...).
     pub grpc_code: &'static str,
+}
+
+/// Label of a per-layer series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LayerLabel {
+    /// The layer's name (empty for the one unnamed layer).
+    pub layer: String,
 }
 
 /// Labels of `portolan_build_info`.
@@ -140,6 +149,8 @@ pub struct Metrics {
     last_success_at: Mutex<Instant>,
     watch_streams: Gauge,
     scans: Gauge,
+    layer_records: Family<LayerLabel, Gauge>,
+    layer_failing: Family<LayerLabel, Gauge>,
     /// Every method the server serves, by request path, with its series
     /// (created on first call). Built once from the descriptor sets of the
     /// served services and never grown: a request path is never turned
@@ -373,7 +384,21 @@ impl Metrics {
         {
             tracing::warn!(%error, "process metrics are not available");
         }
+        let layer_records = Family::<LayerLabel, Gauge>::default();
+        registry.register(
+            "portolan_layer_records",
+            "Records each layer of the registry contributes (layer \"\" is the one unnamed layer).",
+            layer_records.clone(),
+        );
+        let layer_failing = Family::<LayerLabel, Gauge>::default();
+        registry.register(
+            "portolan_layer_reload_failing",
+            "1 while a layer's last reload failed (its last good records keep serving), else 0.",
+            layer_failing.clone(),
+        );
         Self {
+            layer_records,
+            layer_failing,
             registry,
             started,
             handled,
@@ -436,6 +461,18 @@ impl Metrics {
                 state_id: snapshot.content_id().to_string(),
             })
             .set(1);
+        let mut layers: HashMap<&str, i64> = HashMap::new();
+        for (key, _) in snapshot.keyed() {
+            *layers.entry(&key.layer).or_default() += 1;
+        }
+        self.layer_records.clear();
+        for (layer, count) in layers {
+            self.layer_records
+                .get_or_create(&LayerLabel {
+                    layer: layer.to_string(),
+                })
+                .set(count);
+        }
         let counts = snapshot.counts_by_state();
         for state in portolan_registry::RecordState::ALL {
             let n = counts.get(&state).copied().unwrap_or(0);
@@ -458,6 +495,15 @@ impl Metrics {
             .last_success_at
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// Records whether layer `layer`'s last reload succeeded.
+    pub fn layer_reloaded(&self, layer: &str, ok: bool) {
+        self.layer_failing
+            .get_or_create(&LayerLabel {
+                layer: layer.to_string(),
+            })
+            .set(i64::from(!ok));
     }
 
     /// Counts a reload attempt (`applied`, `unchanged` or `failed`).

@@ -1,4 +1,8 @@
-//! Hot reload of the data file.
+//! Hot reload of the data files: one reloader per layer (`--data
+//! NAME=FILE`), each with its own watch, debounce, poll, guard and failure
+//! state; a layer's new records replace only that layer's
+//! ([`RegistryState::apply_layer`]), so a bad layer keeps its last good
+//! records while the others keep updating.
 //!
 //! * The data file's **directory** is watched (NonRecursive) with notify,
 //!   so editors' rename-over saves and Kubernetes' `..data` symlink swaps
@@ -191,6 +195,8 @@ pub fn read_registry(
 /// What the reloader watches and how.
 #[derive(Debug, Clone)]
 pub struct ReloadSettings {
+    /// The layer the file is (empty for the one unnamed layer).
+    pub layer: String,
     /// The data file, as the user gave it.
     pub path: PathBuf,
     /// Format override (`None` = detect).
@@ -469,7 +475,10 @@ impl Reloader {
         self.metrics.data_file_checked(trigger);
         let path = self.settings.path.clone();
         let max_bytes = self.settings.limits.max_bytes;
-        let served_hash = self.state.snapshot().source().content_hash.clone();
+        let served_hash = self
+            .state
+            .layer_hash(&self.settings.layer)
+            .unwrap_or_default();
         let failed_hash = self.last_failed_hash.clone();
         let read = on_blocking_pool("reading the data file", move || {
             let bytes = match read_data_file(&path, max_bytes) {
@@ -492,8 +501,11 @@ impl Reloader {
                 self.last_failed_hash = None;
                 if trigger != "poll" && trigger != STARTUP_CHECK {
                     tracing::debug!(trigger, "data file content unchanged");
-                    self.state
-                        .set_reload_status(ReloadOutcome::Unchanged, String::new());
+                    self.state.set_layer_reload_status(
+                        &self.settings.layer,
+                        ReloadOutcome::Unchanged,
+                        String::new(),
+                    );
                     self.metrics.reload("unchanged");
                 }
             }
@@ -505,6 +517,7 @@ impl Reloader {
                 let limits = self.settings.limits;
                 let guard = self.settings.guard;
                 let state = Arc::clone(&self.state);
+                let layer = self.settings.layer.clone();
                 self.apply_new_content(trigger, hash, started, move || {
                     let registry = match parse_registry(&path, &bytes, format, &limits) {
                         Ok(registry) => registry,
@@ -512,7 +525,7 @@ impl Reloader {
                     };
                     drop(bytes);
                     let records = registry.len();
-                    match state.apply(registry, &guard) {
+                    match state.apply_layer(&layer, registry, &guard) {
                         Ok(Some(change)) => Applied::Changed { change, records },
                         Ok(None) => Applied::SameRecords,
                         Err(e) => Applied::Refused(e),
@@ -551,12 +564,17 @@ impl Reloader {
             }
             Applied::Changed { change, records } => {
                 self.last_failed_hash = None;
-                self.state
-                    .set_reload_status(ReloadOutcome::Applied, String::new());
+                self.state.set_layer_reload_status(
+                    &self.settings.layer,
+                    ReloadOutcome::Applied,
+                    String::new(),
+                );
                 self.metrics.reload("applied");
+                self.metrics.layer_reloaded(&self.settings.layer, true);
                 self.metrics.registry_loaded(&self.state.snapshot());
                 tracing::info!(
                     trigger,
+                    layer = %self.settings.layer,
                     from_version = change.from_version,
                     to_version = change.to_version,
                     state_id = %change.to_content,
@@ -571,11 +589,15 @@ impl Reloader {
             }
             Applied::SameRecords => {
                 self.last_failed_hash = None;
-                self.state
-                    .set_reload_status(ReloadOutcome::Unchanged, String::new());
+                self.state.set_layer_reload_status(
+                    &self.settings.layer,
+                    ReloadOutcome::Unchanged,
+                    String::new(),
+                );
                 self.metrics.reload("unchanged");
+                self.metrics.layer_reloaded(&self.settings.layer, true);
                 self.metrics.mark_successful_load();
-                tracing::info!(trigger, hash = %hash, "data file changed but its records did not");
+                tracing::info!(trigger, layer = %self.settings.layer, hash = %hash, "data file changed but its records did not");
             }
             Applied::Refused(e) => {
                 self.last_failed_hash = Some(hash);
@@ -587,12 +609,15 @@ impl Reloader {
     fn failed(&self, trigger: &'static str, error: String) {
         tracing::warn!(
             trigger,
+            layer = %self.settings.layer,
             error = %error,
             version = self.state.index().version(),
-            "reload failed; the previous registry keeps serving"
+            "reload failed; the layer's last good records keep serving"
         );
         self.metrics.reload("failed");
-        self.state.set_reload_status(ReloadOutcome::Failed, error);
+        self.metrics.layer_reloaded(&self.settings.layer, false);
+        self.state
+            .set_layer_reload_status(&self.settings.layer, ReloadOutcome::Failed, error);
     }
 }
 
@@ -636,6 +661,7 @@ mod tests {
 
     fn settings(path: &Path) -> ReloadSettings {
         ReloadSettings {
+            layer: String::new(),
             path: path.to_path_buf(),
             format: None,
             debounce: Duration::from_millis(10),

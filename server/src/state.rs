@@ -1,7 +1,8 @@
 //! [`RegistryState`]: what every handler shares once the registry is
 //! loaded: the live [`Index`], the records' [`Encodings`], a bounded
 //! history of applied [`Change`]s for Watch catch-up, the broadcast that
-//! feeds Watch streams, the outcome of the last reload.
+//! feeds Watch streams, the outcome of the last reload, and each layer's
+//! source and reload status ([`LayerStatus`]).
 //!
 //! Building the state and [`RegistryState::apply`] are blocking work (a
 //! diff, the index's maps, the encodings of what changed): callers run them
@@ -21,7 +22,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::SystemTime;
 
 use portolan::{pb, reply};
-use portolan_registry::{ApplyError, Change, ContentId, Index, Registry, ReloadGuard, Snapshot};
+use portolan_registry::{
+    ApplyError, Change, ContentId, Index, Registry, ReloadGuard, Snapshot, SourceInfo,
+};
 use tokio::sync::broadcast;
 
 use crate::encodings::Encodings;
@@ -52,6 +55,22 @@ pub struct ReloadStatus {
     pub error: String,
     /// When it was attempted (`None` before any reload).
     pub at: Option<SystemTime>,
+}
+
+/// One layer of the served registry: its source as last loaded and how its
+/// last reload went (GetRegistryInfo's `layers`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerStatus {
+    /// The layer's name (empty for the one unnamed layer).
+    pub name: String,
+    /// Its priority, 0 the highest.
+    pub rank: u32,
+    /// Its source as last loaded (path, format, hash, date).
+    pub source: SourceInfo,
+    /// When its serving records were loaded.
+    pub loaded_at: SystemTime,
+    /// Its last reload.
+    pub reload: ReloadStatus,
 }
 
 /// An applied change as it is broadcast to Watch streams. The wire events
@@ -124,6 +143,15 @@ pub struct RegistryState {
     history_capacity: usize,
     changes: broadcast::Sender<Arc<PublishedChange>>,
     reload_status: Mutex<ReloadStatus>,
+    layers: Mutex<Vec<LayerStatus>>,
+}
+
+fn initial_reload_status() -> ReloadStatus {
+    ReloadStatus {
+        outcome: pb::ReloadOutcome::Initial,
+        error: String::new(),
+        at: None,
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,6 +171,13 @@ impl RegistryState {
     pub fn starting_at(registry: Registry, history_capacity: usize, version: u64) -> Self {
         let (changes, _) = broadcast::channel(BROADCAST_CAPACITY);
         let keyed = portolan_registry::index::keyed_records(registry.records);
+        let layers = vec![LayerStatus {
+            name: String::new(),
+            rank: 0,
+            source: registry.source.clone(),
+            loaded_at: SystemTime::now(),
+            reload: initial_reload_status(),
+        }];
         let index = Index::from_keyed(keyed, registry.source, version);
         let encodings = Arc::new(Encodings::build(&index.snapshot()));
         Self {
@@ -151,12 +186,76 @@ impl RegistryState {
             history: Mutex::new(VecDeque::with_capacity(history_capacity)),
             history_capacity,
             changes,
-            reload_status: Mutex::new(ReloadStatus {
-                outcome: pb::ReloadOutcome::Initial,
-                error: String::new(),
-                at: None,
-            }),
+            reload_status: Mutex::new(initial_reload_status()),
+            layers: Mutex::new(layers),
         }
+    }
+
+    /// The state with its layers' sources, in priority order (a layered
+    /// registry built by `portolan_registry::layers::compose`; without
+    /// this, the registry is one unnamed layer).
+    pub fn with_layers(self, layers: Vec<(String, SourceInfo)>) -> Self {
+        let loaded_at = SystemTime::now();
+        *lock(&self.layers) = layers
+            .into_iter()
+            .enumerate()
+            .map(|(rank, (name, source))| LayerStatus {
+                name,
+                rank: u32::try_from(rank).unwrap_or(u32::MAX),
+                source,
+                loaded_at,
+                reload: initial_reload_status(),
+            })
+            .collect();
+        self
+    }
+
+    /// Every layer's status, in priority order.
+    pub fn layers(&self) -> Vec<LayerStatus> {
+        lock(&self.layers).clone()
+    }
+
+    /// The content hash of layer `name` as last loaded.
+    pub fn layer_hash(&self, name: &str) -> Option<String> {
+        lock(&self.layers)
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.source.content_hash.clone())
+    }
+
+    /// Replaces the records of layer `name` with `registry`'s (parsed from
+    /// its file), the other layers untouched, under the same guarantees as
+    /// [`RegistryState::apply`]; the guard compares the layer's own
+    /// record counts. The layer's source is updated when its records are
+    /// applied (or equal).
+    ///
+    /// # Errors
+    /// When the guard refuses the layer, or no layer has that name.
+    pub fn apply_layer(
+        &self,
+        name: &str,
+        registry: Registry,
+        guard: &ReloadGuard,
+    ) -> Result<Option<Arc<Change>>, ApplyError> {
+        let mut history = lock(&self.history);
+        let mut layers = lock(&self.layers);
+        let Some(at) = layers.iter().position(|l| l.name == name) else {
+            return Err(ApplyError::UnknownLayer(name.to_string()));
+        };
+        let source = registry.source.clone();
+        let combined =
+            portolan_registry::layers::combined_source(layers.iter().enumerate().map(|(i, l)| {
+                let layer_source = if i == at { &source } else { &l.source };
+                (l.name.as_str(), layer_source)
+            }));
+        let registry = registry.into_layer(name, layers[at].rank);
+        let change = self.index.apply_layer(name, registry, combined, guard)?;
+        layers[at].source = source;
+        if change.is_some() {
+            layers[at].loaded_at = SystemTime::now();
+        }
+        drop(layers);
+        Ok(change.map(|change| self.publish(&mut history, change)))
     }
 
     /// The live index.
@@ -186,6 +285,12 @@ impl RegistryState {
         let Some(change) = self.index.apply(registry, guard)? else {
             return Ok(None);
         };
+        Ok(Some(self.publish(&mut history, change)))
+    }
+
+    /// Patches the encodings, records `change` in the history and
+    /// broadcasts it (the caller holds the history lock).
+    fn publish(&self, history: &mut VecDeque<Arc<Change>>, change: Change) -> Arc<Change> {
         // Before the broadcast, so Watch events are built from the kept
         // encodings of the new records.
         self.encodings.patch(&change.diff);
@@ -208,7 +313,7 @@ impl RegistryState {
         let _ = self
             .changes
             .send(Arc::new(PublishedChange::new(Arc::clone(&change))));
-        Ok(Some(change))
+        change
     }
 
     /// Subscribes a new watcher that holds the content `known` (rule 1 of
@@ -259,6 +364,20 @@ impl RegistryState {
         };
     }
 
+    /// Records how a reload of layer `name` went: the layer's own status
+    /// and the registry's latest ([`RegistryState::set_reload_status`]).
+    pub fn set_layer_reload_status(&self, name: &str, outcome: pb::ReloadOutcome, error: String) {
+        let status = ReloadStatus {
+            outcome,
+            error,
+            at: Some(SystemTime::now()),
+        };
+        if let Some(layer) = lock(&self.layers).iter_mut().find(|l| l.name == name) {
+            layer.reload = status.clone();
+        }
+        *lock(&self.reload_status) = status;
+    }
+
     /// The outcome of the last reload attempt.
     pub fn reload_status(&self) -> ReloadStatus {
         lock(&self.reload_status).clone()
@@ -267,11 +386,35 @@ impl RegistryState {
     /// What GetRegistryInfo reports.
     pub fn info(&self) -> pb::GetRegistryInfoResponse {
         let status = self.reload_status();
+        let snapshot = self.index.snapshot();
+        let mut counts: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        for (key, _) in snapshot.keyed() {
+            *counts.entry(&key.layer).or_default() += 1;
+        }
+        let layers = self
+            .layers()
+            .into_iter()
+            .map(|l| pb::LayerInfo {
+                record_count: counts.get(l.name.as_str()).copied().unwrap_or(0),
+                rank: l.rank,
+                source_path: l.source.path.clone(),
+                source_format: l.source.format_label(),
+                content_hash: l.source.content_hash.clone(),
+                registry_updated: l.source.updated.clone().unwrap_or_default(),
+                loaded_at: Some(prost_types::Timestamp::from(l.loaded_at)),
+                last_reload_outcome: l.reload.outcome as i32,
+                last_reload_error: l.reload.error,
+                last_reload_at: l.reload.at.map(prost_types::Timestamp::from),
+                diagnostic_count: l.source.diagnostic_count as u64,
+                name: l.name,
+            })
+            .collect();
         pb::GetRegistryInfoResponse {
             last_reload_outcome: status.outcome as i32,
             last_reload_error: status.error,
             last_reload_at: status.at.map(prost_types::Timestamp::from),
-            ..portolan::convert::snapshot_info_to_pb(&self.index.snapshot())
+            layers,
+            ..portolan::convert::snapshot_info_to_pb(&snapshot)
         }
     }
 }

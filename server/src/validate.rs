@@ -140,6 +140,7 @@ pub fn search(request: &pb::SearchRequest) -> Result<SearchQuery, ServiceError> 
         request.port_min,
         request.port_max,
         &request.states,
+        &request.layers,
     )?;
     let limit = match request.limit {
         0 => DEFAULT_SEARCH_LIMIT,
@@ -165,6 +166,7 @@ pub fn list_records(request: &pb::ListRecordsRequest) -> Result<Filter, ServiceE
         request.port_min,
         request.port_max,
         &request.states,
+        &request.layers,
     )
 }
 
@@ -213,11 +215,15 @@ fn protocol(value: i32) -> Result<Option<Protocol>, ServiceError> {
         .map_err(|e| ServiceError::invalid(e.field, e.reason))
 }
 
+/// Most layer names a Search or ListRecords filter may list.
+pub const MAX_LAYER_FILTERS: usize = 64;
+
 fn filter(
     protocol_value: i32,
     port_min: Option<u32>,
     port_max: Option<u32>,
     states: &[i32],
+    layers: &[String],
 ) -> Result<Filter, ServiceError> {
     let protocol = protocol(protocol_value)?;
     let port_min = port_min.map(|p| port("port_min", p)).transpose()?;
@@ -241,11 +247,30 @@ fn filter(
         }
     }
     let states = deduplicated;
+    if layers.len() > MAX_LAYER_FILTERS {
+        return Err(ServiceError::invalid(
+            "layers",
+            format!(
+                "names {} layers, more than the maximum of {MAX_LAYER_FILTERS}",
+                layers.len()
+            ),
+        ));
+    }
+    if let Some(long) = layers.iter().find(|l| l.len() > MAX_NAME_BYTES) {
+        return Err(ServiceError::invalid(
+            "layers",
+            format!(
+                "holds a name of {} bytes, more than the maximum of {MAX_NAME_BYTES}",
+                long.len()
+            ),
+        ));
+    }
     Ok(Filter {
         protocol,
         port_min,
         port_max,
         states,
+        layers: layers.to_vec(),
     })
 }
 

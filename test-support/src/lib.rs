@@ -48,6 +48,17 @@ pub fn shared_file(relative: &str) -> PathBuf {
     path
 }
 
+/// Replaces the file at `path` atomically, as editors and deploy tools
+/// do: writes a sibling, then renames it over `path`.
+///
+/// # Panics
+/// When the file cannot be written or renamed.
+pub fn write_atomically(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).expect("write data file");
+    std::fs::rename(&tmp, path).expect("rename data file");
+}
+
 /// Polls `probe` every 20 ms until it yields `Some`, or panics naming
 /// `what` after `deadline`.
 pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut probe: F) -> T

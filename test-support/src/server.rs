@@ -41,7 +41,13 @@ pub struct TestServer {
 pub fn test_args(data: Option<&Path>) -> Args {
     let mut args = Args::defaults();
     args.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    args.data = data.map(Path::to_path_buf);
+    args.data = data
+        .map(|path| portolan_registry::LayerSpec {
+            name: String::new(),
+            path: path.to_path_buf(),
+        })
+        .into_iter()
+        .collect();
     args.reload_debounce = Duration::from_millis(50);
     // Versions 1, 2, 3... make assertions readable; the binary's default is
     // time-based (see `--initial-version`).

@@ -62,4 +62,7 @@ pub enum ApplyError {
         /// The guard's limit.
         max_shrink: f64,
     },
+    /// A reload names a layer the registry does not have.
+    #[error("no layer is named {0:?}")]
+    UnknownLayer(String),
 }

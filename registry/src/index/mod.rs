@@ -312,6 +312,40 @@ impl Index {
         self.install(keys.into_iter().zip(records), source, None, Some(guard))
     }
 
+    /// Replaces the records of one layer (`registry`'s records, already
+    /// labelled by [`Registry::into_layer`]) and keeps every other layer's
+    /// records as they are (shared, not copied). The guard compares the
+    /// layer's record counts, old and new; `source` describes the whole
+    /// registry afterwards.
+    ///
+    /// # Errors
+    /// When the guard refuses the layer's new records.
+    pub fn apply_layer(
+        &self,
+        layer: &str,
+        registry: Registry,
+        source: SourceInfo,
+        guard: &ReloadGuard,
+    ) -> Result<Option<Change>, ApplyError> {
+        let current = self.snapshot();
+        let (others, this): (Vec<&KeyedRecord>, Vec<&KeyedRecord>) = current
+            .keyed
+            .iter()
+            .partition(|(key, _)| &*key.layer != layer);
+        guard.check(this.len(), registry.len())?;
+        let keys = registry.keys();
+        let keyed: Vec<KeyedRecord> = others
+            .into_iter()
+            .map(|(key, record)| (key.clone(), Arc::clone(record)))
+            .chain(
+                keys.into_iter()
+                    .zip(registry.records.into_iter().map(Arc::new)),
+            )
+            .collect();
+        drop(current);
+        self.install(keyed.into_iter(), source, None, None)
+    }
+
     /// Replaces the registry with already-keyed records and sets the version
     /// to `version` (replicas mirroring a server snapshot). No shrink guard.
     pub fn replace_keyed(

@@ -896,3 +896,152 @@ fn an_index_fed_in_listing_order_answers_like_the_source_order_one() {
     let first = server.lookup_port(113, Some(&Protocol::Tcp));
     assert_eq!(first.entries[0].record.name.as_deref(), Some("ident"));
 }
+
+/// Layers: lookups answer every layer, highest priority first; replacing
+/// one layer leaves the others' records (the same `Arc`s) and keys alone;
+/// the shrink guard compares the layer's own counts.
+#[test]
+fn a_layer_is_replaced_alone_and_answers_in_priority_order() {
+    let corp = |description: &str, extra: bool| {
+        let mut records = vec![record(
+            Some("corp-http"),
+            Some((80, 80)),
+            Some(Protocol::Tcp),
+        )];
+        records[0].description = description.into();
+        if extra {
+            records.push(record(
+                Some("corp-admin"),
+                Some((8443, 8443)),
+                Some(Protocol::Tcp),
+            ));
+            records.push(record(
+                Some("corp-metrics"),
+                Some((9100, 9100)),
+                Some(Protocol::Tcp),
+            ));
+        }
+        Registry::new(records, SourceInfo::default())
+    };
+    let index = Index::new(crate::layers::compose(vec![
+        ("corp".into(), corp("v1", true)),
+        ("iana".into(), edition_a()),
+    ]));
+    let layers_of = |found: &EntryLookup| -> Vec<(String, String)> {
+        found
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.record.layer.to_string(),
+                    e.record.name.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let found = index.lookup_port(80, Some(&Protocol::Tcp));
+    assert_eq!(
+        layers_of(&found),
+        [
+            ("corp".to_string(), "corp-http".to_string()),
+            ("iana".to_string(), "http".to_string()),
+            ("iana".to_string(), "www".to_string()),
+        ]
+    );
+    let iana_before: Vec<Arc<Record>> = index
+        .snapshot()
+        .keyed
+        .iter()
+        .filter(|(k, _)| &*k.layer == "iana")
+        .map(|(_, r)| Arc::clone(r))
+        .collect();
+
+    let change = index
+        .apply_layer(
+            "corp",
+            corp("v2", true).into_layer("corp", 0),
+            SourceInfo::default(),
+            &ReloadGuard::default(),
+        )
+        .expect("applied")
+        .expect("a change");
+    assert_eq!(change.diff.len(), 1);
+    assert_eq!(&*change.diff.changed[0].0.layer, "corp");
+    let snapshot = index.snapshot();
+    let iana_after: Vec<&Arc<Record>> = snapshot
+        .keyed
+        .iter()
+        .filter(|(k, _)| &*k.layer == "iana")
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(iana_after.len(), iana_before.len());
+    assert!(
+        iana_after
+            .iter()
+            .zip(&iana_before)
+            .all(|(a, b)| Arc::ptr_eq(a, b)),
+        "the other layer's records are shared, not rebuilt"
+    );
+    assert_eq!(
+        index.lookup_port(80, Some(&Protocol::Tcp)).entries[0]
+            .record
+            .description,
+        "v2"
+    );
+
+    // 3 corp records down to 1 is more than half of the layer (the whole
+    // registry only shrinks by 2 of 9): refused, nothing changes.
+    let refused = index.apply_layer(
+        "corp",
+        corp("v3", false).into_layer("corp", 0),
+        SourceInfo::default(),
+        &ReloadGuard::default(),
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(ApplyError::Shrink {
+                current: 3,
+                new: 1,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(index.snapshot().len(), snapshot.len());
+}
+
+/// A record added to one layer is one added key, the registry one larger.
+#[test]
+fn a_record_added_to_a_layer_is_one_addition() {
+    let mk = |n: u16| {
+        Registry::new(
+            (0..n)
+                .map(|i| {
+                    record(
+                        Some(&format!("c{i}")),
+                        Some((1000 + i, 1000 + i)),
+                        Some(Protocol::Tcp),
+                    )
+                })
+                .collect(),
+            SourceInfo::default(),
+        )
+    };
+    let index = Index::new(crate::layers::compose(vec![
+        ("corp".into(), mk(3)),
+        ("iana".into(), edition_a()),
+    ]));
+    let before = index.snapshot().len();
+    let change = index
+        .apply_layer(
+            "corp",
+            mk(4).into_layer("corp", 0),
+            SourceInfo::default(),
+            &ReloadGuard::default(),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.diff.added.len(), 1, "{:?}", change.diff);
+    assert_eq!(index.snapshot().len(), before + 1);
+}

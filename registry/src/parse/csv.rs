@@ -20,6 +20,7 @@
 //! share: [`parse_ports`], [`parse_protocol_strict`] and [`split_bracketed`].
 
 use csv::{ByteRecord, ReaderBuilder};
+use std::sync::Arc;
 
 use super::limits::Budget;
 use super::{Format, ParseError, ParseLimits, Parsed};
@@ -240,6 +241,8 @@ fn row_to_record(row: &ByteRecord, line: usize) -> Result<Record, ParseError> {
         open_frequency: None,
         state,
         position: 0,
+        layer: Arc::default(),
+        layer_rank: 0,
     })
 }
 

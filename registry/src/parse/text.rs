@@ -40,6 +40,7 @@
 //! or an organisation when it ends in a company suffix (`Daegis, Inc.`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::csv::{parse_ports, split_bracketed};
 use super::limits::Budget;
@@ -412,6 +413,8 @@ fn parse_row(
         open_frequency: None,
         state,
         position: 0,
+        layer: Arc::default(),
+        layer_rank: 0,
     })
 }
 

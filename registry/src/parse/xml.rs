@@ -25,6 +25,7 @@
 //! open `<record>` (or of the innermost open element outside records).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
@@ -607,6 +608,8 @@ fn finish(st: State, budget: &mut Budget<'_>) -> Result<Parsed, ParseError> {
             open_frequency: None,
             state,
             position: 0,
+            layer: Arc::default(),
+            layer_rank: 0,
         };
         budget.check(&record, line)?;
         records.push(record);
