@@ -223,6 +223,7 @@ pub enum Command {
 /// `portolan sync`'s options. Durations are written as the server's flags
 /// take them (`500ms`, `30s`, `24h`).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Sync options")]
 pub struct SyncArgs {
     /// Where the registry comes from (`https://` or `http://`), e.g.
     /// `https://www.iana.org/assignments/service-names-port-numbers/service-names-port-numbers.csv`.
@@ -268,7 +269,8 @@ pub struct SyncArgs {
     /// Longest wait for the TCP (and TLS) connection.
     #[arg(long, default_value = "10s", value_parser = parse_positive_duration, value_name = "DURATION")]
     pub connect_timeout: std::time::Duration,
-    /// Longest a whole request may take, body included.
+    /// Longest a whole request may take, body included (the global
+    /// --timeout is for calls to a Portolan server, not this).
     #[arg(long, default_value = "2m", value_parser = parse_positive_duration, value_name = "DURATION")]
     pub request_timeout: std::time::Duration,
     /// Retries after a network error, a timeout, a cut-off body or a 5xx,
