@@ -10,7 +10,7 @@
 #     KUBERNETES_VALIDATE_VENV environment variable), else from PATH.
 #     e.g. python3 -m venv /tmp/kv && /tmp/kv/bin/pip install kubernetes-validate==1.37.0
 #
-# Checks, for base, overlays/dev and overlays/production:
+# Checks, for base, overlays/dev, overlays/production and overlays/sync:
 #   1. `kubectl kustomize` renders;
 #   2. every built-in object passes `kubernetes-validate --strict` against
 #      Kubernetes 1.30 (our minimum: gRPC probes GA, preStop.sleep on by
@@ -25,7 +25,13 @@
 #      and `grpc`/`kubernetes.io/h2c` only on cleartext (`https-grpc`/`https`
 #      with TLS), drain budget, no subPath on the registry mount, ConfigMap
 #      name without hash suffix, registry in binaryData, restricted
-#      security context.
+#      security context; and where a `portolan sync` sidecar runs
+#      (overlays/sync, and only there): it is a native sidecar writing the
+#      very file the server's --data names into an emptyDir the server
+#      mounts read-only, seeded from the ConfigMap, with the server's byte
+#      limit, a `portolan check` startupProbe, a restricted security
+#      context and resources; the NetworkPolicy's egress is then exactly
+#      DNS to kube-dns (53 UDP/TCP) and TCP 443, and nothing elsewhere.
 # And, once: deploy/grafana/portolan-dashboard.json parses and every panel
 # has targets with a PromQL `expr`.
 set -euo pipefail
@@ -63,7 +69,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 failures=0
-for dir in deploy/kubernetes/base deploy/kubernetes/overlays/dev deploy/kubernetes/overlays/production; do
+for dir in deploy/kubernetes/base deploy/kubernetes/overlays/dev deploy/kubernetes/overlays/production deploy/kubernetes/overlays/sync; do
   name=${dir#deploy/kubernetes/}
   out="$WORK/${name//\//_}.yaml"
   echo "== $dir"
@@ -129,6 +135,92 @@ def check_prometheus_rule(d):
                 out.append(f"{where}: alert {a}: runbook_url should point at a deploy/README.md section")
     print(f"{where}: {len(groups)} group(s), {count} rule(s): {', '.join(sorted(names))}")
     return out
+def syncing_expected(name):
+    return name == "overlays/sync"
+
+def check_sync_egress(egress):
+    """Exactly: DNS to kube-dns on 53 UDP and TCP, and TCP 443."""
+    out = []
+    dns = [r for r in egress if {(p.get("port"), p.get("protocol")) for p in r.get("ports", [])}
+           == {(53, "UDP"), (53, "TCP")}]
+    https = [r for r in egress if [(p.get("port"), p.get("protocol")) for p in r.get("ports", [])]
+             == [(443, "TCP")]]
+    if len(dns) != 1 or len(https) != 1 or len(egress) != 2:
+        out.append(f"NetworkPolicy: egress must be exactly DNS (53 UDP+TCP) and TCP 443, is {egress}")
+        return out
+    for peer in dns[0].get("to") or [{}]:
+        if (peer.get("podSelector") or {}).get("matchLabels") != {"k8s-app": "kube-dns"} \
+                or (peer.get("namespaceSelector") or {}).get("matchLabels") \
+                != {"kubernetes.io/metadata.name": "kube-system"}:
+            out.append(f"NetworkPolicy: DNS egress must go to kube-dns in kube-system only, is {peer}")
+    if not https[0].get("to") or any("ipBlock" not in peer for peer in https[0]["to"]):
+        out.append("NetworkPolicy: TCP 443 egress must name ipBlocks")
+    return out
+
+def restricted(csc):
+    return csc.get("allowPrivilegeEscalation") is False and csc.get("readOnlyRootFilesystem") \
+        and csc.get("capabilities", {}).get("drop") == ["ALL"] and csc.get("runAsNonRoot") \
+        and csc.get("seccompProfile", {}).get("type") == "RuntimeDefault"
+
+def flag_of(args, f):
+    for i, a in enumerate(args):
+        if a == f and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(f + "="):
+            return a.split("=", 1)[1]
+    return None
+
+def check_sync_sidecar(pod, server, sidecar):
+    """The sidecar writes what the server reads, as the server would accept it."""
+    out = []
+    where = f"Deployment: sync sidecar {sidecar['name']!r}"
+    sargs, args = sidecar.get("args", []), server.get("args", [])
+    if sidecar.get("restartPolicy") != "Always":
+        out.append(f"{where}: must be a native sidecar (restartPolicy: Always)")
+    if sidecar.get("command") != ["portolan"]:
+        out.append(f"{where}: command must be [portolan] (the image's entrypoint is the server)")
+    url, directory = flag_of(sargs, "--url"), flag_of(sargs, "--dir")
+    if not url or not url.startswith("https://"):
+        out.append(f"{where}: --url must be an https:// URL, is {url!r}")
+    if not flag_of(sargs, "--interval"):
+        out.append(f"{where}: --interval missing (without it the sidecar syncs once and exits)")
+    name = flag_of(sargs, "--file") or (url or "").rstrip().rsplit("/", 1)[-1]
+    data = f"{directory}/{name}"
+    if flag_of(args, "--data") != data:
+        out.append(f"Deployment: server --data {flag_of(args, '--data')!r} is not the file the sidecar writes ({data!r})")
+    if flag_of(sargs, "--max-bytes") != flag_of(args, "--max-data-bytes"):
+        out.append(f"{where}: --max-bytes must equal the server's --max-data-bytes")
+    if flag_of(sargs, "--seed") != "/etc/portolan/registry/registry.csv.gz":
+        out.append(f"{where}: --seed must be the ConfigMap's /etc/portolan/registry/registry.csv.gz")
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    def mount(c, path):
+        return next((m for m in c.get("volumeMounts", []) if m.get("mountPath") == path), None)
+    smount, cmount = mount(server, directory), mount(sidecar, directory)
+    if not smount or not cmount or smount.get("name") != cmount.get("name"):
+        out.append(f"{where}: {directory} must be one volume mounted in both containers")
+    else:
+        vol = volumes.get(smount["name"], {})
+        if "emptyDir" not in vol or not (vol["emptyDir"] or {}).get("sizeLimit"):
+            out.append(f"{where}: the shared volume must be an emptyDir with a sizeLimit")
+        if not smount.get("readOnly") or cmount.get("readOnly"):
+            out.append(f"{where}: the server mounts {directory} read-only, the sidecar read-write")
+        if smount.get("subPath") or cmount.get("subPath"):
+            out.append(f"{where}: no subPath on the shared volume (renames would not show)")
+    seed = mount(sidecar, "/etc/portolan/registry")
+    if not seed or "configMap" not in volumes.get(seed.get("name"), {}) or seed.get("subPath"):
+        out.append(f"{where}: the registry ConfigMap must be mounted (no subPath) at /etc/portolan/registry")
+    probe = sidecar.get("startupProbe") or {}
+    cmd = (probe.get("exec") or {}).get("command") or []
+    if cmd[:2] != ["portolan", "check"] or not cmd or cmd[-1] != data:
+        out.append(f"{where}: startupProbe must run `portolan check {data}` (the server waits for it)")
+    if not restricted(sidecar.get("securityContext", {})):
+        out.append(f"{where}: container security context is not restricted")
+    res = sidecar.get("resources", {})
+    if not res.get("requests", {}).get("cpu") or not res.get("requests", {}).get("memory") \
+            or not res.get("limits", {}).get("memory"):
+        out.append(f"{where}: cpu/memory requests and a memory limit are required")
+    return out
+
 builtin = []
 kinds = {}
 for d in docs:
@@ -186,12 +278,20 @@ def need(kind, count=1):
 need("Deployment"); need("Service", 2); need("ConfigMap"); need("ServiceAccount")
 need("PodDisruptionBudget"); need("NetworkPolicy")
 need("HorizontalPodAutoscaler", 0 if name == "overlays/dev" else 1)
-if name == "overlays/production":
+if name in ("overlays/production", "overlays/sync"):
     need("ServiceMonitor"); need("PrometheusRule")
 
 hpa_targets = {d["spec"]["scaleTargetRef"]["name"] for d in docs
                if d["kind"] == "HorizontalPodAutoscaler"}
 tls = False
+for d in docs:
+    if d["kind"] == "NetworkPolicy":
+        egress = d["spec"].get("egress") or []
+        if not syncing_expected(name):
+            if egress:
+                problems.append("NetworkPolicy: no egress expected (the server needs none)")
+        else:
+            problems.extend(check_sync_egress(egress))
 for d in docs:
     if d["kind"] == "Deployment":
         for c in d["spec"]["template"]["spec"]["containers"]:
@@ -258,7 +358,15 @@ for d in docs:
         problems.append("Deployment: --health-listen missing (the probes' plaintext gRPC health port)")
     if "--metrics-listen" in args or not flag("--admin-listen"):
         problems.append("Deployment: use --admin-listen (not the --metrics-listen alias)")
+    sidecars = [cc for cc in pod.get("initContainers", []) if (cc.get("args") or [None])[0] == "sync"]
+    if syncing_expected(name) != bool(sidecars) or len(sidecars) > 1:
+        problems.append(f"Deployment: {len(sidecars)} sync sidecar(s); expected "
+                        f"{1 if syncing_expected(name) else 0} in {name}")
+    for sidecar in sidecars:
+        problems.extend(check_sync_sidecar(pod, c, sidecar))
     for cc in pod["containers"] + pod.get("initContainers", []):
+        if cc in sidecars:
+            continue
         ports = {p["containerPort"]: p.get("name") for p in cc.get("ports", [])}
         for n in ports.values():
             if n is not None and not IANA_SVC_NAME.match(n):
@@ -297,7 +405,7 @@ for d in docs:
         problems.append("Deployment: lifecycle.preStop.sleep missing")
     if tgps <= pre + grace:
         problems.append(f"Deployment: terminationGracePeriodSeconds {tgps} <= preStop {pre} + shutdown-grace {grace}")
-    if "--data" not in args or "/etc/portolan/registry/registry.csv.gz" not in args:
+    if not sidecars and flag("--data") != "/etc/portolan/registry/registry.csv.gz":
         problems.append("Deployment: --data must point at the mounted registry file")
     for m in c.get("volumeMounts", []):
         if m.get("name") == "registry" and m.get("subPath"):

@@ -9,11 +9,12 @@ use portolan_registry::{Protocol, RecordState};
 /// Look up IANA service names and port numbers, from a Portolan server or
 /// offline.
 ///
-/// Exit status: 0 when something was found (or the command succeeded), 1
-/// when nothing was found (`check`: the file is invalid or conflicts;
-/// `diff`: the registries differ), 2 on usage errors and bad input (an
-/// invalid query, a file that cannot be read or parsed), 3 when the server
-/// cannot be reached or fails.
+/// Exit status: 0 when something was found (or the command succeeded;
+/// `sync`: written or not modified), 1 when nothing was found (`check`:
+/// the file is invalid or conflicts; `diff`: the registries differ), 2 on
+/// usage errors and bad input (an invalid query, a file that cannot be
+/// read or parsed, a download `sync` refused), 3 when the server (`sync`:
+/// the upstream URL) cannot be reached or fails.
 #[derive(Debug, Parser)]
 #[command(
     name = "portolan",
@@ -207,6 +208,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "services")]
         format: ExportFormat,
     },
+    /// Keep a registry file up to date from an upstream URL, for a server
+    /// watching its directory: a conditional GET (ETag, Last-Modified kept
+    /// in DIR/.NAME.validators), the download validated as the server
+    /// validates a reload (parse, --format, --min-records, --max-shrink,
+    /// --max-bytes), then written atomically as DIR/NAME, the file it
+    /// replaces kept as DIR/NAME.previous. Once (exit 0 written or not
+    /// modified, 2 refused, 3 upstream unreachable or failing after
+    /// --retries), or every --interval until stopped (failures are logged
+    /// and retried at the next interval).
+    Sync(SyncArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -215,6 +226,96 @@ pub enum Command {
     /// Print the man page (roff), generated from these very options:
     /// `portolan manpage > portolan.1 && man ./portolan.1`.
     Manpage,
+}
+
+/// `portolan sync`'s options. Durations are written as the server's flags
+/// take them (`500ms`, `30s`, `24h`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Sync options")]
+pub struct SyncArgs {
+    /// Where the registry comes from (`https://` or `http://`), e.g.
+    /// `https://www.iana.org/assignments/service-names-port-numbers/service-names-port-numbers.csv`.
+    /// HTTPS is verified against the system's trust roots; HTTPS_PROXY,
+    /// HTTP_PROXY and NO_PROXY are honoured.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// The directory the server watches (it must exist).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The file written in DIR (the server's --data); default: the URL's
+    /// last path segment.
+    #[arg(long, value_name = "NAME")]
+    pub file: Option<String>,
+    /// Sync again every DURATION, forever (a sidecar); without it, sync
+    /// once and exit (a CronJob).
+    #[arg(long, value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub interval: Option<std::time::Duration>,
+    /// If DIR has no NAME yet, first copy FILE there (validated, written
+    /// atomically and as-is: a gzip file stays gzip, which the server
+    /// reads), e.g. the registry of a mounted ConfigMap.
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+    /// The format the download must have (iana-csv, iana-xml, iana-text,
+    /// services, nmap-services); default: the current file's, else any
+    /// the parser recognises.
+    #[arg(long, value_parser = parse_format, value_name = "FORMAT")]
+    pub format: Option<portolan_registry::Format>,
+    /// Refuse a download with fewer records than this. The default suits
+    /// the IANA registry (about 14,500 records); lower it for small files.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub min_records: usize,
+    /// Refuse a download that drops more than this fraction of the current
+    /// file's records (0-1; 1 disables the check), as the server's
+    /// --max-shrink refuses such a reload.
+    #[arg(long, default_value_t = 0.5, value_parser = parse_fraction, value_name = "FRACTION")]
+    pub max_shrink: f64,
+    /// Largest download in bytes (after gzip content-encoding), refused
+    /// while it streams; also bounds what it may decompress to. Default as
+    /// the server's --max-data-bytes: 64 MiB.
+    #[arg(long, default_value_t = portolan_registry::ParseLimits::DEFAULT_MAX_BYTES, value_name = "BYTES")]
+    pub max_bytes: u64,
+    /// Longest wait for the TCP (and TLS) connection.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub connect_timeout: std::time::Duration,
+    /// Longest a whole request may take, body included (the global
+    /// --timeout is for calls to a Portolan server, not this).
+    #[arg(long, default_value = "2m", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub request_timeout: std::time::Duration,
+    /// Retries after a network error, a timeout, a cut-off body or a 5xx,
+    /// 408 or 429 answer, with exponential backoff and jitter; then exit 3
+    /// (with --interval: wait for the next interval).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub retries: u32,
+    /// The first retry's delay; each further one doubles it (at most 64
+    /// times), each drawn at random between half and all of it.
+    #[arg(long, default_value = "1s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub retry_backoff: std::time::Duration,
+    /// Most redirects followed.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub max_redirects: usize,
+}
+
+fn parse_format(text: &str) -> Result<portolan_registry::Format, String> {
+    portolan_registry::Format::parse(text).ok_or_else(|| {
+        format!(
+            "unknown format {text:?} (expected iana-csv, iana-xml, iana-text, services or nmap-services)"
+        )
+    })
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{text:?} is not a number between 0 and 1")),
+    }
+}
+
+fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than 0".into()),
+        Err(e) => Err(format!("{text:?}: {e}")),
+    }
 }
 
 /// A lookup query, parsed.

@@ -5,16 +5,21 @@
 //! * `args`: clap definitions and validation of raw arguments.
 //! * `backend`: the server client or the offline [`portolan_registry::Index`].
 //! * `output`: table / JSON lines / CSV rendering.
+//! * `sync`: `portolan sync`, unattended updates of a registry file from
+//!   an upstream URL (download, validation as a reload, atomic write).
 //! * this file: `main` (exit codes, broken pipes) and one function per
 //!   subcommand.
 //!
-//! Exit codes: 0 found / success, 1 not found (or `check` found the file
-//! invalid, or `diff` found differences), 2 usage or connection error. A closed stdout (`| head`) exits 0
-//! quietly.
+//! Exit codes: 0 found / success (`sync`: written or not modified), 1 not
+//! found (or `check` found the file invalid, or `diff` found
+//! differences), 2 usage error or bad input (including a download `sync`
+//! refused), 3 server (or `sync`'s upstream) unreachable or failing. A
+//! closed stdout (`| head`) exits 0 quietly.
 
 mod args;
 mod backend;
 mod output;
+mod sync;
 
 use std::io::{self, IsTerminal as _, Write};
 use std::process::ExitCode;
@@ -146,6 +151,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return check(&mut out, format, &cli.global, file, against.as_deref());
         }
         Command::Diff { old, new } => return diff(&mut out, format, &cli.global, old, new),
+        Command::Sync(args) => {
+            let settings = sync::Settings::from_args(args)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(sync::run(settings))?;
+            return Ok(FOUND);
+        }
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -227,7 +241,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Completions { .. }
             | Command::Manpage
             | Command::Check { .. }
-            | Command::Diff { .. } => FOUND,
+            | Command::Diff { .. }
+            | Command::Sync(_) => FOUND,
         };
         out.flush()?;
         Ok(code)

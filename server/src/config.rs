@@ -563,6 +563,7 @@ impl Config {
                 poll_interval: self.args.poll_interval,
                 guard: ReloadGuard {
                     max_shrink: self.args.max_shrink,
+                    ..ReloadGuard::default()
                 },
                 limits: self.args.parse_limits(),
             })

@@ -349,6 +349,22 @@ fn the_guard_refuses_empty_and_shrinking_registries() {
         .apply(Registry::default(), &ReloadGuard::permissive())
         .unwrap_err();
     assert_eq!(err, ApplyError::Empty);
+    let at_least_nine = ReloadGuard {
+        min_records: 9,
+        ..ReloadGuard::permissive()
+    };
+    let err = index.apply(edition_a(), &at_least_nine).unwrap_err();
+    assert_eq!(
+        err,
+        ApplyError::TooFew {
+            new: 8,
+            min_records: 9
+        }
+    );
+    assert!(
+        err.to_string().contains("fewer than the minimum of 9"),
+        "{err}"
+    );
     assert_eq!(
         index.version(),
         1,
