@@ -1124,7 +1124,10 @@ fn offline_layers_answer_in_priority_order_with_their_names() {
     let mut cmd = portolan();
     data(&mut cmd);
     let corp_only = success_json(cmd.args(["list", "--layer", "corp"]));
-    let names: Vec<&str> = corp_only.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = corp_only
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["corp-web", "corp-db"]);
 
     let mut cmd = portolan();
