@@ -553,44 +553,42 @@ fn full_registry_configmap_fits_the_object_limit() {
     );
 }
 
-/// The placeholder ConfigMap data of the kustomize base: the records of the
-/// plain-text excerpt (`data/registry-excerpt.txt`) as IANA CSV, gzipped.
-/// Regenerate it with
-/// `PORTOLAN_REGENERATE_DEPLOY_DATA=1 cargo test -p portolan --test deploy_configmap committed_placeholder`
-/// (or `portolan --offline --data data/registry-excerpt.txt export --format csv | gzip -9n`).
+/// The registry data the manifests ship (the kustomize base's ConfigMap
+/// and the Helm chart's) is the full IANA registry the binaries embed
+/// (`data/real/iana/service-names-port-numbers.csv.gz`, edition
+/// [`portolan_registry::embedded::EDITION`]), byte for byte: applied as
+/// they are, the manifests serve every port. Update all three together:
+/// `cp data/real/iana/service-names-port-numbers.csv.gz deploy/kubernetes/base/registry.csv.gz deploy/helm/portolan/files/registry.csv.gz`
+/// (after updating the first).
 #[test]
-fn committed_placeholder_registry_is_the_excerpt() {
-    let path = workspace_root()
-        .join("deploy/kubernetes/base")
-        .join(DATA_FILE);
-    let text = std::fs::read(workspace_root().join("data/registry-excerpt.txt")).expect("excerpt");
-    let excerpt = portolan_registry::parse(&text, None)
-        .expect("the excerpt parses")
-        .registry;
-    if std::env::var_os("PORTOLAN_REGENERATE_DEPLOY_DATA").is_some() {
-        let csv = portolan_registry::export::to_csv(&excerpt);
-        std::fs::write(&path, gzip(csv.as_bytes())).expect("write the placeholder");
-        eprintln!("wrote {} ({} records)", path.display(), excerpt.len());
+fn shipped_registry_data_is_the_full_embedded_registry() {
+    let embedded =
+        std::fs::read(workspace_root().join("data/real/iana/service-names-port-numbers.csv.gz"))
+            .expect("the embedded registry's file");
+    assert_eq!(embedded.as_slice(), portolan_registry::embedded::SOURCE);
+    for shipped in [
+        "deploy/kubernetes/base/registry.csv.gz",
+        "deploy/helm/portolan/files/registry.csv.gz",
+    ] {
+        let gz = std::fs::read(workspace_root().join(shipped)).expect(shipped);
+        assert!(
+            gz == embedded,
+            "{shipped} is not the embedded registry's file (see this test's doc to update it)"
+        );
+        // A ConfigMap holds at most 1 MiB; base64 adds a third.
+        assert!(
+            gz.len() * 4 / 3 < 900 * 1024,
+            "{shipped}: {} bytes",
+            gz.len()
+        );
     }
-    let gz = std::fs::read(&path).expect("deploy/kubernetes/base/registry.csv.gz is committed");
-    // Small enough to apply anywhere, even with client-side apply.
-    assert!(
-        gz.len() < 64 * 1024,
-        "the placeholder is meant to be small: {} bytes",
-        gz.len()
-    );
-    let parsed = portolan_registry::parse(&gz, None).expect("the placeholder parses");
+    let parsed = portolan_registry::parse(&embedded, None).expect("parses");
+    assert_eq!(parsed.registry.len(), 14_512);
     assert_eq!(
         parsed.registry.source.format,
         Some(portolan_registry::Format::IanaCsv)
     );
-    assert!(parsed.registry.source.gzip, "the placeholder is gzipped");
-    assert_eq!(
-        parsed.registry.keys(),
-        excerpt.keys(),
-        "deploy/kubernetes/base/registry.csv.gz no longer holds the excerpt's records; \
-         regenerate it with PORTOLAN_REGENERATE_DEPLOY_DATA=1 (see this test's doc)"
-    );
+    assert!(parsed.registry.source.gzip);
 }
 
 /// After a ConfigMap swap the server must go quiet: reading the data file
