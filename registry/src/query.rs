@@ -292,8 +292,9 @@ fn state_rank(state: RecordState) -> u8 {
 
 /// Canonical order of records answering one lookup: layers by priority
 /// ([`Record::layer_rank`], the highest first), then within a layer
-/// assigned before other states, then exact ports before ranges (narrower first, then the lower
-/// first port), then source order among rows with the same port range
+/// assigned before other states, then exact ports before ranges (narrower
+/// first, then the lower first port), then source order among rows with
+/// the same port range
 /// ([`Record::position`]; IANA lists the canonical name first: `http`
 /// before `www` and `www-http`). It reads the records alone, so every
 /// holder of the same records orders an answer alike.
