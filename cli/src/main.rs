@@ -222,6 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     FOUND
                 }
             }
+            Command::Describe { port } => describe_port(&backend, &mut out, format, &port).await?,
             Command::Info => {
                 let info = backend.info().await?;
                 output::write_info(&mut out, format, &info)?;
@@ -289,6 +290,39 @@ async fn lookup(
             Ok(ExitCode::from(NOT_FOUND))
         }
     }
+}
+
+/// `portolan describe PORT[/PROTO]`: the port's records (through the
+/// backend, offline or from a server) and its mesh hint (compiled in).
+/// Exit 0 when there are records or a hint, 1 when neither.
+async fn describe_port(
+    backend: &Backend,
+    out: &mut dyn Write,
+    format: OutputFormat,
+    key: &str,
+) -> anyhow::Result<ExitCode> {
+    let (query, proto) = parse_query(key).map_err(anyhow::Error::msg)?;
+    let args::Query::Port(port) = query else {
+        bail!("{key:?} is not a port (describe takes PORT or PORT/PROTO)");
+    };
+    let records = match backend.lookup(&query, proto.as_ref()).await? {
+        Found::Some(result) => result.records,
+        Found::None(_) => Vec::new(),
+    };
+    let hint = portolan_registry::Hints::embedded().for_port(port, proto.as_ref());
+    if records.is_empty() && hint.is_none() {
+        let place = proto.map_or_else(|| port.to_string(), |p| format!("{port}/{p}"));
+        eprintln!("portolan: no record and no mesh hint for port {place}");
+        return Ok(ExitCode::from(NOT_FOUND));
+    }
+    let description = output::Description {
+        port,
+        protocol: proto.as_ref(),
+        records: &records,
+        hint,
+    };
+    output::write_description(out, format, &description)?;
+    Ok(FOUND)
 }
 
 /// `portolan lookup KEY KEY...` (or `-`, one key per line on stdin): every

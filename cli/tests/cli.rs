@@ -1148,3 +1148,151 @@ fn offline_layers_answer_in_priority_order_with_their_names() {
         .code(2)
         .stderr(predicate::str::contains("each needs a name"));
 }
+
+/// `describe` offline as one JSON object (issue #17).
+fn describe_json(port: &str) -> Value {
+    let rows = success_json(portolan().args(["--offline", "-o", "json", "describe", port]));
+    assert_eq!(rows.len(), 1, "one object");
+    rows.into_iter().next().expect("one object")
+}
+
+/// `portolan describe`: records, then what the meshes do with the port,
+/// from the compiled-in hints (issue #17): MySQL is server-first and in
+/// both meshes' lists; NATS is server-first and in neither, so the fix
+/// names the Linkerd annotation (4222 itself is only inside a registry
+/// range); PostgreSQL is client-first, opaque in
+/// Linkerd for another reason; HTTPS needs nothing.
+#[test]
+fn describe_tells_what_the_meshes_do_with_a_port() {
+    let mysql = describe_json("3306");
+    assert_eq!(mysql["port"], 3306);
+    assert_eq!(mysql["protocol"], Value::Null);
+    let records = mysql["records"].as_array().expect("records");
+    assert!(!records.is_empty());
+    assert!(records.iter().all(|r| r["name"] == "mysql"));
+    assert_eq!(mysql["hint"]["server_speaks_first"], "yes");
+    assert!(
+        mysql["hint"]["server_speaks_first_source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("https://dev.mysql.com/"))
+    );
+    assert_eq!(mysql["meshes"]["istio"]["default"], "tcp");
+    assert_eq!(mysql["meshes"]["istio"]["fix"], Value::Null);
+    assert_eq!(mysql["meshes"]["linkerd"]["default"], "opaque");
+    assert_eq!(mysql["names"][0]["name"], "mysql");
+    assert_eq!(mysql["names"][0]["kubernetes_port_name"], true);
+
+    let nats = describe_json("4222/tcp");
+    assert_eq!(nats["protocol"], "tcp");
+    // 4222 has no registration of its own, only the range 4200-4299.
+    let records = nats["records"].as_array().expect("records");
+    assert!(records.iter().all(|r| r["name"] == "vrml-multi-use"));
+    assert_eq!(nats["hint"]["server_speaks_first"], "yes");
+    assert_eq!(nats["hint"]["iana_name"], Value::Null);
+    assert_eq!(nats["meshes"]["istio"]["default"], "sniff");
+    assert_eq!(nats["meshes"]["linkerd"]["default"], "detect");
+    assert_eq!(
+        nats["meshes"]["linkerd"]["fix"],
+        "config.linkerd.io/opaque-ports: \"4222\""
+    );
+    assert!(
+        nats["meshes"]["istio"]["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("tcp-nats"))
+    );
+
+    let postgres = describe_json("5432");
+    assert_eq!(postgres["hint"]["server_speaks_first"], "no");
+    assert_eq!(postgres["meshes"]["linkerd"]["default"], "opaque");
+    assert!(
+        postgres["hint"]["sniffing_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("SSLRequest"))
+    );
+
+    let https = describe_json("443");
+    assert_eq!(https["hint"]["server_speaks_first"], "no");
+    assert_eq!(https["meshes"]["istio"]["default"], "sniff");
+    assert_eq!(https["meshes"]["istio"]["fix"], Value::Null);
+    assert_eq!(https["meshes"]["linkerd"]["default"], "detect");
+    assert_eq!(https["meshes"]["linkerd"]["fix"], Value::Null);
+
+    // The text form says the same for people.
+    let text = String::from_utf8(success_stdout(portolan().args([
+        "--offline",
+        "-o",
+        "table",
+        "describe",
+        "4222",
+    ])))
+    .expect("utf-8");
+    assert!(text.contains("vrml-multi-use  4200-4299"), "{text}");
+    assert!(
+        text.contains("server speaks first  yes (https://docs.nats.io/"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Linkerd fix          config.linkerd.io/opaque-ports: \"4222\""),
+        "{text}"
+    );
+    let text = String::from_utf8(success_stdout(portolan().args([
+        "--offline",
+        "-o",
+        "table",
+        "describe",
+        "3306",
+    ])))
+    .expect("utf-8");
+    assert!(
+        text.contains("Istio default        tcp: in wellKnownPorts"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Linkerd default      opaque: in proxy.opaquePorts"),
+        "{text}"
+    );
+    assert!(
+        text.contains("port name            mysql: valid Kubernetes port name"),
+        "{text}"
+    );
+}
+
+/// A port without records or hint exits 1; a record without a hint still
+/// gets the meshes' general defaults; a name is a usage error; a name
+/// that is no Kubernetes port name says why.
+#[test]
+fn describe_exit_codes_and_ports_without_hints() {
+    portolan()
+        .args(["--offline", "describe", "65000"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "no record and no mesh hint for port 65000",
+        ));
+    portolan()
+        .args(["--offline", "describe", "https"])
+        .assert()
+        .code(2);
+    let ssh_udp = describe_json("22/udp");
+    assert_eq!(ssh_udp["hint"], Value::Null);
+    assert_eq!(ssh_udp["meshes"], Value::Null);
+    let x11 = describe_json("6010");
+    assert_eq!(x11["hint"], Value::Null);
+    assert_eq!(x11["meshes"]["istio"]["default"], "sniff");
+    assert_eq!(x11["meshes"]["linkerd"]["default"], "detect");
+    assert_eq!(x11["meshes"]["linkerd"]["fix"], Value::Null);
+}
+
+/// `describe` against a server reads the records through the same lookup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_against_a_server() {
+    let server = start_server(&shared_file("iana/service-names-port-numbers.csv")).await;
+    let e = server.endpoint.clone();
+    let rows = blocking(move || {
+        success_json(portolan().args(["--endpoint", &e, "-o", "json", "describe", "3306/tcp"]))
+    })
+    .await;
+    assert_eq!(rows[0]["records"][0]["name"], "mysql");
+    assert_eq!(rows[0]["meshes"]["linkerd"]["default"], "opaque");
+}

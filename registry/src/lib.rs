@@ -27,6 +27,10 @@
 //!   with its layer ([`LayerSpec`], [`layers::compose`]).
 //! * [`export`]: writing a registry as IANA CSV or `/etc/services`.
 //! * [`embedded`]: the default registry compiled into the binary.
+//! * [`mesh`]: the mesh hints dataset ([`Hints`], compiled in from
+//!   `data/mesh/hints.toml`): per well-known port, whether the server
+//!   speaks first and what Istio and Linkerd do with it; and the RFC 6335
+//!   syntax of service names ([`check_service_name`]).
 
 pub mod conflicts;
 pub mod content;
@@ -35,6 +39,7 @@ pub mod embedded;
 pub mod export;
 pub mod index;
 pub mod layers;
+pub mod mesh;
 pub mod model;
 pub mod parse;
 pub mod query;
@@ -47,6 +52,10 @@ pub use index::{
     RANGE_CACHE_ENTRIES, ReloadGuard, Snapshot,
 };
 pub use layers::LayerSpec;
+pub use mesh::{
+    Hint, Hints, HintsError, NameProblem, check_kubernetes_port_name, check_service_name,
+    is_kubernetes_port_name,
+};
 pub use model::{
     Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate,
     fold_name, folded_name,
