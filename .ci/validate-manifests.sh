@@ -346,12 +346,7 @@ for d in docs:
         problems.append("Deployment: container security context is not restricted")
     args = c.get("args", [])
     def flag(f):
-        for i, a in enumerate(args):
-            if a == f and i + 1 < len(args):
-                return args[i + 1]
-            if a.startswith(f + "="):
-                return a.split("=", 1)[1]
-        return None
+        return flag_of(args, f)
     health = flag("--health-listen")
     health_port = int(health.rsplit(":", 1)[1]) if health else None
     if not health:

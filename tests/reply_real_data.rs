@@ -236,7 +236,7 @@ fn replies_after_real_reloads_equal_a_fresh_servers_replies() {
     for file in &files[1..] {
         let path = shared_file(file);
         state
-            .apply(read(&path), &ReloadGuard::permissive())
+            .apply_layer("", read(&path), &ReloadGuard::permissive())
             .expect("applies")
             .expect("changes");
         assert_eq!(state.encodings().len(), state.snapshot().len(), "{file}");

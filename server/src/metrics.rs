@@ -461,17 +461,11 @@ impl Metrics {
                 state_id: snapshot.content_id().to_string(),
             })
             .set(1);
-        let mut layers: HashMap<&str, i64> = HashMap::new();
-        for (key, _) in snapshot.keyed() {
-            *layers.entry(&key.layer).or_default() += 1;
-        }
         self.layer_records.clear();
-        for (layer, count) in layers {
+        for (layer, count) in snapshot.counts_by_layer() {
             self.layer_records
-                .get_or_create(&LayerLabel {
-                    layer: layer.to_string(),
-                })
-                .set(count);
+                .get_or_create(&LayerLabel { layer })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
         let counts = snapshot.counts_by_state();
         for state in portolan_registry::RecordState::ALL {

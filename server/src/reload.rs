@@ -20,7 +20,7 @@
 //!   FIFO cannot stall the reader), refused unless it is a regular file, and
 //!   read no further than `--max-data-bytes`; parsing is bounded by the same
 //!   [`ParseLimits`].
-//! * Reading, parsing and [`RegistryState::apply`] (with the
+//! * Reading, parsing and [`RegistryState::apply_layer`] (with the
 //!   [`ReloadGuard`], reaching Watch streams) run on the blocking pool; a
 //!   panic anywhere in them becomes a FAILED reload, never a dead reloader.
 //! * SIGHUP reloads too, and a content-hash poll runs every poll interval as
@@ -536,7 +536,7 @@ impl Reloader {
         }
     }
 
-    /// Runs `parse_and_apply` (the parse and [`RegistryState::apply`] of
+    /// Runs `parse_and_apply` (the parse and [`RegistryState::apply_layer`] of
     /// content hashing to `hash`) on the blocking pool and reports its
     /// outcome; a panic in it is a failed reload of that content.
     async fn apply_new_content(

@@ -4,12 +4,12 @@
 //! feeds Watch streams, the outcome of the last reload, and each layer's
 //! source and reload status ([`LayerStatus`]).
 //!
-//! Building the state and [`RegistryState::apply`] are blocking work (a
+//! Building the state and [`RegistryState::apply_layer`] are blocking work (a
 //! diff, the index's maps, the encodings of what changed): callers run them
 //! on the blocking pool, never on an async worker.
 //!
 //! # Ordering guarantee for watchers
-//! [`RegistryState::apply`] applies a registry, appends the change to the
+//! [`RegistryState::apply_layer`] applies a registry, appends the change to the
 //! history and broadcasts it while holding one lock;
 //! [`RegistryState::watch_start`] subscribes to the broadcast and reads the
 //! snapshot and history under the same lock. A watcher therefore sees every
@@ -224,9 +224,11 @@ impl RegistryState {
     }
 
     /// Replaces the records of layer `name` with `registry`'s (parsed from
-    /// its file), the other layers untouched, under the same guarantees as
-    /// [`RegistryState::apply`]; the guard compares the layer's own
-    /// record counts. The layer's source is updated when its records are
+    /// its file), the other layers untouched (the one unnamed layer of a
+    /// single-source registry is the whole registry), patches the
+    /// encodings, records the change and broadcasts it; the guard compares
+    /// the layer's own record counts. `Ok(None)` when nothing changed.
+    /// Blocking work: call it on the blocking pool. The layer's source is updated when its records are
     /// applied (or equal).
     ///
     /// # Errors
@@ -271,21 +273,6 @@ impl RegistryState {
     /// The records' encodings.
     pub fn encodings(&self) -> &Arc<Encodings> {
         &self.encodings
-    }
-
-    /// Applies `registry`, patches the encodings, records the change and
-    /// broadcasts it. `Ok(None)` when nothing changed. Blocking work: call
-    /// it on the blocking pool.
-    pub fn apply(
-        &self,
-        registry: Registry,
-        guard: &ReloadGuard,
-    ) -> Result<Option<Arc<Change>>, ApplyError> {
-        let mut history = lock(&self.history);
-        let Some(change) = self.index.apply(registry, guard)? else {
-            return Ok(None);
-        };
-        Ok(Some(self.publish(&mut history, change)))
     }
 
     /// Patches the encodings, records `change` in the history and
@@ -355,17 +342,8 @@ impl RegistryState {
         }
     }
 
-    /// Records the outcome of a reload attempt.
-    pub fn set_reload_status(&self, outcome: pb::ReloadOutcome, error: String) {
-        *lock(&self.reload_status) = ReloadStatus {
-            outcome,
-            error,
-            at: Some(SystemTime::now()),
-        };
-    }
-
-    /// Records how a reload of layer `name` went: the layer's own status
-    /// and the registry's latest ([`RegistryState::set_reload_status`]).
+    /// Records how a reload of layer `name` went: the layer's own status,
+    /// and the registry's latest (GetRegistryInfo's `last_reload_*`).
     pub fn set_layer_reload_status(&self, name: &str, outcome: pb::ReloadOutcome, error: String) {
         let status = ReloadStatus {
             outcome,
@@ -387,15 +365,12 @@ impl RegistryState {
     pub fn info(&self) -> pb::GetRegistryInfoResponse {
         let status = self.reload_status();
         let snapshot = self.index.snapshot();
-        let mut counts: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
-        for (key, _) in snapshot.keyed() {
-            *counts.entry(&key.layer).or_default() += 1;
-        }
+        let counts = snapshot.counts_by_layer();
         let layers = self
             .layers()
             .into_iter()
             .map(|l| pb::LayerInfo {
-                record_count: counts.get(l.name.as_str()).copied().unwrap_or(0),
+                record_count: counts.get(&l.name).copied().unwrap_or(0) as u64,
                 rank: l.rank,
                 source_path: l.source.path.clone(),
                 source_format: l.source.format_label(),
@@ -437,7 +412,7 @@ mod tests {
             next.records[port].description = "v1".into();
         }
         let v2 = state
-            .apply(next.clone(), &ReloadGuard::default())
+            .apply_layer("", next.clone(), &ReloadGuard::default())
             .unwrap()
             .unwrap()
             .to_content;
@@ -446,7 +421,7 @@ mod tests {
             next.records[port].description = "v2".into();
         }
         let v3 = state
-            .apply(next, &ReloadGuard::default())
+            .apply_layer("", next, &ReloadGuard::default())
             .unwrap()
             .unwrap()
             .to_content;
@@ -463,7 +438,7 @@ mod tests {
 
         // Every record changes: nothing is kept, so nothing old is pinned.
         let change = state
-            .apply(registry(3000, "v3"), &ReloadGuard::default())
+            .apply_layer("", registry(3000, "v3"), &ReloadGuard::default())
             .unwrap()
             .unwrap();
         assert!(lock(&state.history).is_empty());
@@ -481,7 +456,7 @@ mod tests {
         for round in 1..=6 {
             next.records[0].description = format!("round {round}");
             let change = state
-                .apply(next.clone(), &ReloadGuard::default())
+                .apply_layer("", next.clone(), &ReloadGuard::default())
                 .unwrap()
                 .unwrap();
             contents.push(change.to_content);
@@ -501,7 +476,10 @@ mod tests {
         // Back to an earlier content: a holder of it is current again, and a
         // holder of the content in between gets the one change back.
         next.records[0].description = "round 5".into();
-        state.apply(next, &ReloadGuard::default()).unwrap().unwrap();
+        state
+            .apply_layer("", next, &ReloadGuard::default())
+            .unwrap()
+            .unwrap();
         assert!(matches!(
             state.watch_start(contents[5]).catch_up,
             CatchUp::Current

@@ -64,24 +64,24 @@ def _shared_csv() -> Path:
     return csv
 
 
-def _server_bin() -> Path:
-    value = os.environ.get("PORTOLAN_SERVER_BIN")
+def _binary(variable: str) -> Path:
+    """A binary named by environment variable `variable` (set by
+    .ci/python-interop.sh)."""
+    value = os.environ.get(variable)
     if not value:
-        _missing("PORTOLAN_SERVER_BIN is not set (run tests/python via .ci/python-interop.sh)")
+        _missing(f"{variable} is not set (run tests/python via .ci/python-interop.sh)")
     path = Path(value)
     if not path.is_file():
-        _missing(f"PORTOLAN_SERVER_BIN={path} is not a file")
+        _missing(f"{variable}={path} is not a file")
     return path
+
+
+def _server_bin() -> Path:
+    return _binary("PORTOLAN_SERVER_BIN")
 
 
 def _cli_bin() -> Path:
-    value = os.environ.get("PORTOLAN_CLI_BIN")
-    if not value:
-        _missing("PORTOLAN_CLI_BIN is not set (run tests/python via .ci/python-interop.sh)")
-    path = Path(value)
-    if not path.is_file():
-        _missing(f"PORTOLAN_CLI_BIN={path} is not a file")
-    return path
+    return _binary("PORTOLAN_CLI_BIN")
 
 
 def _free_port() -> int:

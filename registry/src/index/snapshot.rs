@@ -177,6 +177,16 @@ impl Snapshot {
         out
     }
 
+    /// Record counts by layer name ([`crate::Record::layer`]; `""` for the
+    /// one unnamed layer).
+    pub fn counts_by_layer(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for (key, _) in &self.keyed {
+            *out.entry(key.layer.to_string()).or_insert(0) += 1;
+        }
+        out
+    }
+
     /// Record counts by protocol name (`none` for rows without one).
     pub fn counts_by_protocol(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
