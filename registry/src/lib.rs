@@ -53,8 +53,8 @@ pub use index::{
 };
 pub use layers::LayerSpec;
 pub use mesh::{
-    Hint, Hints, HintsError, NameProblem, check_kubernetes_port_name, check_service_name,
-    is_kubernetes_port_name,
+    Hint, Hints, HintsError, NameProblem, PortDescription, check_kubernetes_port_name,
+    check_service_name, is_kubernetes_port_name,
 };
 pub use model::{
     Person, PortClass, PortRange, Protocol, Record, RecordKey, RecordState, RegistryDate,

@@ -23,14 +23,20 @@
 //! ([`check_service_name`]) and its Kubernetes variant, lowercase only
 //! ([`check_kubernetes_port_name`]): a registry name that breaks it cannot
 //! be a container port name, so `appProtocol` or a renamed port is needed.
+//!
+//! [`describe`] answers "what does this port mean to a mesh" once, for the
+//! CLI and the server alike: a [`PortDescription`] holds the records, the
+//! hint, each mesh's default with whether it stalls connections
+//! ([`Stall`]) and what to set, and each record name's class
+//! ([`NameCheck`]).
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 
-use crate::model::Protocol;
+use crate::model::{Protocol, Record};
 
 /// The dataset compiled into every binary: the repository's
 /// `data/mesh/hints.toml`.
@@ -147,6 +153,33 @@ words!(IstioReading {
     Mongo => "mongo",
 });
 words!(LinkerdReading { Http1 => "http1", H2 => "h2", Opaque => "opaque", Ignored => "ignored" });
+words!(Stall { Yes => "yes", No => "no", Unknown => "unknown" });
+
+/// Whether a mesh's default handling of a port stalls new connections: the
+/// mesh waits for the client's first bytes while the client waits for the
+/// server's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stall {
+    /// The server speaks first and the mesh sniffs or detects.
+    Yes,
+    /// The mesh does not wait for the client, or the client speaks first.
+    No,
+    /// The mesh waits for the client, and whether the server speaks first
+    /// is not known (no hint, or the hint says unverified).
+    Unknown,
+}
+
+impl Stall {
+    /// The stall of a mesh that `waits` for the client's first bytes on a
+    /// port whose server speaks first as `first` says (`None`: no hint).
+    pub fn of(waits: bool, first: Option<ServerSpeaksFirst>) -> Self {
+        match (waits, first) {
+            (false, _) | (true, Some(ServerSpeaksFirst::No)) => Self::No,
+            (true, Some(ServerSpeaksFirst::Yes)) => Self::Yes,
+            (true, Some(ServerSpeaksFirst::Unverified) | None) => Self::Unknown,
+        }
+    }
+}
 
 /// One entry of the dataset: a (port, transport) and what the meshes do
 /// with it. Empty strings of the file are `None` here.
@@ -551,6 +584,154 @@ impl Hints {
     }
 }
 
+/// What Istio does with a port by default and what to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IstioAdvice {
+    /// The hint's default, else Istio's general one (sniffing).
+    pub default: IstioDefault,
+    /// Whether that default stalls connections.
+    pub stalls: Stall,
+    /// The `appProtocol` to declare (from the hint).
+    pub app_protocol: Option<String>,
+    /// What Istio makes of [`Self::app_protocol`].
+    pub reads_app_protocol_as: Option<IstioReading>,
+    /// A Service port name Istio parses into the right protocol.
+    pub port_name: Option<String>,
+    /// What to set so Istio stops sniffing; `None` when nothing is needed
+    /// or nothing is known (no hint).
+    pub fix: Option<String>,
+    /// The Istio code or doc the default comes from (from the hint).
+    pub source: Option<String>,
+}
+
+/// What Linkerd does with a port by default and what to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkerdAdvice {
+    /// The hint's default, else Linkerd's general one (detection).
+    pub default: LinkerdDefault,
+    /// Whether that default stalls connections.
+    pub stalls: Stall,
+    /// The `appProtocol` to declare (from the hint).
+    pub app_protocol: Option<String>,
+    /// What Linkerd makes of [`Self::app_protocol`].
+    pub reads_app_protocol_as: Option<LinkerdReading>,
+    /// The annotation making the port opaque when the default would stall
+    /// it; `None` when nothing is needed or nothing is known (no hint).
+    pub annotation: Option<String>,
+    /// The Linkerd chart or doc the default comes from (from the hint).
+    pub source: Option<String>,
+}
+
+/// Both meshes' advice for a TCP port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshAdvice {
+    /// Istio.
+    pub istio: IstioAdvice,
+    /// Linkerd.
+    pub linkerd: LinkerdAdvice,
+}
+
+/// A record name's class: whether it is an RFC 6335 service name, and a
+/// Kubernetes port name as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameCheck {
+    /// The name as written.
+    pub name: String,
+    /// The RFC 6335 rule it breaks; `None` when valid.
+    pub rfc6335: Option<NameProblem>,
+    /// The Kubernetes port name rule it breaks; `None` when valid.
+    pub kubernetes: Option<NameProblem>,
+}
+
+impl NameCheck {
+    /// Checks `name`.
+    pub fn of(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            rfc6335: check_service_name(name).err(),
+            kubernetes: check_kubernetes_port_name(name).err(),
+        }
+    }
+}
+
+/// What a port means to a service mesh ([`describe`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortDescription {
+    /// The port.
+    pub port: u16,
+    /// The protocol asked about; `None`: any.
+    pub protocol: Option<Protocol>,
+    /// The records covering the port, in lookup order.
+    pub records: Vec<Arc<Record>>,
+    /// The dataset's hint for the port.
+    pub hint: Option<Hint>,
+    /// Each mesh's default and fix; `None` when the protocol asked about
+    /// is not TCP (the meshes only sniff TCP).
+    pub meshes: Option<MeshAdvice>,
+    /// Each distinct record name, in record order.
+    pub names: Vec<NameCheck>,
+}
+
+/// Describes `port` (over `protocol`, `None` = any) for a mesh: `records`
+/// are its lookup's, in lookup order; the hint and the meshes' defaults
+/// come from `hints`. A mesh stalls when its default waits for the
+/// client's bytes (Istio sniffing, Linkerd detecting) and the server
+/// speaks first. `None` when there are neither records nor a hint.
+pub fn describe(
+    port: u16,
+    protocol: Option<&Protocol>,
+    records: Vec<Arc<Record>>,
+    hints: &Hints,
+) -> Option<PortDescription> {
+    let hint = hints.for_port(port, protocol).cloned();
+    if records.is_empty() && hint.is_none() {
+        return None;
+    }
+    let meshes = matches!(protocol, None | Some(Protocol::Tcp)).then(|| {
+        let first = hint.as_ref().map(|h| h.server_speaks_first);
+        let istio_default = hint
+            .as_ref()
+            .map_or_else(|| hints.istio_default(port), |h| h.istio_default);
+        let linkerd_default = hint
+            .as_ref()
+            .map_or_else(|| hints.linkerd_default(port), |h| h.linkerd_default);
+        let app_protocol = hint.as_ref().and_then(|h| h.app_protocol.clone());
+        MeshAdvice {
+            istio: IstioAdvice {
+                default: istio_default,
+                stalls: Stall::of(istio_default == IstioDefault::Sniff, first),
+                app_protocol: app_protocol.clone(),
+                reads_app_protocol_as: hint.as_ref().and_then(|h| h.istio_reads_app_protocol_as),
+                port_name: hint.as_ref().map(|h| h.istio_port_name.clone()),
+                fix: hint.as_ref().and_then(|h| h.istio_fix.clone()),
+                source: hint.as_ref().map(|h| h.istio_source.clone()),
+            },
+            linkerd: LinkerdAdvice {
+                default: linkerd_default,
+                stalls: Stall::of(linkerd_default == LinkerdDefault::Detect, first),
+                app_protocol,
+                reads_app_protocol_as: hint.as_ref().and_then(|h| h.linkerd_reads_app_protocol_as),
+                annotation: hint.as_ref().and_then(|h| h.linkerd_fix.clone()),
+                source: hint.as_ref().map(|h| h.linkerd_source.clone()),
+            },
+        }
+    });
+    let mut names: Vec<NameCheck> = Vec::new();
+    for name in records.iter().filter_map(|r| r.name.as_deref()) {
+        if !names.iter().any(|n| n.name == name) {
+            names.push(NameCheck::of(name));
+        }
+    }
+    Some(PortDescription {
+        port,
+        protocol: protocol.cloned(),
+        records,
+        hint,
+        meshes,
+        names,
+    })
+}
+
 /// Why a text is not a valid service name (RFC 6335 §5.1) or Kubernetes
 /// port name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -849,6 +1030,91 @@ mod tests {
                 transport: "tcp".into()
             })
         );
+    }
+
+    fn record(name: &str, port: u16) -> Arc<Record> {
+        Arc::new(Record {
+            name: Some(name.into()),
+            ports: Some(crate::PortRange::single(port)),
+            protocol: Some(Protocol::Tcp),
+            ..Record::default()
+        })
+    }
+
+    #[test]
+    fn describe_mysql_is_server_first_and_stalls_under_neither_mesh() {
+        let d = describe(3306, None, vec![record("mysql", 3306)], hints()).expect("described");
+        assert_eq!(d.hint.as_ref().map(|h| h.port), Some(3306));
+        let meshes = d.meshes.expect("TCP or any: meshes apply");
+        assert_eq!(meshes.istio.default, IstioDefault::Tcp);
+        assert_eq!(meshes.istio.stalls, Stall::No);
+        assert_eq!(meshes.istio.fix, None);
+        assert_eq!(meshes.istio.port_name.as_deref(), Some("mysql"));
+        assert_eq!(meshes.linkerd.default, LinkerdDefault::Opaque);
+        assert_eq!(meshes.linkerd.stalls, Stall::No);
+        assert_eq!(meshes.linkerd.annotation, None);
+        assert_eq!(d.names, [NameCheck::of("mysql")]);
+        assert_eq!(d.names[0].kubernetes, None);
+    }
+
+    #[test]
+    fn describe_nats_stalls_under_both_defaults_and_gives_the_fixes() {
+        let d = describe(4222, Some(&Protocol::Tcp), Vec::new(), hints()).expect("a hint");
+        assert!(d.records.is_empty());
+        let meshes = d.meshes.expect("TCP");
+        assert_eq!(meshes.istio.default, IstioDefault::Sniff);
+        assert_eq!(meshes.istio.stalls, Stall::Yes);
+        assert!(meshes.istio.fix.is_some_and(|f| f.contains("tcp-nats")));
+        assert_eq!(meshes.linkerd.default, LinkerdDefault::Detect);
+        assert_eq!(meshes.linkerd.stalls, Stall::Yes);
+        assert_eq!(
+            meshes.linkerd.annotation.as_deref(),
+            Some("config.linkerd.io/opaque-ports: \"4222\"")
+        );
+    }
+
+    #[test]
+    fn describe_without_a_hint_uses_the_general_defaults_and_cannot_tell_a_stall() {
+        let d = describe(
+            6010,
+            None,
+            vec![record("x11", 6010), record("X11", 6010)],
+            hints(),
+        )
+        .expect("records");
+        assert_eq!(d.hint, None);
+        let meshes = d.meshes.expect("any protocol");
+        assert_eq!(meshes.istio.default, IstioDefault::Sniff);
+        assert_eq!(meshes.istio.stalls, Stall::Unknown);
+        assert_eq!(meshes.istio.fix, None);
+        assert_eq!(meshes.linkerd.default, LinkerdDefault::Detect);
+        assert_eq!(meshes.linkerd.stalls, Stall::Unknown);
+        // Distinct names as written: case differs, so both, each classed.
+        assert_eq!(d.names.len(), 2);
+        assert_eq!(d.names[1].rfc6335, None);
+        assert_eq!(d.names[1].kubernetes, Some(NameProblem::Uppercase('X')));
+    }
+
+    #[test]
+    fn describe_client_first_and_non_tcp_and_nothing() {
+        let https = describe(443, None, Vec::new(), hints()).expect("a hint");
+        let meshes = https.meshes.expect("meshes");
+        assert_eq!(
+            meshes.istio.stalls,
+            Stall::No,
+            "TLS: the client speaks first"
+        );
+        assert_eq!(meshes.linkerd.stalls, Stall::No);
+        let udp =
+            describe(22, Some(&Protocol::Udp), vec![record("ssh", 22)], hints()).expect("records");
+        assert_eq!(udp.hint, None);
+        assert_eq!(udp.meshes, None, "meshes only sniff TCP");
+        assert_eq!(describe(65000, None, Vec::new(), hints()), None);
+        assert_eq!(
+            Stall::of(true, Some(ServerSpeaksFirst::Unverified)),
+            Stall::Unknown
+        );
+        assert_eq!(Stall::of(false, Some(ServerSpeaksFirst::Yes)), Stall::No);
     }
 
     #[test]
