@@ -41,6 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .exclude([
             ".portolan.v1.GetRegistryInfoResponse",
             ".portolan.v1.LayerInfo",
+            ".portolan.v1.MeshHintsInfo",
         ])
         .build(&[".portolan.v1"])?;
     tonic_prost_build::configure()

@@ -8,6 +8,9 @@
 //! above 65535, a range whose end precedes its start, `PROTOCOL_OTHER`
 //! without a name).
 //!
+//! [`mesh`] converts what a port means to a service mesh (DescribePort's
+//! answer) and the mesh hints' enums.
+//!
 //! # Round trips
 //! `record_from_pb(&record_to_pb(&key, &record))` gives back `(key, record)`
 //! exactly, with one documented exception: optional text fields that hold
@@ -31,6 +34,10 @@ use portolan_registry::{
 };
 
 use crate::pb;
+
+pub mod mesh;
+
+pub use mesh::{description_from_pb, description_to_pb};
 
 /// A protobuf message held a value the domain model cannot represent.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -167,6 +167,13 @@ impl PortRegistryService for Baseline {
     ) -> Result<Response<GetRegistryInfoResponse>, Status> {
         Err(Status::unimplemented("baseline: GetRegistryInfo"))
     }
+
+    async fn describe_port(
+        &self,
+        _request: Request<portolan::pb::DescribePortRequest>,
+    ) -> Result<Response<portolan::pb::DescribePortResponse>, Status> {
+        Err(Status::unimplemented("baseline: DescribePort"))
+    }
 }
 
 /// Serves the baseline on `listen` until the process is killed, printing

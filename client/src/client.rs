@@ -715,6 +715,34 @@ impl Client {
         Ok(Box::pin(stream))
     }
 
+    /// What `port` (over `protocol`, `None` = any) means to a service
+    /// mesh, from the server's registry and mesh hints: the domain
+    /// description `portolan --offline describe` computes locally, with
+    /// the registry version and state its records were read from.
+    /// [`Error::NotFound`] when the port has neither records nor a hint.
+    pub async fn describe_port(
+        &self,
+        port: u16,
+        protocol: Option<&Protocol>,
+    ) -> Result<Described, Error> {
+        let request = pb::DescribePortRequest {
+            port: u32::from(port),
+            protocol: crate::types::request_protocol(protocol)?,
+        };
+        let response = self
+            .call(
+                request,
+                true,
+                |mut c, r| async move { c.describe_port(r).await },
+            )
+            .await?;
+        Ok(Described {
+            description: portolan::convert::description_from_pb(&response)?,
+            version: response.version,
+            content_id: ContentId(response.state_id),
+        })
+    }
+
     /// What the server is serving.
     pub async fn registry_info(&self) -> Result<RegistryInfo, Error> {
         let response = self
@@ -724,6 +752,18 @@ impl Client {
             .await?;
         Ok(RegistryInfo::from_pb(response))
     }
+}
+
+/// A port's description ([`Client::describe_port`]) with the registry
+/// version and state its records were read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Described {
+    /// What the port means to a service mesh.
+    pub description: portolan_registry::PortDescription,
+    /// The registry version the records were read from.
+    pub version: u64,
+    /// The registry state the records were read from.
+    pub content_id: ContentId,
 }
 
 /// The records of a scan stream, message after message (a message may

@@ -56,7 +56,7 @@ pub mod types;
 
 pub use cache::{CacheConfig, CacheStats, Cached, CachedClient};
 pub use client::{
-    BatchStream, Client, ClientBuilder, RecordStream, ResolveFn, TlsOptions, WatchStream,
+    BatchStream, Client, ClientBuilder, Described, RecordStream, ResolveFn, TlsOptions, WatchStream,
 };
 pub use error::Error;
 pub use replica::{ReplicaClient, ReplicaConfig, ReplicaStats};

@@ -1,7 +1,8 @@
 //! Command-line configuration ([`Args`], every flag with a `PORTOLAN_*`
 //! environment fallback) and its validation into a [`Config`] before any
-//! socket is bound: flag combinations, TLS files, and the data file itself
-//! (read and parsed, so a bad file stops the server at startup).
+//! socket is bound: flag combinations, TLS files, and the data file and
+//! `--mesh-hints` file themselves (read and parsed, so a bad file stops the
+//! server at startup).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::reload::{self, ReloadSettings};
+use crate::reload::{self, MeshHintsSettings, ReloadSettings};
+use crate::state::LoadedHints;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -65,6 +67,12 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub data: Vec<LayerSpec>,
+    /// Mesh hints file (the schema of the repository's
+    /// `data/mesh/hints.toml`, at most 1 MiB) that DescribePort answers
+    /// from, watched and hot-reloaded like the data files: a bad file keeps
+    /// the last good hints serving. The compiled-in hints when absent.
+    #[arg(long, env = "PORTOLAN_MESH_HINTS", value_name = "FILE")]
+    pub mesh_hints: Option<PathBuf>,
     /// Data file format (iana-csv, iana-xml, iana-text, services,
     /// nmap-services); detected when absent.
     #[arg(long, env = "PORTOLAN_FORMAT", value_parser = parse_format)]
@@ -213,6 +221,7 @@ impl Args {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data: Vec::new(),
+            mesh_hints: None,
             format: None,
             admin_listen: None,
             health_listen: None,
@@ -264,6 +273,9 @@ pub enum ConfigError {
     /// The data file could not be loaded.
     #[error("--data: {0}")]
     Data(#[from] reload::LoadError),
+    /// The mesh hints file could not be loaded.
+    #[error("--mesh-hints: {0}")]
+    MeshHints(reload::LoadError),
 }
 
 fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -285,6 +297,9 @@ pub struct Config {
     pub layers: Vec<(String, portolan_registry::SourceInfo)>,
     /// TLS settings, when TLS is on.
     pub tls: Option<ServerTlsConfig>,
+    /// The mesh hints to serve first (`--mesh-hints`, or the compiled-in
+    /// ones).
+    pub mesh_hints: LoadedHints,
 }
 
 fn tls_error(flag: &'static str, path: &Path, reason: impl Into<String>) -> ConfigError {
@@ -540,11 +555,27 @@ impl Config {
         } else {
             portolan_registry::layers::compose(layers)
         };
+        let mesh_hints = match &args.mesh_hints {
+            Some(path) => reload::read_mesh_hints(path).map_err(ConfigError::MeshHints)?,
+            None => LoadedHints::embedded(),
+        };
         Ok(Self {
             args,
             initial,
             layers: sources,
             tls,
+            mesh_hints,
+        })
+    }
+
+    /// How the `--mesh-hints` file is watched (none for the compiled-in
+    /// hints).
+    pub fn mesh_hints_settings(&self) -> Option<MeshHintsSettings> {
+        self.args.mesh_hints.as_ref().map(|path| MeshHintsSettings {
+            path: path.clone(),
+            debounce: self.args.reload_debounce,
+            max_delay: self.args.reload_max_delay,
+            poll_interval: self.args.poll_interval,
         })
     }
 

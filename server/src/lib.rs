@@ -2,7 +2,8 @@
 //! Protocol Port Number Registry as `portolan.v1.PortRegistryService`, with
 //! `grpc.health.v1` health, gRPC reflection (v1 and v1alpha), an admin HTTP
 //! listener (Prometheus metrics, `/livez`, `/readyz`), an optional plaintext
-//! health listener, hot reload of its data file and graceful shutdown.
+//! health listener, hot reload of its data files and its mesh hints, and
+//! graceful shutdown.
 //!
 //! The binary (`main.rs`) only parses flags, sets up logging, binds the
 //! listener and calls [`run`] with a SIGTERM/SIGINT future; tests call
@@ -21,7 +22,8 @@
 //! * [`encodings`]: each record's encoding, made once per registry
 //!   version and shared by every reply carrying it.
 //! * [`watch`]: the Watch stream protocol.
-//! * [`reload`]: watching, debouncing, polling and applying the data file.
+//! * [`reload`]: watching, debouncing, polling and applying the data files
+//!   and the `--mesh-hints` file.
 //! * [`metrics`]: Prometheus series and the gRPC metrics tower layer.
 //! * [`admin`]: the admin HTTP listener (`/metrics`, `/livez`, `/readyz`).
 //! * [`mod@panic`]: the layer turning a handler panic into `INTERNAL`.
@@ -75,7 +77,7 @@ use crate::metrics::{GrpcMetricsLayer, Metrics};
 use crate::panic::CatchPanicLayer;
 use crate::scan::ScanSettings;
 use crate::service::{PortRegistryService, Shared};
-use crate::state::RegistryState;
+use crate::state::{MeshHintsState, RegistryState};
 use crate::watch::WatchSettings;
 
 /// Largest request message accepted, in bytes. Every request of the
@@ -181,11 +183,13 @@ pub async fn run_with_listeners(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let reload_settings = config.reload_settings();
+    let hints_settings = config.mesh_hints_settings();
     let Config {
         args,
         initial,
         layers: layer_sources,
         tls,
+        mesh_hints,
     } = config;
     let stop = CancellationToken::new();
     let metrics = Arc::new(Metrics::new());
@@ -227,8 +231,17 @@ pub async fn run_with_listeners(
         });
     }
 
+    metrics.mesh_hints_loaded(Some(mesh_hints.hints.len()));
+    tracing::info!(
+        source = %mesh_hints.source,
+        entries = mesh_hints.hints.len(),
+        hash = %mesh_hints.content_hash,
+        "mesh hints loaded"
+    );
+    let hints = Arc::new(MeshHintsState::new(mesh_hints));
     let shared = Arc::new(Shared {
         registry: OnceLock::new(),
+        hints: Arc::clone(&hints),
         metrics: Arc::clone(&metrics),
         watch_slots: Arc::new(Semaphore::new(args.max_watch_streams)),
         max_watch_streams: args.max_watch_streams,
@@ -330,7 +343,7 @@ pub async fn run_with_listeners(
     drop(snapshot);
     // `set` fails only if already set, which nothing else does.
     let _ = shared.registry.set(Arc::clone(&state));
-    let reloaders: Vec<_> = reload_settings
+    let mut reloaders: Vec<_> = reload_settings
         .into_iter()
         .map(|settings| {
             reload::spawn(
@@ -341,6 +354,14 @@ pub async fn run_with_listeners(
             )
         })
         .collect();
+    if let Some(settings) = hints_settings {
+        reloaders.push(reload::spawn_mesh_hints(
+            hints,
+            settings,
+            Arc::clone(&metrics),
+            stop.child_token(),
+        ));
+    }
     health.set_serving(true).await;
 
     tokio::pin!(shutdown);

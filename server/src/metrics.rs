@@ -27,7 +27,9 @@
 //! `portolan_seconds_since_last_successful_reload` (computed at scrape time)
 //! `portolan_watch_streams_active`, `portolan_scans_active`,
 //! `portolan_layer_records{layer}` and `portolan_layer_reload_failing{layer}`
-//! (1 while that layer's last reload failed).
+//! (1 while that layer's last reload failed), `portolan_mesh_hints_entries`
+//! (the served mesh hints) and `portolan_mesh_hints_reload_failing` (1
+//! while the last reload of the `--mesh-hints` file failed).
 //!
 //! Process and build series: `portolan_build_info{version,embedded_edition}`
 //! (always 1) and the standard `process_*` series (`process_cpu_seconds_total`,
@@ -151,6 +153,8 @@ pub struct Metrics {
     scans: Gauge,
     layer_records: Family<LayerLabel, Gauge>,
     layer_failing: Family<LayerLabel, Gauge>,
+    mesh_hints_entries: Gauge,
+    mesh_hints_failing: Gauge,
     /// Every method the server serves, by request path, with its series
     /// (created on first call). Built once from the descriptor sets of the
     /// served services and never grown: a request path is never turned
@@ -396,9 +400,23 @@ impl Metrics {
             "1 while a layer's last reload failed (its last good records keep serving), else 0.",
             layer_failing.clone(),
         );
+        let mesh_hints_entries = Gauge::default();
+        registry.register(
+            "portolan_mesh_hints_entries",
+            "Entries of the mesh hints DescribePort answers from.",
+            mesh_hints_entries.clone(),
+        );
+        let mesh_hints_failing = Gauge::default();
+        registry.register(
+            "portolan_mesh_hints_reload_failing",
+            "1 while the last reload of the --mesh-hints file failed (the last good hints keep serving), else 0.",
+            mesh_hints_failing.clone(),
+        );
         Self {
             layer_records,
             layer_failing,
+            mesh_hints_entries,
+            mesh_hints_failing,
             registry,
             started,
             handled,
@@ -498,6 +516,21 @@ impl Metrics {
                 layer: layer.to_string(),
             })
             .set(i64::from(!ok));
+    }
+
+    /// Records the mesh hints served (`entries`, after a successful load)
+    /// or a failed reload of their file (`None`).
+    pub fn mesh_hints_loaded(&self, entries: Option<usize>) {
+        match entries {
+            Some(n) => {
+                self.mesh_hints_entries
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+                self.mesh_hints_failing.set(0);
+            }
+            None => {
+                self.mesh_hints_failing.set(1);
+            }
+        }
     }
 
     /// Counts a reload attempt (`applied`, `unchanged` or `failed`).

@@ -32,8 +32,16 @@
 //!   serving; the failure is logged (warn), counted in
 //!   `portolan_reload_total{outcome="failed"}` and shown by
 //!   GetRegistryInfo.
+//!
+//! The `--mesh-hints` file is kept served by the same loop ([`watch_loop`]:
+//! directory watch, debounce, poll, SIGHUP, watch re-establishment) through
+//! its own [`Reload`] target ([`spawn_mesh_hints`]): read within
+//! [`MAX_MESH_HINTS_BYTES`], parsed strictly, swapped whole. A bad file keeps
+//! the last good hints serving; the failure is logged (warn), shown by
+//! `portolan_mesh_hints_reload_failing` and GetRegistryInfo's `mesh_hints`.
 
 use std::ffi::OsString;
+use std::future::Future;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,7 +51,7 @@ use std::time::{Duration, Instant};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use portolan::pb::ReloadOutcome;
 use portolan_registry::{
-    ApplyError, Change, Format, ParseError, ParseLimits, Registry, ReloadGuard,
+    ApplyError, Change, Format, Hints, HintsError, ParseError, ParseLimits, Registry, ReloadGuard,
 };
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
@@ -51,7 +59,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use crate::state::RegistryState;
+use crate::state::{LoadedHints, MeshHintsState, RegistryState};
 
 /// The trigger of the check made once the watch is set up.
 const STARTUP_CHECK: &str = "startup check";
@@ -90,7 +98,21 @@ pub enum LoadError {
         /// The parser's verdict.
         source: ParseError,
     },
+    /// The file is not a mesh hints dataset (`data/mesh/hints.toml`'s
+    /// schema).
+    #[error("cannot parse {path}: {source}")]
+    Hints {
+        /// The path as given.
+        path: String,
+        /// The parser's verdict.
+        source: HintsError,
+    },
 }
+
+/// The largest `--mesh-hints` file read, in bytes: 1 MiB, some 30 times the
+/// compiled-in dataset (28 entries, about 36 KiB). Larger files are refused
+/// ("over the mesh hints limit"); the last good hints keep serving.
+pub const MAX_MESH_HINTS_BYTES: u64 = 1024 * 1024;
 
 /// Parses `bytes` read from `path` as `format` (or the detected format)
 /// within `limits`, recording the path in the registry's source.
@@ -145,6 +167,11 @@ fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
 /// is over `max_bytes`; the read itself stops at `max_bytes + 1` bytes in
 /// case the file grows meanwhile.
 pub fn read_data_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, LoadError> {
+    read_bounded(path, max_bytes, "the --max-data-bytes limit")
+}
+
+/// [`read_data_file`] with the limit named `limit` in errors.
+fn read_bounded(path: &Path, max_bytes: u64, limit: &str) -> Result<Vec<u8>, LoadError> {
     let shown = || path.display().to_string();
     let read_error = |source| LoadError::Read {
         path: shown(),
@@ -167,7 +194,7 @@ pub fn read_data_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, LoadError>
     }
     let too_large = |size: &dyn std::fmt::Display| LoadError::Refused {
         path: shown(),
-        reason: format!("{size} bytes, over the --max-data-bytes limit of {max_bytes}"),
+        reason: format!("{size} bytes, over {limit} of {max_bytes}"),
     };
     if metadata.len() > max_bytes {
         return Err(too_large(&metadata.len()));
@@ -190,6 +217,31 @@ pub fn read_registry(
 ) -> Result<Registry, LoadError> {
     let bytes = read_data_file(path, limits.max_bytes)?;
     parse_registry(path, &bytes, format, limits)
+}
+
+/// Parses mesh hints `bytes` read from `path`.
+pub fn parse_mesh_hints(path: &Path, bytes: &[u8]) -> Result<LoadedHints, LoadError> {
+    let shown = || path.display().to_string();
+    let text = std::str::from_utf8(bytes).map_err(|e| LoadError::Refused {
+        path: shown(),
+        reason: format!("not UTF-8 text: {e}"),
+    })?;
+    let hints = Hints::parse(text).map_err(|source| LoadError::Hints {
+        path: shown(),
+        source,
+    })?;
+    Ok(LoadedHints {
+        hints: Arc::new(hints),
+        source: shown(),
+        content_hash: hex::encode(Sha256::digest(bytes)),
+    })
+}
+
+/// Reads (at most [`MAX_MESH_HINTS_BYTES`]) and parses a mesh hints file
+/// (blocking).
+pub fn read_mesh_hints(path: &Path) -> Result<LoadedHints, LoadError> {
+    let bytes = read_bounded(path, MAX_MESH_HINTS_BYTES, "the mesh hints limit")?;
+    parse_mesh_hints(path, &bytes)
 }
 
 /// What the reloader watches and how.
@@ -221,7 +273,60 @@ pub fn spawn(
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
     let mut reloader = Reloader::new(state, settings, metrics);
-    tokio::spawn(async move { reloader.run(cancel).await })
+    tokio::spawn(async move { watch_loop(&mut reloader, cancel).await })
+}
+
+/// How the `--mesh-hints` file is watched.
+#[derive(Debug, Clone)]
+pub struct MeshHintsSettings {
+    /// The hints file, as the user gave it.
+    pub path: PathBuf,
+    /// Quiet time after the last file event before reloading.
+    pub debounce: Duration,
+    /// Longest a burst of file events may defer a reload.
+    pub max_delay: Duration,
+    /// Interval of the content-hash poll.
+    pub poll_interval: Duration,
+}
+
+/// Starts the `--mesh-hints` reloader; it runs until `cancel`.
+pub fn spawn_mesh_hints(
+    hints: Arc<MeshHintsState>,
+    settings: MeshHintsSettings,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    let mut reloader = HintsReloader {
+        hints,
+        settings,
+        metrics,
+        last_failed_hash: None,
+        failing: false,
+    };
+    tokio::spawn(async move { watch_loop(&mut reloader, cancel).await })
+}
+
+/// The file a [`watch_loop`] keeps served, and when to look at it.
+#[derive(Debug, Clone)]
+pub struct WatchedFile {
+    /// The file, as the user gave it.
+    pub path: PathBuf,
+    /// Quiet time after the last file event before reloading.
+    pub debounce: Duration,
+    /// Longest a burst of file events may defer a reload.
+    pub max_delay: Duration,
+    /// Interval of the content-hash poll.
+    pub poll_interval: Duration,
+}
+
+/// What a [`watch_loop`] reloads: a registry layer ([`Reloader`]) or the
+/// mesh hints ([`HintsReloader`]).
+pub trait Reload: Send {
+    /// The file and its timing.
+    fn watched(&self) -> WatchedFile;
+    /// Reads the file and serves it when its content is new; reports
+    /// failures itself (never panics out).
+    fn reload(&mut self, trigger: &'static str) -> impl Future<Output = ()> + Send;
 }
 
 /// Which of the file's directory entries matter: the file itself,
@@ -315,6 +420,100 @@ fn start_watcher(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<DirectoryW
     })
 }
 
+/// Starts a watch on the directory, logging (once per change of state)
+/// when it cannot.
+fn start_watch(
+    file: &WatchedFile,
+    tx: &mpsc::Sender<()>,
+    warned: &mut bool,
+) -> Option<DirectoryWatch> {
+    match start_watcher(&file.path, tx.clone()) {
+        Ok(watch) => {
+            *warned = false;
+            Some(watch)
+        }
+        Err(e) => {
+            if !*warned {
+                tracing::warn!(
+                    error = %e,
+                    path = %file.path.display(),
+                    poll_interval = ?file.poll_interval,
+                    "cannot watch the file's directory; polling, and retrying the watch"
+                );
+                *warned = true;
+            }
+            None
+        }
+    }
+}
+
+/// Keeps `target`'s file served until `cancel`: a watch on its directory
+/// (re-established when the directory is replaced), debounced events, a
+/// poll, SIGHUP.
+async fn watch_loop<R: Reload>(target: &mut R, cancel: CancellationToken) {
+    let file = target.watched();
+    let (tx, mut events) = mpsc::channel::<()>(1);
+    let mut warned = false;
+    let mut watch = start_watch(&file, &tx, &mut warned);
+    // The file was read at startup before the watch existed: a change
+    // made in between raised no event, so look once now (silent when the
+    // content is the one served, as a poll is).
+    target.reload(STARTUP_CHECK).await;
+    let directory = directory_of(&file.path);
+    let mut hangups = hangup_signals();
+    let period = file.poll_interval.max(Duration::from_millis(10));
+    let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut watch_check = tokio::time::interval_at(
+        tokio::time::Instant::now() + WATCH_CHECK_INTERVAL,
+        WATCH_CHECK_INTERVAL,
+    );
+    watch_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            Some(()) = events.recv() => {
+                // Debounce: wait until the directory is quiet, but no
+                // longer than the maximum delay; SIGHUP cuts it short.
+                let deadline = tokio::time::Instant::now() + file.max_delay;
+                let trigger = loop {
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(file.debounce) => break "file event",
+                        () = tokio::time::sleep_until(deadline) => break "file events (maximum delay)",
+                        Some(()) = next_hangup(&mut hangups) => break "SIGHUP",
+                        Some(()) = events.recv() => {}
+                    }
+                };
+                target.reload(trigger).await;
+            }
+            _ = poll.tick() => target.reload("poll").await,
+            _ = watch_check.tick() => {
+                let now = directory_identity(&directory);
+                let stale = match &watch {
+                    None => now.is_some(),
+                    Some(w) => w.lost.load(Ordering::Relaxed) || w.identity != now,
+                };
+                if stale {
+                    // Drop the old watch first: it watches nothing.
+                    watch = None;
+                    if now.is_some() {
+                        watch = start_watch(&file, &tx, &mut warned);
+                        if watch.is_some() {
+                            tracing::info!(
+                                directory = %directory.display(),
+                                "watching the file's directory again"
+                            );
+                            target.reload("directory watch re-established").await;
+                        }
+                    }
+                }
+            }
+            Some(()) = next_hangup(&mut hangups) => target.reload("SIGHUP").await,
+        }
+    }
+}
+
 /// What reading the file gave.
 enum Read {
     Unreadable(LoadError),
@@ -383,94 +582,8 @@ impl Reloader {
         }
     }
 
-    /// Starts a watch on the directory, logging (once per change of state)
-    /// when it cannot.
-    fn watch(&self, tx: &mpsc::Sender<()>, warned: &mut bool) -> Option<DirectoryWatch> {
-        match start_watcher(&self.settings.path, tx.clone()) {
-            Ok(watch) => {
-                *warned = false;
-                Some(watch)
-            }
-            Err(e) => {
-                if !*warned {
-                    tracing::warn!(
-                        error = %e,
-                        path = %self.settings.path.display(),
-                        poll_interval = ?self.settings.poll_interval,
-                        "cannot watch the data file's directory; polling, and retrying the watch"
-                    );
-                    *warned = true;
-                }
-                None
-            }
-        }
-    }
-
-    async fn run(&mut self, cancel: CancellationToken) {
-        let (tx, mut events) = mpsc::channel::<()>(1);
-        let mut warned = false;
-        let mut watch = self.watch(&tx, &mut warned);
-        // The file was read at startup before the watch existed: a change
-        // made in between raised no event, so look once now (silent when the
-        // content is the one served, as a poll is).
-        self.reload(STARTUP_CHECK).await;
-        let directory = directory_of(&self.settings.path);
-        let mut hangups = hangup_signals();
-        let period = self.settings.poll_interval.max(Duration::from_millis(10));
-        let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut watch_check = tokio::time::interval_at(
-            tokio::time::Instant::now() + WATCH_CHECK_INTERVAL,
-            WATCH_CHECK_INTERVAL,
-        );
-        watch_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                Some(()) = events.recv() => {
-                    // Debounce: wait until the directory is quiet, but no
-                    // longer than the maximum delay; SIGHUP cuts it short.
-                    let deadline = tokio::time::Instant::now() + self.settings.max_delay;
-                    let trigger = loop {
-                        tokio::select! {
-                            () = cancel.cancelled() => return,
-                            () = tokio::time::sleep(self.settings.debounce) => break "file event",
-                            () = tokio::time::sleep_until(deadline) => break "file events (maximum delay)",
-                            Some(()) = next_hangup(&mut hangups) => break "SIGHUP",
-                            Some(()) = events.recv() => {}
-                        }
-                    };
-                    self.reload(trigger).await;
-                }
-                _ = poll.tick() => self.reload("poll").await,
-                _ = watch_check.tick() => {
-                    let now = directory_identity(&directory);
-                    let stale = match &watch {
-                        None => now.is_some(),
-                        Some(w) => w.lost.load(Ordering::Relaxed) || w.identity != now,
-                    };
-                    if stale {
-                        // Drop the old watch first: it watches nothing.
-                        watch = None;
-                        if now.is_some() {
-                            watch = self.watch(&tx, &mut warned);
-                            if watch.is_some() {
-                                tracing::info!(
-                                    directory = %directory.display(),
-                                    "watching the data file's directory again"
-                                );
-                                self.reload("directory watch re-established").await;
-                            }
-                        }
-                    }
-                }
-                Some(()) = next_hangup(&mut hangups) => self.reload("SIGHUP").await,
-            }
-        }
-    }
-
     /// Reads the file and, when its content is new, parses and applies it.
-    async fn reload(&mut self, trigger: &'static str) {
+    async fn reload_layer(&mut self, trigger: &'static str) {
         let started = Instant::now();
         self.metrics.data_file_checked(trigger);
         let path = self.settings.path.clone();
@@ -618,6 +731,128 @@ impl Reloader {
         self.metrics.layer_reloaded(&self.settings.layer, false);
         self.state
             .set_layer_reload_status(&self.settings.layer, ReloadOutcome::Failed, error);
+    }
+}
+
+impl Reload for Reloader {
+    fn watched(&self) -> WatchedFile {
+        WatchedFile {
+            path: self.settings.path.clone(),
+            debounce: self.settings.debounce,
+            max_delay: self.settings.max_delay,
+            poll_interval: self.settings.poll_interval,
+        }
+    }
+
+    fn reload(&mut self, trigger: &'static str) -> impl Future<Output = ()> + Send {
+        self.reload_layer(trigger)
+    }
+}
+
+/// Keeps the `--mesh-hints` file served.
+struct HintsReloader {
+    hints: Arc<MeshHintsState>,
+    settings: MeshHintsSettings,
+    metrics: Arc<Metrics>,
+    /// Hash of the content that failed last (reported once, not per poll).
+    last_failed_hash: Option<String>,
+    /// Whether the last reload failed (so a return to the served content
+    /// clears the failure).
+    failing: bool,
+}
+
+/// What reading and parsing the hints file gave.
+enum HintsRead {
+    Unreadable(LoadError),
+    SameContent,
+    StillBad,
+    Bad { hash: String, error: LoadError },
+    New(LoadedHints),
+}
+
+impl HintsReloader {
+    fn failed(&mut self, trigger: &'static str, error: String) {
+        self.failing = true;
+        tracing::warn!(
+            trigger,
+            path = %self.settings.path.display(),
+            error = %error,
+            "mesh hints reload failed; the last good hints keep serving"
+        );
+        self.metrics.mesh_hints_loaded(None);
+        self.hints.set_reload_status(ReloadOutcome::Failed, error);
+    }
+}
+
+impl Reload for HintsReloader {
+    fn watched(&self) -> WatchedFile {
+        WatchedFile {
+            path: self.settings.path.clone(),
+            debounce: self.settings.debounce,
+            max_delay: self.settings.max_delay,
+            poll_interval: self.settings.poll_interval,
+        }
+    }
+
+    async fn reload(&mut self, trigger: &'static str) {
+        let path = self.settings.path.clone();
+        let served_hash = self.hints.content_hash();
+        let failed_hash = self.last_failed_hash.clone();
+        let read = on_blocking_pool("reading the mesh hints", move || {
+            let bytes = match read_bounded(&path, MAX_MESH_HINTS_BYTES, "the mesh hints limit") {
+                Ok(bytes) => bytes,
+                Err(e) => return HintsRead::Unreadable(e),
+            };
+            let hash = hex::encode(Sha256::digest(&bytes));
+            if hash == served_hash {
+                return HintsRead::SameContent;
+            }
+            if failed_hash.as_deref() == Some(hash.as_str()) {
+                return HintsRead::StillBad;
+            }
+            match parse_mesh_hints(&path, &bytes) {
+                Ok(loaded) => HintsRead::New(loaded),
+                Err(error) => HintsRead::Bad { hash, error },
+            }
+        })
+        .await;
+        match read {
+            Err(message) => self.failed(trigger, message),
+            Ok(HintsRead::Unreadable(e)) => self.failed(trigger, e.to_string()),
+            Ok(HintsRead::StillBad) => {}
+            Ok(HintsRead::SameContent) => {
+                self.last_failed_hash = None;
+                if std::mem::take(&mut self.failing) {
+                    // Back to the served content after a failure.
+                    self.metrics
+                        .mesh_hints_loaded(Some(self.hints.current().len()));
+                    self.hints
+                        .set_reload_status(ReloadOutcome::Unchanged, String::new());
+                } else if trigger != "poll" && trigger != STARTUP_CHECK {
+                    self.hints
+                        .set_reload_status(ReloadOutcome::Unchanged, String::new());
+                }
+            }
+            Ok(HintsRead::Bad { hash, error }) => {
+                self.last_failed_hash = Some(hash);
+                self.failed(trigger, error.to_string());
+            }
+            Ok(HintsRead::New(loaded)) => {
+                self.last_failed_hash = None;
+                self.failing = false;
+                let entries = loaded.hints.len();
+                let hash = loaded.content_hash.clone();
+                self.hints.apply(loaded);
+                self.metrics.mesh_hints_loaded(Some(entries));
+                tracing::info!(
+                    trigger,
+                    path = %self.settings.path.display(),
+                    entries,
+                    hash = %hash,
+                    "mesh hints reloaded"
+                );
+            }
+        }
     }
 }
 

@@ -9,6 +9,10 @@
 //! spawned tasks that stop when the client goes away or when shutdown
 //! begins (they then end the stream with `UNAVAILABLE`). Search and
 //! ListRecords are [`crate::scan`]s, bounded in time as well.
+//!
+//! DescribePort reads the current snapshot and the current mesh hints
+//! ([`MeshHintsState`]) and answers with `portolan_registry::mesh::describe`,
+//! the function the CLI uses offline.
 
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -28,7 +32,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::limits::PerConnection;
 use crate::metrics::Metrics;
 use crate::scan::{self, ScanSettings, ScanStream};
-use crate::state::RegistryState;
+use crate::state::{MeshHintsState, RegistryState};
 use crate::status::ServiceError;
 use crate::validate::{self, Lookup};
 use crate::watch::{self, WatchSettings};
@@ -49,6 +53,8 @@ const FINAL_STATUS_WAIT: Duration = Duration::from_secs(1);
 pub struct Shared {
     /// The registry state, set once the first registry is loaded.
     pub registry: OnceLock<Arc<RegistryState>>,
+    /// The mesh hints DescribePort answers from.
+    pub hints: Arc<MeshHintsState>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Free Watch slots (RESOURCE_EXHAUSTED when none is left).
@@ -326,7 +332,39 @@ impl generated::PortRegistryService for PortRegistryService {
         &self,
         _request: Request<pb::GetRegistryInfoRequest>,
     ) -> Result<Response<pb::GetRegistryInfoResponse>, Status> {
-        Ok(Response::new(self.registry()?.info()))
+        let mut info = self.registry()?.info();
+        info.mesh_hints = Some(self.shared.hints.info());
+        Ok(Response::new(info))
+    }
+
+    async fn describe_port(
+        &self,
+        request: Request<pb::DescribePortRequest>,
+    ) -> Result<Response<pb::DescribePortResponse>, Status> {
+        let (port, protocol) = validate::describe_port(request.get_ref())?;
+        let found = self
+            .registry()?
+            .index()
+            .lookup_port(port, protocol.as_ref())
+            .into_records();
+        let hints = self.shared.hints.current();
+        let Some(description) =
+            portolan_registry::mesh::describe(port, protocol.as_ref(), found.records, &hints)
+        else {
+            return Err(ServiceError::NotFound {
+                message: format!(
+                    "no record and no mesh hint for port {port}{}",
+                    describe(protocol.as_ref())
+                ),
+                state_id: found.content_id,
+            }
+            .into());
+        };
+        Ok(Response::new(portolan::convert::description_to_pb(
+            &description,
+            found.version,
+            found.content_id.0,
+        )))
     }
 }
 

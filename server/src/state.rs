@@ -2,7 +2,9 @@
 //! loaded: the live [`Index`], the records' [`Encodings`], a bounded
 //! history of applied [`Change`]s for Watch catch-up, the broadcast that
 //! feeds Watch streams, the outcome of the last reload, and each layer's
-//! source and reload status ([`LayerStatus`]).
+//! source and reload status ([`LayerStatus`]); and [`MeshHintsState`],
+//! the mesh hints DescribePort answers from (embedded, or a hot-reloaded
+//! `--mesh-hints` file) with their source and reload status.
 //!
 //! Building the state and [`RegistryState::apply_layer`] are blocking work (a
 //! diff, the index's maps, the encodings of what changed): callers run them
@@ -23,8 +25,9 @@ use std::time::SystemTime;
 
 use portolan::{pb, reply};
 use portolan_registry::{
-    ApplyError, Change, ContentId, Index, Registry, ReloadGuard, Snapshot, SourceInfo,
+    ApplyError, Change, ContentId, Hints, Index, Registry, ReloadGuard, Snapshot, SourceInfo,
 };
+use sha2::{Digest as _, Sha256};
 use tokio::sync::broadcast;
 
 use crate::encodings::Encodings;
@@ -390,6 +393,103 @@ impl RegistryState {
             last_reload_at: status.at.map(prost_types::Timestamp::from),
             layers,
             ..portolan::convert::snapshot_info_to_pb(&snapshot)
+        }
+    }
+}
+
+/// A mesh hints dataset as loaded: the hints, where they came from and the
+/// SHA-256 of their bytes.
+#[derive(Debug, Clone)]
+pub struct LoadedHints {
+    /// The hints.
+    pub hints: Arc<Hints>,
+    /// The file path, or `embedded`.
+    pub source: String,
+    /// SHA-256 of the bytes parsed, hex.
+    pub content_hash: String,
+}
+
+impl LoadedHints {
+    /// The dataset compiled into the binary.
+    pub fn embedded() -> Self {
+        Self {
+            hints: Arc::new(Hints::embedded().clone()),
+            source: "embedded".into(),
+            content_hash: hex::encode(Sha256::digest(portolan_registry::mesh::SOURCE)),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ServedHints {
+    loaded: LoadedHints,
+    loaded_at: SystemTime,
+    reload: ReloadStatus,
+}
+
+/// The mesh hints DescribePort answers from, swapped whole by the
+/// `--mesh-hints` reloader (a reader keeps the `Arc` it took), with their
+/// source and how their last reload went (GetRegistryInfo's `mesh_hints`).
+#[derive(Debug)]
+pub struct MeshHintsState {
+    served: Mutex<ServedHints>,
+}
+
+impl MeshHintsState {
+    /// Serves `loaded`.
+    pub fn new(loaded: LoadedHints) -> Self {
+        Self {
+            served: Mutex::new(ServedHints {
+                loaded,
+                loaded_at: SystemTime::now(),
+                reload: initial_reload_status(),
+            }),
+        }
+    }
+
+    /// The hints served now.
+    pub fn current(&self) -> Arc<Hints> {
+        Arc::clone(&lock(&self.served).loaded.hints)
+    }
+
+    /// The content hash of the hints served now.
+    pub fn content_hash(&self) -> String {
+        lock(&self.served).loaded.content_hash.clone()
+    }
+
+    /// Serves `loaded` from now on (a reload that applied).
+    pub fn apply(&self, loaded: LoadedHints) {
+        let mut served = lock(&self.served);
+        served.loaded = loaded;
+        served.loaded_at = SystemTime::now();
+        served.reload = ReloadStatus {
+            outcome: pb::ReloadOutcome::Applied,
+            error: String::new(),
+            at: Some(SystemTime::now()),
+        };
+    }
+
+    /// Records a reload that applied nothing: `error` empty for unchanged
+    /// content, else the failure (the served hints stay).
+    pub fn set_reload_status(&self, outcome: pb::ReloadOutcome, error: String) {
+        lock(&self.served).reload = ReloadStatus {
+            outcome,
+            error,
+            at: Some(SystemTime::now()),
+        };
+    }
+
+    /// What GetRegistryInfo reports about the hints.
+    pub fn info(&self) -> pb::MeshHintsInfo {
+        let served = lock(&self.served);
+        pb::MeshHintsInfo {
+            source: served.loaded.source.clone(),
+            entry_count: served.loaded.hints.len() as u64,
+            content_hash: served.loaded.content_hash.clone(),
+            loaded_at: Some(prost_types::Timestamp::from(served.loaded_at)),
+            last_reload_outcome: served.reload.outcome as i32,
+            last_reload_error: served.reload.error.clone(),
+            last_reload_at: served.reload.at.map(prost_types::Timestamp::from),
         }
     }
 }

@@ -84,6 +84,14 @@ pub fn lookup_port(request: &pb::LookupPortRequest) -> Result<Lookup, ServiceErr
     })
 }
 
+/// Validates a DescribePort request: the port and protocol of a port
+/// lookup, checked as LookupPort's.
+pub fn describe_port(
+    request: &pb::DescribePortRequest,
+) -> Result<(u16, Option<Protocol>), ServiceError> {
+    Ok((port("port", request.port)?, protocol(request.protocol)?))
+}
+
 /// Validates a LookupName request.
 pub fn lookup_name(request: &pb::LookupNameRequest) -> Result<Lookup, ServiceError> {
     Ok(Lookup::Name {
