@@ -285,6 +285,38 @@ impl Backend {
         }
     }
 
+    /// What a port means to a service mesh: against a server its
+    /// DescribePort; offline, the same domain function over the index's
+    /// lookup and the compiled-in hints. `None` when the port has neither
+    /// records nor a hint.
+    pub async fn describe(
+        &self,
+        port: u16,
+        proto: Option<&Protocol>,
+    ) -> anyhow::Result<Option<portolan_client::Described>> {
+        match self {
+            Self::Offline(index) => {
+                let found = index.lookup_port(port, proto).into_records();
+                Ok(portolan_registry::mesh::describe(
+                    port,
+                    proto,
+                    found.records,
+                    portolan_registry::Hints::embedded(),
+                )
+                .map(|description| portolan_client::Described {
+                    description,
+                    version: found.version,
+                    content_id: found.content_id,
+                }))
+            }
+            Self::Remote(client) => match client.describe_port(port, proto).await {
+                Ok(described) => Ok(Some(described)),
+                Err(ClientError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(describe(self.endpoint(), &e)),
+            },
+        }
+    }
+
     /// Registry information.
     pub async fn info(&self) -> anyhow::Result<RegistryInfo> {
         match self {

@@ -292,9 +292,10 @@ async fn lookup(
     }
 }
 
-/// `portolan describe PORT[/PROTO]`: the port's records (through the
-/// backend, offline or from a server) and its mesh hint (compiled in).
-/// Exit 0 when there are records or a hint, 1 when neither.
+/// `portolan describe PORT[/PROTO]`: what the port means to a service
+/// mesh, from a server's DescribePort or computed offline by the same
+/// domain function. Exit 0 when there are records or a hint, 1 when
+/// neither.
 async fn describe_port(
     backend: &Backend,
     out: &mut dyn Write,
@@ -305,23 +306,12 @@ async fn describe_port(
     let args::Query::Port(port) = query else {
         bail!("{key:?} is not a port (describe takes PORT or PORT/PROTO)");
     };
-    let records = match backend.lookup(&query, proto.as_ref()).await? {
-        Found::Some(result) => result.records,
-        Found::None(_) => Vec::new(),
-    };
-    let hint = portolan_registry::Hints::embedded().for_port(port, proto.as_ref());
-    if records.is_empty() && hint.is_none() {
+    let Some(described) = backend.describe(port, proto.as_ref()).await? else {
         let place = proto.map_or_else(|| port.to_string(), |p| format!("{port}/{p}"));
         eprintln!("portolan: no record and no mesh hint for port {place}");
         return Ok(ExitCode::from(NOT_FOUND));
-    }
-    let description = output::Description {
-        port,
-        protocol: proto.as_ref(),
-        records: &records,
-        hint,
     };
-    output::write_description(out, format, &description)?;
+    output::write_description(out, format, &described)?;
     Ok(FOUND)
 }
 

@@ -14,9 +14,9 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 
-use portolan_client::RegistryInfo;
-use portolan_registry::mesh::{IstioDefault, LinkerdDefault};
-use portolan_registry::{Hint, Hints, Protocol, Record, RecordKey};
+use portolan_client::{Described, RegistryInfo};
+use portolan_registry::mesh::{IstioDefault, LinkerdDefault, Stall};
+use portolan_registry::{PortDescription, Record, RecordKey};
 use serde_json::{Value, json};
 
 use crate::args::OutputFormat;
@@ -520,110 +520,15 @@ pub fn write_object(out: &mut dyn Write, format: OutputFormat, value: &Value) ->
     Ok(())
 }
 
-/// What `portolan describe` found for a port: the registry's records and
-/// the mesh hint (either may be missing, not both).
-#[derive(Debug)]
-pub struct Description<'a> {
-    /// The port.
-    pub port: u16,
-    /// The protocol asked for; `None`: every protocol.
-    pub protocol: Option<&'a Protocol>,
-    /// The records for the port, in lookup order.
-    pub records: &'a [std::sync::Arc<Record>],
-    /// The mesh hint for the port.
-    pub hint: Option<&'a Hint>,
-}
-
-impl Description<'_> {
-    /// Whether mesh defaults apply: the meshes only sniff TCP.
-    fn meshes_apply(&self) -> bool {
-        matches!(self.protocol, None | Some(Protocol::Tcp))
-    }
-
-    /// Every distinct record name, in record order.
-    fn names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = Vec::new();
-        for name in self.records.iter().filter_map(|r| r.name.as_deref()) {
-            if !names.contains(&name) {
-                names.push(name);
-            }
-        }
-        names
-    }
-
-    fn istio_default(&self) -> IstioDefault {
-        self.hint.map_or_else(
-            || Hints::embedded().istio_default(self.port),
-            |h| h.istio_default,
-        )
-    }
-
-    fn linkerd_default(&self) -> LinkerdDefault {
-        self.hint.map_or_else(
-            || Hints::embedded().linkerd_default(self.port),
-            |h| h.linkerd_default,
-        )
-    }
-}
-
-/// `portolan describe` as one JSON object: `port`, `protocol`, `records`
-/// (each as [`record_json`]), `hint` (the dataset's facts, `null` when
-/// there is none), `meshes` (each mesh's `default` and `fix`, `null` for a
-/// protocol meshes do not sniff) and `names` (each record name's validity
-/// as a Kubernetes port name).
-pub fn description_json(d: &Description<'_>) -> Value {
-    let hint = d.hint.map(|h| {
-        json!({
-            "application": h.application,
-            "iana_name": h.iana_name,
-            "iana_registered_names": h.iana_registered_names,
-            "server_speaks_first": h.server_speaks_first.as_str(),
-            "server_speaks_first_source": h.server_speaks_first_source,
-            "implicit_tls": h.implicit_tls,
-            "sniffing_note": h.sniffing_note,
-            "sniffing_note_source": h.sniffing_note_source,
-            "app_protocol": h.app_protocol,
-            "notes": h.notes,
-        })
-    });
-    let meshes = d.meshes_apply().then(|| {
-        json!({
-            "istio": {
-                "default": d.istio_default().as_str(),
-                "fix": d.hint.and_then(|h| h.istio_fix.as_deref()),
-                "port_name": d.hint.map(|h| &h.istio_port_name),
-                "reads_app_protocol_as": d.hint.and_then(|h| h.istio_reads_app_protocol_as).map(|r| r.as_str()),
-                "source": d.hint.map(|h| &h.istio_source),
-            },
-            "linkerd": {
-                "default": d.linkerd_default().as_str(),
-                "fix": d.hint.and_then(|h| h.linkerd_fix.as_deref()),
-                "reads_app_protocol_as": d.hint.and_then(|h| h.linkerd_reads_app_protocol_as).map(|r| r.as_str()),
-                "source": d.hint.map(|h| &h.linkerd_source),
-            },
-        })
-    });
-    let names: Vec<Value> = d
-        .names()
-        .into_iter()
-        .map(|name| {
-            let problem = portolan_registry::check_kubernetes_port_name(name).err();
-            json!({
-                "name": name,
-                "rfc6335": portolan_registry::check_service_name(name).is_ok(),
-                "kubernetes_port_name": problem.is_none(),
-                "problem": problem.map(|p| p.to_string()),
-            })
-        })
-        .collect();
-    json!({
-        "port": d.port,
-        "protocol": d.protocol.map(Protocol::as_str),
-        "records": d.records.iter().map(|r| record_json(r)).collect::<Vec<_>>(),
-        "hint": hint,
-        "meshes": meshes,
-        "names": names,
-    })
+/// `portolan describe` as one JSON object: the proto3 JSON mapping of
+/// `portolan.v1.DescribePortResponse` (records without keys), exactly what
+/// grpcurl prints for DescribePort.
+pub fn description_json(d: &Described) -> Value {
+    to_value(&portolan::convert::description_to_pb(
+        &d.description,
+        d.version,
+        d.content_id.0,
+    ))
 }
 
 fn istio_default_text(default: IstioDefault) -> &'static str {
@@ -645,18 +550,32 @@ fn linkerd_default_text(default: LinkerdDefault) -> &'static str {
     }
 }
 
+fn stall_text(stall: Stall, mesh: &str) -> String {
+    match stall {
+        Stall::Yes => {
+            format!("yes: the server speaks first while {mesh} waits for the client's bytes")
+        }
+        Stall::No => "no".into(),
+        Stall::Unknown => format!(
+            "unknown: {mesh} waits for the client's bytes; whether the server speaks first is not known"
+        ),
+    }
+}
+
 /// Writes what `portolan describe` found: JSON as [`description_json`],
 /// CSV as its flattened `key,value` pairs, otherwise the records as a
-/// table followed by the hint as aligned `label  value` lines.
+/// table followed by the hint and each mesh's advice as aligned
+/// `label  value` lines.
 pub fn write_description(
     out: &mut dyn Write,
     format: OutputFormat,
-    d: &Description<'_>,
+    described: &Described,
 ) -> io::Result<()> {
     if matches!(format, OutputFormat::Json | OutputFormat::Csv) {
-        return write_object(out, format, &description_json(d));
+        return write_object(out, format, &description_json(described));
     }
-    let place = match d.protocol {
+    let d: &PortDescription = &described.description;
+    let place = match &d.protocol {
         Some(p) => format!("{}/{p}", d.port),
         None => d.port.to_string(),
     };
@@ -669,7 +588,7 @@ pub fn write_description(
     let or_nothing =
         |v: Option<&str>, nothing: &str| v.map_or_else(|| nothing.to_string(), one_line);
     let mut rows: Vec<(&str, String)> = Vec::new();
-    match d.hint {
+    match &d.hint {
         Some(h) => {
             rows.push(("application", one_line(&h.application)));
             let first = match &h.server_speaks_first_source {
@@ -691,57 +610,66 @@ pub fn write_description(
         }
         None => rows.push(("mesh hint", "none for this port".into())),
     }
-    if d.meshes_apply() {
-        rows.push((
-            "Istio default",
-            istio_default_text(d.istio_default()).into(),
-        ));
-        if let Some(h) = d.hint {
-            rows.push(("Istio port name", one_line(&h.istio_port_name)));
-            if let (Some(app), Some(read)) = (&h.app_protocol, h.istio_reads_app_protocol_as) {
+    match &d.meshes {
+        Some(meshes) => {
+            let istio = &meshes.istio;
+            rows.push(("Istio default", istio_default_text(istio.default).into()));
+            rows.push(("Istio stalls", stall_text(istio.stalls, "Istio")));
+            if let Some(name) = &istio.port_name {
+                rows.push(("Istio port name", one_line(name)));
+            }
+            if let (Some(app), Some(read)) = (&istio.app_protocol, istio.reads_app_protocol_as) {
                 rows.push((
                     "Istio reads",
                     format!("appProtocol {} as {read}", one_line(app)),
                 ));
             }
+            if d.hint.is_some() {
+                rows.push((
+                    "Istio fix",
+                    or_nothing(istio.fix.as_deref(), "nothing needed"),
+                ));
+            }
+            if let Some(source) = &istio.source {
+                rows.push(("Istio source", one_line(source)));
+            }
+            let linkerd = &meshes.linkerd;
             rows.push((
-                "Istio fix",
-                or_nothing(h.istio_fix.as_deref(), "nothing needed"),
+                "Linkerd default",
+                linkerd_default_text(linkerd.default).into(),
             ));
-            rows.push(("Istio source", one_line(&h.istio_source)));
-        }
-        rows.push((
-            "Linkerd default",
-            linkerd_default_text(d.linkerd_default()).into(),
-        ));
-        if let Some(h) = d.hint {
-            if let (Some(app), Some(read)) = (&h.app_protocol, h.linkerd_reads_app_protocol_as) {
+            rows.push(("Linkerd stalls", stall_text(linkerd.stalls, "Linkerd")));
+            if let (Some(app), Some(read)) = (&linkerd.app_protocol, linkerd.reads_app_protocol_as)
+            {
                 rows.push((
                     "Linkerd reads",
                     format!("appProtocol {} as {read}", one_line(app)),
                 ));
             }
-            rows.push((
-                "Linkerd fix",
-                or_nothing(h.linkerd_fix.as_deref(), "nothing needed"),
-            ));
-            rows.push(("Linkerd source", one_line(&h.linkerd_source)));
+            if d.hint.is_some() {
+                rows.push((
+                    "Linkerd fix",
+                    or_nothing(linkerd.annotation.as_deref(), "nothing needed"),
+                ));
+            }
+            if let Some(source) = &linkerd.source {
+                rows.push(("Linkerd source", one_line(source)));
+            }
         }
-    } else {
-        rows.push((
+        None => rows.push((
             "meshes",
             "not applicable: Istio and Linkerd only sniff TCP".into(),
-        ));
+        )),
     }
-    if let Some(notes) = d.hint.and_then(|h| h.notes.as_deref()) {
+    if let Some(notes) = d.hint.as_ref().and_then(|h| h.notes.as_deref()) {
         rows.push(("notes", one_line(notes)));
     }
-    for name in d.names() {
-        let verdict = match portolan_registry::check_kubernetes_port_name(name) {
-            Ok(()) => "valid Kubernetes port name".to_string(),
-            Err(problem) => format!("not a Kubernetes port name: {problem}"),
+    for name in &d.names {
+        let verdict = match name.kubernetes {
+            None => "valid Kubernetes port name".to_string(),
+            Some(problem) => format!("not a Kubernetes port name: {problem}"),
         };
-        rows.push(("port name", format!("{}: {verdict}", one_line(name))));
+        rows.push(("port name", format!("{}: {verdict}", one_line(&name.name))));
     }
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (label, value) in &rows {

@@ -1165,57 +1165,78 @@ fn describe_json(port: &str) -> Value {
 #[test]
 fn describe_tells_what_the_meshes_do_with_a_port() {
     let mysql = describe_json("3306");
+    // The proto3 JSON of DescribePortResponse: absent fields are defaults.
     assert_eq!(mysql["port"], 3306);
     assert_eq!(mysql["protocol"], Value::Null);
     let records = mysql["records"].as_array().expect("records");
     assert!(!records.is_empty());
     assert!(records.iter().all(|r| r["name"] == "mysql"));
-    assert_eq!(mysql["hint"]["server_speaks_first"], "yes");
+    assert_eq!(
+        mysql["hint"]["serverSpeaksFirst"],
+        "SERVER_SPEAKS_FIRST_YES"
+    );
     assert!(
-        mysql["hint"]["server_speaks_first_source"]
+        mysql["hint"]["serverSpeaksFirstSource"]
             .as_str()
             .is_some_and(|s| s.starts_with("https://dev.mysql.com/"))
     );
-    assert_eq!(mysql["meshes"]["istio"]["default"], "tcp");
-    assert_eq!(mysql["meshes"]["istio"]["fix"], Value::Null);
-    assert_eq!(mysql["meshes"]["linkerd"]["default"], "opaque");
+    assert_eq!(mysql["istio"]["defaultBehavior"], "ISTIO_DEFAULT_TCP");
+    assert_eq!(mysql["istio"]["stalls"], "STALL_NO");
+    assert_eq!(mysql["istio"]["fix"], Value::Null);
+    assert_eq!(
+        mysql["linkerd"]["defaultBehavior"],
+        "LINKERD_DEFAULT_OPAQUE"
+    );
+    assert_eq!(mysql["linkerd"]["stalls"], "STALL_NO");
     assert_eq!(mysql["names"][0]["name"], "mysql");
-    assert_eq!(mysql["names"][0]["kubernetes_port_name"], true);
+    assert_eq!(mysql["names"][0]["kubernetesPortName"], true);
 
     let nats = describe_json("4222/tcp");
-    assert_eq!(nats["protocol"], "tcp");
+    assert_eq!(nats["protocol"], "PROTOCOL_TCP");
     // 4222 has no registration of its own, only the range 4200-4299.
     let records = nats["records"].as_array().expect("records");
     assert!(records.iter().all(|r| r["name"] == "vrml-multi-use"));
-    assert_eq!(nats["hint"]["server_speaks_first"], "yes");
-    assert_eq!(nats["hint"]["iana_name"], Value::Null);
-    assert_eq!(nats["meshes"]["istio"]["default"], "sniff");
-    assert_eq!(nats["meshes"]["linkerd"]["default"], "detect");
+    assert_eq!(nats["hint"]["serverSpeaksFirst"], "SERVER_SPEAKS_FIRST_YES");
+    assert_eq!(nats["hint"]["ianaName"], Value::Null);
+    assert_eq!(nats["istio"]["defaultBehavior"], "ISTIO_DEFAULT_SNIFF");
+    assert_eq!(nats["istio"]["stalls"], "STALL_YES");
+    assert_eq!(nats["linkerd"]["defaultBehavior"], "LINKERD_DEFAULT_DETECT");
+    assert_eq!(nats["linkerd"]["stalls"], "STALL_YES");
     assert_eq!(
-        nats["meshes"]["linkerd"]["fix"],
+        nats["linkerd"]["annotation"],
         "config.linkerd.io/opaque-ports: \"4222\""
     );
     assert!(
-        nats["meshes"]["istio"]["fix"]
+        nats["istio"]["fix"]
             .as_str()
             .is_some_and(|f| f.contains("tcp-nats"))
     );
 
     let postgres = describe_json("5432");
-    assert_eq!(postgres["hint"]["server_speaks_first"], "no");
-    assert_eq!(postgres["meshes"]["linkerd"]["default"], "opaque");
+    assert_eq!(
+        postgres["hint"]["serverSpeaksFirst"],
+        "SERVER_SPEAKS_FIRST_NO"
+    );
+    assert_eq!(
+        postgres["linkerd"]["defaultBehavior"],
+        "LINKERD_DEFAULT_OPAQUE"
+    );
     assert!(
-        postgres["hint"]["sniffing_note"]
+        postgres["hint"]["sniffingNote"]
             .as_str()
             .is_some_and(|n| n.contains("SSLRequest"))
     );
 
     let https = describe_json("443");
-    assert_eq!(https["hint"]["server_speaks_first"], "no");
-    assert_eq!(https["meshes"]["istio"]["default"], "sniff");
-    assert_eq!(https["meshes"]["istio"]["fix"], Value::Null);
-    assert_eq!(https["meshes"]["linkerd"]["default"], "detect");
-    assert_eq!(https["meshes"]["linkerd"]["fix"], Value::Null);
+    assert_eq!(https["hint"]["serverSpeaksFirst"], "SERVER_SPEAKS_FIRST_NO");
+    assert_eq!(https["istio"]["defaultBehavior"], "ISTIO_DEFAULT_SNIFF");
+    assert_eq!(https["istio"]["stalls"], "STALL_NO");
+    assert_eq!(https["istio"]["fix"], Value::Null);
+    assert_eq!(
+        https["linkerd"]["defaultBehavior"],
+        "LINKERD_DEFAULT_DETECT"
+    );
+    assert_eq!(https["linkerd"]["annotation"], Value::Null);
 
     // The text form says the same for people.
     let text = String::from_utf8(success_stdout(portolan().args([
@@ -1233,6 +1254,10 @@ fn describe_tells_what_the_meshes_do_with_a_port() {
     );
     assert!(
         text.contains("Linkerd fix          config.linkerd.io/opaque-ports: \"4222\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("Linkerd stalls       yes: the server speaks first"),
         "{text}"
     );
     let text = String::from_utf8(success_stdout(portolan().args([
@@ -1276,15 +1301,18 @@ fn describe_exit_codes_and_ports_without_hints() {
         .code(2);
     let ssh_udp = describe_json("22/udp");
     assert_eq!(ssh_udp["hint"], Value::Null);
-    assert_eq!(ssh_udp["meshes"], Value::Null);
+    assert_eq!(ssh_udp["istio"], Value::Null);
+    assert_eq!(ssh_udp["linkerd"], Value::Null);
     let x11 = describe_json("6010");
     assert_eq!(x11["hint"], Value::Null);
-    assert_eq!(x11["meshes"]["istio"]["default"], "sniff");
-    assert_eq!(x11["meshes"]["linkerd"]["default"], "detect");
-    assert_eq!(x11["meshes"]["linkerd"]["fix"], Value::Null);
+    assert_eq!(x11["istio"]["defaultBehavior"], "ISTIO_DEFAULT_SNIFF");
+    assert_eq!(x11["istio"]["stalls"], "STALL_UNKNOWN");
+    assert_eq!(x11["linkerd"]["defaultBehavior"], "LINKERD_DEFAULT_DETECT");
+    assert_eq!(x11["linkerd"]["annotation"], Value::Null);
 }
 
-/// `describe` against a server reads the records through the same lookup.
+/// `describe` against a server asks its DescribePort: the same answer as
+/// offline, version aside.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn describe_against_a_server() {
     let server = start_server(&shared_file("iana/service-names-port-numbers.csv")).await;
@@ -1294,5 +1322,16 @@ async fn describe_against_a_server() {
     })
     .await;
     assert_eq!(rows[0]["records"][0]["name"], "mysql");
-    assert_eq!(rows[0]["meshes"]["linkerd"]["default"], "opaque");
+    assert_eq!(
+        rows[0]["linkerd"]["defaultBehavior"],
+        "LINKERD_DEFAULT_OPAQUE"
+    );
+    let mut offline = describe_json("3306/tcp");
+    let mut remote = rows[0].clone();
+    for answer in [&mut offline, &mut remote] {
+        let object = answer.as_object_mut().expect("an object");
+        object.remove("version");
+        object.remove("stateId");
+    }
+    assert_eq!(remote, offline);
 }
