@@ -526,6 +526,51 @@ def test_watch_resumes_by_state_not_by_version(pb, stub):
     assert first.state_id == info.state_id
 
 
+def test_describe_port_nats_stalls_under_both_meshes_defaults(pb, stub, server):
+    reply = stub.DescribePort(
+        pb.m.DescribePortRequest(port=4222, protocol=pb.m.PROTOCOL_TCP), timeout=RPC_TIMEOUT_S
+    )
+    assert [(r.name, r.port, r.port_end) for r in reply.records] == [("vrml-multi-use", 4200, 4299)]
+    assert reply.hint.application == "NATS client protocol"
+    assert reply.hint.server_speaks_first == pb.m.SERVER_SPEAKS_FIRST_YES
+    assert reply.hint.server_speaks_first_source.startswith("https://docs.nats.io/")
+    assert reply.istio.default_behavior == pb.m.ISTIO_DEFAULT_SNIFF
+    assert reply.istio.stalls == pb.m.STALL_YES
+    assert reply.istio.port_name == "tcp-nats"
+    assert reply.linkerd.default_behavior == pb.m.LINKERD_DEFAULT_DETECT
+    assert reply.linkerd.stalls == pb.m.STALL_YES
+    assert reply.linkerd.annotation == 'config.linkerd.io/opaque-ports: "4222"'
+    assert [(n.name, n.kubernetes_port_name) for n in reply.names] == [("vrml-multi-use", True)]
+    # The CLI asks the same RPC and prints the proto3 JSON of the answer.
+    expected = json_format.MessageToDict(reply)
+    assert _cli_json_lines(server, "describe", "4222/tcp") == [expected]
+
+
+def test_describe_port_mysql_stalls_under_neither_mesh(pb, stub):
+    reply = stub.DescribePort(pb.m.DescribePortRequest(port=3306), timeout=RPC_TIMEOUT_S)
+    assert {r.name for r in reply.records} == {"mysql"}
+    assert reply.hint.server_speaks_first == pb.m.SERVER_SPEAKS_FIRST_YES
+    assert (reply.istio.default_behavior, reply.istio.stalls) == (
+        pb.m.ISTIO_DEFAULT_TCP,
+        pb.m.STALL_NO,
+    )
+    assert (reply.linkerd.default_behavior, reply.linkerd.stalls) == (
+        pb.m.LINKERD_DEFAULT_OPAQUE,
+        pb.m.STALL_NO,
+    )
+
+
+def test_describe_port_errors(pb, stub):
+    with pytest.raises(grpc.RpcError) as info:
+        stub.DescribePort(pb.m.DescribePortRequest(port=70000), timeout=RPC_TIMEOUT_S)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == "port: 70000 is out of range (0-65535)"
+    with pytest.raises(grpc.RpcError) as info:
+        stub.DescribePort(pb.m.DescribePortRequest(port=65000), timeout=RPC_TIMEOUT_S)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert info.value.details() == "no record and no mesh hint for port 65000"
+
+
 def test_get_registry_info(pb, stub):
     info = stub.GetRegistryInfo(pb.m.GetRegistryInfoRequest(), timeout=RPC_TIMEOUT_S)
     assert info.version >= 1
@@ -537,6 +582,9 @@ def test_get_registry_info(pb, stub):
     assert info.records_by_protocol["tcp"] > 1000
     assert info.last_reload_outcome == pb.m.RELOAD_OUTCOME_INITIAL
     assert info.loaded_at.seconds > 0
+    assert info.mesh_hints.source == "embedded"
+    assert info.mesh_hints.entry_count == 28
+    assert len(info.mesh_hints.content_hash) == 64
 
 
 # --------------------------------------------------------------------------
