@@ -33,7 +33,7 @@
 //!   `portolan_reload_total{outcome="failed"}` and shown by
 //!   GetRegistryInfo.
 //!
-//! The `--mesh-hints` file is kept served by the same loop ([`watch_loop`]:
+//! The `--mesh-hints` file is kept served by the same loop (`watch_loop`:
 //! directory watch, debounce, poll, SIGHUP, watch re-establishment) through
 //! its own [`Reload`] target ([`spawn_mesh_hints`]): read within
 //! [`MAX_MESH_HINTS_BYTES`], parsed strictly, swapped whole. A bad file keeps
@@ -306,7 +306,7 @@ pub fn spawn_mesh_hints(
     tokio::spawn(async move { watch_loop(&mut reloader, cancel).await })
 }
 
-/// The file a [`watch_loop`] keeps served, and when to look at it.
+/// The file a `watch_loop` keeps served, and when to look at it.
 #[derive(Debug, Clone)]
 pub struct WatchedFile {
     /// The file, as the user gave it.
@@ -319,8 +319,8 @@ pub struct WatchedFile {
     pub poll_interval: Duration,
 }
 
-/// What a [`watch_loop`] reloads: a registry layer ([`Reloader`]) or the
-/// mesh hints ([`HintsReloader`]).
+/// What a `watch_loop` reloads: a registry layer (`Reloader`) or the
+/// mesh hints (`HintsReloader`).
 pub trait Reload: Send {
     /// The file and its timing.
     fn watched(&self) -> WatchedFile;
