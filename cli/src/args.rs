@@ -128,10 +128,12 @@ pub enum Command {
     /// Describe a port (`3306`, `4222/tcp`): its registry records, then
     /// what service meshes do with it: whether the server speaks first
     /// (with the protocol document saying so), Istio's and Linkerd's
-    /// default for the port and what to set so connections do not stall,
-    /// and whether each record's name is a valid Kubernetes port name (RFC
-    /// 6335, lowercase). Exit 0 when the port has records or a mesh hint,
-    /// 1 when it has neither.
+    /// default for the port, whether it stalls connections and what to set
+    /// so they do not, and whether each record's name is a valid Kubernetes
+    /// port name (RFC 6335, lowercase). Against a server, its DescribePort
+    /// answers (with the server's mesh hints); offline, the same
+    /// computation over the compiled-in hints. Exit 0 when the port has
+    /// records or a mesh hint, 1 when it has neither.
     Describe {
         /// The port, optionally with `/protocol`.
         #[arg(value_name = "PORT[/PROTO]")]

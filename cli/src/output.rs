@@ -481,6 +481,15 @@ pub fn write_info(
             "last_reload_at": time_text(l.last_reload_at),
             "diagnostic_count": l.diagnostic_count,
         })).collect::<Vec<_>>(),
+        "mesh_hints": info.mesh_hints.as_ref().map(|h| json!({
+            "source": h.source,
+            "entry_count": h.entry_count,
+            "content_hash": h.content_hash,
+            "loaded_at": time_text(h.loaded_at),
+            "last_reload_outcome": h.last_reload_outcome.map(|o| o.as_str()),
+            "last_reload_error": h.last_reload_error,
+            "last_reload_at": time_text(h.last_reload_at),
+        })),
     });
     write_object(out, format, &value)
 }

@@ -1334,4 +1334,12 @@ async fn describe_against_a_server() {
         object.remove("stateId");
     }
     assert_eq!(remote, offline);
+    // `info` names the hints the server answers from.
+    let e = server.endpoint.clone();
+    let info =
+        blocking(move || success_json(portolan().args(["--endpoint", &e, "-o", "json", "info"])))
+            .await;
+    assert_eq!(info[0]["mesh_hints"]["source"], "embedded");
+    assert_eq!(info[0]["mesh_hints"]["entry_count"], 28);
+    assert_eq!(info[0]["mesh_hints"]["last_reload_outcome"], "initial");
 }

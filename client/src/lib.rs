@@ -62,8 +62,8 @@ pub use error::Error;
 pub use replica::{ReplicaClient, ReplicaConfig, ReplicaStats};
 pub use retry::RetryPolicy;
 pub use types::{
-    BatchItem, BatchQuery, LayerInfo, LookupTarget, RegistryInfo, ReloadOutcome, ScanFilter,
-    SharedLookup, WatchEvent, WatchEventKind, WatchMode,
+    BatchItem, BatchQuery, LayerInfo, LookupTarget, MeshHintsInfo, RegistryInfo, ReloadOutcome,
+    ScanFilter, SharedLookup, WatchEvent, WatchEventKind, WatchMode,
 };
 
 pub use portolan_registry::{LookupResult, Protocol, Record, RecordKey, RecordState, embedded};

@@ -328,6 +328,28 @@ pub struct RegistryInfo {
     /// unnamed layer for a single-source server; empty for a local
     /// snapshot.
     pub layers: Vec<LayerInfo>,
+    /// The mesh hints the server's DescribePort answers from; `None` for a
+    /// local snapshot (or a server without DescribePort).
+    pub mesh_hints: Option<MeshHintsInfo>,
+}
+
+/// The mesh hints a server serves, as GetRegistryInfo reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MeshHintsInfo {
+    /// The `--mesh-hints` file path, or `embedded`.
+    pub source: String,
+    /// How many hints are served.
+    pub entry_count: u64,
+    /// SHA-256 of the served hints' bytes, hex.
+    pub content_hash: String,
+    /// When the served hints were loaded.
+    pub loaded_at: Option<SystemTime>,
+    /// How their last reload ended.
+    pub last_reload_outcome: Option<ReloadOutcome>,
+    /// The error of their last failed reload; empty otherwise.
+    pub last_reload_error: String,
+    /// When their last reload was attempted.
+    pub last_reload_at: Option<SystemTime>,
 }
 
 /// One source (layer) of a server's registry, as GetRegistryInfo lists it.
@@ -419,6 +441,15 @@ impl RegistryInfo {
             last_reload_at: timestamp(info.last_reload_at),
             diagnostic_count: info.diagnostic_count,
             layers,
+            mesh_hints: info.mesh_hints.map(|h| MeshHintsInfo {
+                source: h.source,
+                entry_count: h.entry_count,
+                content_hash: h.content_hash,
+                loaded_at: timestamp(h.loaded_at),
+                last_reload_outcome: reload_outcome(h.last_reload_outcome),
+                last_reload_error: h.last_reload_error,
+                last_reload_at: timestamp(h.last_reload_at),
+            }),
         }
     }
 }
