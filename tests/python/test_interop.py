@@ -583,7 +583,7 @@ def test_get_registry_info(pb, stub):
     assert info.last_reload_outcome == pb.m.RELOAD_OUTCOME_INITIAL
     assert info.loaded_at.seconds > 0
     assert info.mesh_hints.source == "embedded"
-    assert info.mesh_hints.entry_count == 28
+    assert info.mesh_hints.entry_count >= 28  # data/mesh/hints.toml's entries
     assert len(info.mesh_hints.content_hash) == 64
 
 
