@@ -35,8 +35,12 @@ use portolan_registry::{
 
 use crate::pb;
 
+pub mod lint;
 pub mod mesh;
 
+pub use lint::{
+    finding_from_pb, finding_to_pb, manifest_from_pb, mesh_from_pb, mesh_to_pb, objects_to_pb,
+};
 pub use mesh::{description_from_pb, description_to_pb};
 
 /// A protobuf message held a value the domain model cannot represent.

@@ -174,6 +174,13 @@ impl PortRegistryService for Baseline {
     ) -> Result<Response<portolan::pb::DescribePortResponse>, Status> {
         Err(Status::unimplemented("baseline: DescribePort"))
     }
+
+    async fn lint_ports(
+        &self,
+        _request: Request<portolan::pb::LintPortsRequest>,
+    ) -> Result<Response<portolan::pb::LintPortsResponse>, Status> {
+        Err(Status::unimplemented("baseline: LintPorts"))
+    }
 }
 
 /// Serves the baseline on `listen` until the process is killed, printing

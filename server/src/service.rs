@@ -337,6 +337,25 @@ impl generated::PortRegistryService for PortRegistryService {
         Ok(Response::new(info))
     }
 
+    async fn lint_ports(
+        &self,
+        request: Request<pb::LintPortsRequest>,
+    ) -> Result<Response<pb::LintPortsResponse>, Status> {
+        let (manifest, options) = validate::lint_ports(request.get_ref())?;
+        let registry = Arc::clone(self.registry()?);
+        let hints = self.shared.hints.current();
+        // Linear in the request's ports (bounded by validation), but up to
+        // 100,000 of them: off the async workers.
+        let findings = tokio::task::spawn_blocking(move || {
+            portolan_lint::rules::lint(&manifest, registry.index(), &hints, &options)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("the lint task failed: {e}")))?;
+        Ok(Response::new(pb::LintPortsResponse {
+            findings: findings.iter().map(portolan::convert::finding_to_pb).collect(),
+        }))
+    }
+
     async fn describe_port(
         &self,
         request: Request<pb::DescribePortRequest>,

@@ -35,6 +35,8 @@ pub enum ServiceError {
     /// `--max-scan-duration`, or a client that took no message within
     /// `--stream-send-timeout`).
     DeadlineExceeded(String),
+    /// A bug: work the server started failed (a task that panicked).
+    Internal(String),
 }
 
 impl ServiceError {
@@ -54,6 +56,7 @@ impl ServiceError {
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            Self::Internal(_) => Code::Internal,
         }
     }
 
@@ -73,7 +76,8 @@ impl fmt::Display for ServiceError {
             Self::NotFound { message, .. }
             | Self::ResourceExhausted(message)
             | Self::Unavailable(message)
-            | Self::DeadlineExceeded(message) => f.write_str(message),
+            | Self::DeadlineExceeded(message)
+            | Self::Internal(message) => f.write_str(message),
         }
     }
 }

@@ -15,7 +15,9 @@
 //! * repeated `states` filter values are deduplicated (any number of
 //!   repeats is accepted within the request size limit), so a filter holds
 //!   at most the four states and checking one record against it costs at
-//!   most four comparisons.
+//!   most four comparisons;
+//! * a LintPorts request holds at most [`MAX_LINT_OBJECTS`] objects and
+//!   [`MAX_LINT_PORTS`] ports, and names only known meshes.
 
 use portolan::convert;
 use portolan::pb;
@@ -38,6 +40,14 @@ pub const DEFAULT_SEARCH_LIMIT: usize = SearchQuery::DEFAULT_LIMIT;
 /// of the IANA registry (14,512 records): a query matching more than that
 /// is a listing, which is what ListRecords is for.
 pub const MAX_SEARCH_LIMIT: usize = 10_000;
+/// Most objects one LintPorts request may carry. The Helm output of a large
+/// chart (argo-cd's install.yaml: 59 documents) is far below it; the
+/// message size limit bounds the request's bytes before this is read.
+pub const MAX_LINT_OBJECTS: usize = 10_000;
+/// Most ports (container and Service ports together) one LintPorts request
+/// may carry: the work one call asks for is linear in them (plus each
+/// Service's named targetPorts checked against the request's workloads).
+pub const MAX_LINT_PORTS: usize = 100_000;
 
 /// One point lookup, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +100,44 @@ pub fn describe_port(
     request: &pb::DescribePortRequest,
 ) -> Result<(u16, Option<Protocol>), ServiceError> {
     Ok((port("port", request.port)?, protocol(request.protocol)?))
+}
+
+/// Validates a LintPorts request: within its bounds, known meshes (each
+/// once), every port value well formed. The manifest the rules read and
+/// the options naming the meshes.
+pub fn lint_ports(
+    request: &pb::LintPortsRequest,
+) -> Result<(portolan_lint::model::Manifest, portolan_lint::rules::Options), ServiceError> {
+    if request.objects.len() > MAX_LINT_OBJECTS {
+        return Err(ServiceError::invalid(
+            "objects",
+            format!(
+                "holds {} objects, more than the maximum of {MAX_LINT_OBJECTS}",
+                request.objects.len()
+            ),
+        ));
+    }
+    let ports: usize = request
+        .objects
+        .iter()
+        .map(|o| o.service_ports.len() + o.containers.iter().map(|c| c.ports.len()).sum::<usize>())
+        .sum();
+    if ports > MAX_LINT_PORTS {
+        return Err(ServiceError::invalid(
+            "objects",
+            format!("hold {ports} ports, more than the maximum of {MAX_LINT_PORTS}"),
+        ));
+    }
+    let mut meshes = Vec::new();
+    for &value in &request.meshes {
+        let mesh = convert::mesh_from_pb(value).map_err(|e| ServiceError::invalid(e.field, e.reason))?;
+        if !meshes.contains(&mesh) {
+            meshes.push(mesh);
+        }
+    }
+    let manifest = convert::manifest_from_pb(&request.objects)
+        .map_err(|e| ServiceError::invalid(e.field, e.reason))?;
+    Ok((manifest, portolan_lint::rules::Options { meshes }))
 }
 
 /// Validates a LookupName request.
