@@ -55,6 +55,8 @@ pub struct Manifest {
     /// Documents that could not be read; the other documents are still in
     /// `objects`.
     pub errors: Vec<DocumentError>,
+    /// How many documents were read (whatever their kind).
+    pub documents: usize,
 }
 
 /// A document that failed to parse.

@@ -307,6 +307,7 @@ pub fn parse(text: &str) -> Manifest {
     let mut manifest = Manifest {
         objects: Vec::new(),
         errors,
+        documents: nodes.len(),
     };
     for node in &nodes {
         read_object(node, "", &mut manifest.objects);
