@@ -118,7 +118,7 @@ rules! {
         "A port's name claims a protocol other than the one known to run on the port (mesh hints, or the IANA registration of a system port).";
     IstioPortName => "istio-port-name", Warning,
         "https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/",
-        "With Istio: a Service port without appProtocol is named <protocol>[-<suffix>], or Istio sniffs its protocol.";
+        "With Istio: a Service port without appProtocol is named PROTOCOL or PROTOCOL-SUFFIX, or Istio sniffs its protocol.";
     ServerFirstUnhandled => "server-first-unhandled", Error,
         "https://istio.io/latest/docs/ops/deployment/application-requirements/#server-first-protocols",
         "With a mesh: a port whose server speaks first is declared TCP/opaque, or connections stall while the mesh waits for the client.";
@@ -828,8 +828,7 @@ fn app_protocol(ctx: &mut Ctx<'_>, object: &Object, sp: &ServicePort, ap: &Field
                 name.value
             ),
             Some(format!(
-                "appProtocol: {} (or remove appProtocol); keep the transport in protocol:",
-                named
+                "appProtocol: {named} (or remove appProtocol); keep the transport in protocol:"
             )),
         );
     }
@@ -1017,8 +1016,10 @@ fn mesh_service_port(
                 if ctx.hints.istio_default(port) == IstioDefault::Tcp {
                     continue;
                 }
+                // ConvertProtocol: appProtocol when set, else the name; the
+                // part before the first hyphen either way.
                 let declared = match &sp.app_protocol {
-                    Some(ap) => istio_protocol_exact(&ap.value),
+                    Some(ap) => istio_protocol(&ap.value),
                     None => sp.name.as_ref().and_then(|n| istio_protocol(&n.value)),
                 };
                 if declared.is_some() {
@@ -1037,6 +1038,11 @@ fn mesh_service_port(
                     .as_ref()
                     .filter(|h| h.server_speaks_first == ServerSpeaksFirst::Yes)
                 {
+                    // A port with an appProtocol Istio does not parse is
+                    // sniffed too, but the value is a deliberate choice
+                    // (e.g. kubernetes.io/h2c for Linkerd and gateways):
+                    // only a server-first port is reported then.
+                    None if sp.app_protocol.is_some() => {}
                     Some(h) => {
                         let fix = h.istio_fix.clone().unwrap_or_else(|| {
                             format!(
@@ -1088,12 +1094,6 @@ fn mesh_service_port(
 /// A name cut to a valid port name of 15 characters or fewer.
 fn fit(name: &str) -> String {
     derive_port_name(name).unwrap_or_else(|| name.chars().take(15).collect())
-}
-
-/// What Istio makes of an `appProtocol` value (the whole value).
-fn istio_protocol_exact(value: &str) -> Option<&'static str> {
-    let lower = value.to_ascii_lowercase();
-    ISTIO_PROTOCOLS.iter().copied().find(|p| *p == lower)
 }
 
 #[cfg(test)]
@@ -1324,6 +1324,8 @@ mod tests {
             "  - name: web\n    port: 8080\n    appProtocol: http\n",
             "  - name: db\n    port: 3306\n",
             "  - name: dns\n    port: 53\n    protocol: UDP\n",
+            // Sniffed, but a deliberate value: not this rule's business.
+            "  - name: grpc\n    port: 50051\n    appProtocol: kubernetes.io/h2c\n",
         ] {
             assert_eq!(check(&service(ok), &[Mesh::Istio]), vec![], "{ok}");
         }
