@@ -10,7 +10,8 @@
 //! A document that fails to parse becomes a [`DocumentError`] at the
 //! parser's position and reading resumes at the next line starting with
 //! `---`: the other documents are still linted. Input is bounded by
-//! [`MAX_INPUT_BYTES`].
+//! [`MAX_INPUT_BYTES`], the nodes aliases copy by [`MAX_ALIAS_NODES`],
+//! and nesting by the parser's recursion limit.
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -161,15 +162,26 @@ fn is_null(text: &str) -> bool {
     matches!(text, "" | "~" | "null" | "Null" | "NULL")
 }
 
+/// The most nodes aliases may copy in one input: a few anchors referring
+/// to each other ("billion laughs") would otherwise expand a small input
+/// into more nodes than memory holds.
+pub const MAX_ALIAS_NODES: usize = 1_000_000;
+
 /// Builds document trees from parser events.
 #[derive(Default)]
 struct Builder {
     /// Open collections: the node and, for mappings, a pending key.
     stack: Vec<(Node, Option<Node>)>,
-    anchors: HashMap<usize, Node>,
-    /// Anchor ids of the open collections, parallel to `stack`.
-    anchor_ids: Vec<usize>,
+    /// Each anchor's node and its size in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Anchor ids of the open collections and the node count at their
+    /// start, parallel to `stack`.
+    anchor_ids: Vec<(usize, usize)>,
     documents: Vec<Node>,
+    /// Nodes made so far (aliases count the nodes they copy).
+    nodes: usize,
+    /// Nodes copied by aliases so far.
+    alias_nodes: usize,
 }
 
 impl Builder {
@@ -185,7 +197,9 @@ impl Builder {
         }
     }
 
-    fn on_event(&mut self, event: Event<'_>, at: Position) {
+    /// Adds one event to the tree; `Err` when aliases copy more than
+    /// [`MAX_ALIAS_NODES`].
+    fn on_event(&mut self, event: Event<'_>, at: Position) -> Result<(), String> {
         match event {
             Event::Scalar(text, style, anchor, _) => {
                 let node = Node::Scalar {
@@ -193,22 +207,34 @@ impl Builder {
                     plain: style == ScalarStyle::Plain,
                     at,
                 };
+                self.nodes += 1;
                 if anchor != 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchors.insert(anchor, (node.clone(), 1));
                 }
                 self.push_value(node);
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node::Scalar {
-                    text: String::new(),
-                    plain: true,
-                    at,
-                });
+                // Counted before the copy is made.
+                let size = self.anchors.get(&id).map_or(1, |(_, size)| *size);
+                self.alias_nodes += size;
+                if self.alias_nodes > MAX_ALIAS_NODES {
+                    return Err(format!("aliases copy more than {MAX_ALIAS_NODES} nodes"));
+                }
+                let node = self.anchors.get(&id).map_or_else(
+                    || Node::Scalar {
+                        text: String::new(),
+                        plain: true,
+                        at,
+                    },
+                    |(node, _)| node.clone(),
+                );
+                self.nodes += size;
                 self.push_value(node);
             }
             Event::SequenceStart(anchor, _) => {
                 self.stack.push((Node::Seq { items: vec![], at }, None));
-                self.anchor_ids.push(anchor);
+                self.anchor_ids.push((anchor, self.nodes));
+                self.nodes += 1;
             }
             Event::MappingStart(anchor, _) => {
                 self.stack.push((
@@ -218,12 +244,16 @@ impl Builder {
                     },
                     None,
                 ));
-                self.anchor_ids.push(anchor);
+                self.anchor_ids.push((anchor, self.nodes));
+                self.nodes += 1;
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                if let (Some((node, _)), Some(anchor)) = (self.stack.pop(), self.anchor_ids.pop()) {
+                if let (Some((node, _)), Some((anchor, start))) =
+                    (self.stack.pop(), self.anchor_ids.pop())
+                {
                     if anchor != 0 {
-                        self.anchors.insert(anchor, node.clone());
+                        self.anchors
+                            .insert(anchor, (node.clone(), self.nodes - start));
                     }
                     self.push_value(node);
                 }
@@ -235,6 +265,7 @@ impl Builder {
             }
             Event::DocumentEnd | Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
+        Ok(())
     }
 }
 
@@ -252,28 +283,39 @@ fn documents(text: &str) -> (Vec<Node>, Vec<DocumentError>) {
     let mut errors = Vec::new();
     let mut rest = text;
     let mut line_offset = 0usize;
+    let mut alias_nodes = 0;
     loop {
-        let mut builder = Builder::default();
+        let mut builder = Builder {
+            alias_nodes,
+            ..Builder::default()
+        };
         let mut failed = None;
         for event in Parser::new_from_str(rest) {
             match event {
-                Ok((event, span)) => builder.on_event(event, position(&span, line_offset)),
+                Ok((event, span)) => {
+                    let at = position(&span, line_offset);
+                    if let Err(message) = builder.on_event(event, at) {
+                        failed = Some((at, message));
+                        break;
+                    }
+                }
                 Err(e) => {
-                    failed = Some(e);
+                    let at = Position {
+                        line: u32::try_from(e.marker().line() + line_offset).unwrap_or(u32::MAX),
+                        column: u32::try_from(e.marker().col() + 1).unwrap_or(u32::MAX),
+                    };
+                    failed = Some((at, e.info().to_string()));
                     break;
                 }
             }
         }
+        alias_nodes = builder.alias_nodes;
         nodes.append(&mut builder.documents);
-        let Some(e) = failed else { break };
-        let error_line = e.marker().line() + line_offset;
-        errors.push(DocumentError {
-            position: Position {
-                line: u32::try_from(error_line).unwrap_or(u32::MAX),
-                column: u32::try_from(e.marker().col() + 1).unwrap_or(u32::MAX),
-            },
-            message: e.info().to_string(),
-        });
+        let Some((position, message)) = failed else {
+            break;
+        };
+        let error_line = position.line as usize;
+        errors.push(DocumentError { position, message });
         // Resume at the first `---` line from the error's on (the error
         // may be reported at the marker ending the broken document), never
         // at the line this pass started from.
@@ -497,6 +539,27 @@ mod tests {
                 .map(|t| &t.value),
             Some(&PortValue::Text("nine".into()))
         );
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("kind: Pod\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        text.push_str("---\nkind: Namespace\nmetadata: {name: next}\n");
+        let m = parse(&text);
+        assert_eq!(m.errors.len(), 1);
+        assert!(
+            m.errors[0]
+                .message
+                .contains("aliases copy more than 1000000 nodes")
+        );
+        assert_eq!(m.objects.len(), 1);
+        assert_eq!(m.objects[0].name.as_deref(), Some("next"));
     }
 
     #[test]
