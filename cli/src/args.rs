@@ -232,6 +232,16 @@ pub enum Command {
     /// --retries), or every --interval until stopped (failures are logged
     /// and retried at the next interval).
     Sync(SyncArgs),
+    /// Lint the ports of Kubernetes manifests (Pods, workloads, Services,
+    /// `kind: List`; several documents per file; `-` or nothing reads
+    /// stdin, e.g. `kubectl kustomize dir | portolan lint`): port names
+    /// Kubernetes rejects, targetPorts naming no container port,
+    /// appProtocol values, names saying another protocol than the port's,
+    /// and with --mesh the ports Istio or Linkerd mishandle. Runs offline
+    /// on the embedded registry and mesh hints. Exit 1 when a finding is at
+    /// or above --fail-on, 0 otherwise, 2 when an input cannot be read or
+    /// no document of it parses.
+    Lint(LintArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -240,6 +250,59 @@ pub enum Command {
     /// Print the man page (roff), generated from these very options:
     /// `portolan manpage > portolan.1 && man ./portolan.1`.
     Manpage,
+}
+
+/// `portolan lint`'s options.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Lint options")]
+pub struct LintArgs {
+    /// Manifest files; `-` (or none) reads stdin.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: LintFormat,
+    /// Also check what these meshes do with each port (repeatable, or a
+    /// comma list): istio, linkerd.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub mesh: Vec<LintMesh>,
+    /// Exit 1 when a finding has this severity or a higher one; `none`
+    /// never fails on findings.
+    #[arg(long, value_enum, default_value = "error")]
+    pub fail_on: FailOn,
+}
+
+/// `portolan lint --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    /// `FILE:LINE:COL: severity[rule]: message`, a `fix:` line, a summary.
+    Text,
+    /// One JSON document: findings and counts.
+    Json,
+    /// SARIF 2.1.0, for code-scanning tools.
+    Sarif,
+}
+
+/// `portolan lint --mesh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintMesh {
+    /// Istio: port names and appProtocol, protocol sniffing.
+    Istio,
+    /// Linkerd: protocol detection, opaque and skip ports.
+    Linkerd,
+}
+
+/// `portolan lint --fail-on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Errors only.
+    Error,
+    /// Warnings and errors.
+    Warning,
+    /// Any finding.
+    Info,
+    /// Never (exit 0 whatever is found).
+    None,
 }
 
 /// `portolan sync`'s options. Durations are written as the server's flags

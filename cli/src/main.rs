@@ -5,6 +5,8 @@
 //! * `args`: clap definitions and validation of raw arguments.
 //! * `backend`: the server client or the offline [`portolan_registry::Index`].
 //! * `output`: table / JSON lines / CSV rendering.
+//! * `lint`: `portolan lint`, the ports of Kubernetes manifests
+//!   (`portolan-lint` on the embedded registry and mesh hints).
 //! * `sync`: `portolan sync`, unattended updates of a registry file from
 //!   an upstream URL (download, validation as a reload, atomic write).
 //! * this file: `main` (exit codes, broken pipes) and one function per
@@ -18,6 +20,7 @@
 
 mod args;
 mod backend;
+mod lint;
 mod output;
 mod sync;
 
@@ -151,6 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return check(&mut out, format, &cli.global, file, against.as_deref());
         }
         Command::Diff { old, new } => return diff(&mut out, format, &cli.global, old, new),
+        Command::Lint(args) => return lint::run(&mut out, args),
         Command::Sync(args) => {
             let settings = sync::Settings::from_args(args)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -243,6 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             | Command::Manpage
             | Command::Check { .. }
             | Command::Diff { .. }
+            | Command::Lint(_)
             | Command::Sync(_) => FOUND,
         };
         out.flush()?;

@@ -841,7 +841,7 @@ mod tests {
     #[test]
     fn the_embedded_file_parses() {
         let parsed = Hints::parse(SOURCE).expect("embedded hints parse");
-        assert_eq!(parsed.len(), 28);
+        assert_eq!(parsed.len(), 29);
         assert_eq!(&parsed, hints());
     }
 
