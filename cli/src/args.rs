@@ -237,8 +237,10 @@ pub enum Command {
     /// stdin, e.g. `kubectl kustomize dir | portolan lint`): port names
     /// Kubernetes rejects, targetPorts naming no container port,
     /// appProtocol values, names saying another protocol than the port's,
-    /// and with --mesh the ports Istio or Linkerd mishandle. Runs offline
-    /// on the embedded registry and mesh hints. Exit 1 when a finding is at
+    /// and with --mesh the ports Istio or Linkerd mishandle. Runs locally
+    /// on the embedded registry (or --data) and the compiled-in mesh hints,
+    /// or with --server on the server's, through its LintPorts RPC. Exit 1
+    /// when a finding is at
     /// or above --fail-on, 0 otherwise, 2 when an input cannot be read or
     /// no document of it parses.
     Lint(LintArgs),
@@ -270,6 +272,10 @@ pub struct LintArgs {
     /// never fails on findings.
     #[arg(long, value_enum, default_value = "error")]
     pub fail_on: FailOn,
+    /// Lint on the server at --endpoint (its registry and its mesh hints,
+    /// e.g. a --mesh-hints file) through LintPorts, instead of locally.
+    #[arg(long)]
+    pub server: bool,
 }
 
 /// `portolan lint --format`.

@@ -1,7 +1,7 @@
-//! `portolan lint`: reads the inputs, lints each with `portolan-lint` on
-//! the embedded registry and mesh hints, renders the findings and picks
-//! the exit code. [`lint_manifests`] is the seam a server-mode `LintPorts`
-//! call can replace: manifests in, findings out.
+//! `portolan lint`: reads the inputs, lints each with `portolan-lint`
+//! (locally on the embedded registry, or `--data`, and the compiled-in mesh
+//! hints; with `--server`, through the server's LintPorts on its registry
+//! and hints), renders the findings and picks the exit code.
 
 use std::io::{self, Read as _, Write};
 use std::path::Path;
@@ -10,9 +10,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use portolan_lint::report::{self, FileFindings};
 use portolan_lint::{Manifest, Mesh, Options, RegistryView, Severity, yaml};
-use portolan_registry::{Hints, Index};
+use portolan_registry::Hints;
 
-use crate::args::{FailOn, LintArgs, LintFormat, LintMesh};
+use crate::args::{FailOn, Global, LintArgs, LintFormat, LintMesh};
+use crate::backend::{self, Backend};
 
 /// Inputs were read, nothing at or above `--fail-on` was found.
 const CLEAN: u8 = 0;
@@ -21,20 +22,40 @@ const FINDINGS: u8 = 1;
 /// An input that cannot be read, or with no document that parses.
 const BAD_INPUT: u8 = 2;
 
-/// Lints each named manifest: the part a server can do instead.
-pub fn lint_manifests(
+/// Lints each named manifest where `backend` says: locally on its index
+/// and the compiled-in hints, or on the server through LintPorts (one call
+/// per input; the documents that failed to parse are reported locally).
+async fn lint_manifests(
     manifests: &[(String, Manifest)],
-    registry: &dyn RegistryView,
-    hints: &Hints,
+    backend: &Backend,
     options: &Options,
-) -> Vec<FileFindings> {
-    manifests
-        .iter()
-        .map(|(file, manifest)| FileFindings {
+) -> anyhow::Result<Vec<FileFindings>> {
+    let mut files = Vec::with_capacity(manifests.len());
+    for (file, manifest) in manifests {
+        let findings = match backend {
+            Backend::Offline(index) => portolan_lint::lint(
+                manifest,
+                index as &dyn RegistryView,
+                Hints::embedded(),
+                options,
+            ),
+            Backend::Remote(client) => {
+                let mut findings = portolan_lint::rules::document_errors(manifest);
+                findings.extend(
+                    client
+                        .lint_ports(manifest, options)
+                        .await
+                        .map_err(|e| backend::describe(client.endpoint(), &e))?,
+                );
+                findings
+            }
+        };
+        files.push(FileFindings {
             file: file.clone(),
-            findings: portolan_lint::lint(manifest, registry, hints, options),
-        })
-        .collect()
+            findings,
+        });
+    }
+    Ok(files)
 }
 
 fn read_input(path: &Path) -> anyhow::Result<(String, String)> {
@@ -50,7 +71,7 @@ fn read_input(path: &Path) -> anyhow::Result<(String, String)> {
 }
 
 /// Runs `portolan lint`.
-pub fn run(out: &mut impl Write, args: &LintArgs) -> anyhow::Result<ExitCode> {
+pub fn run(out: &mut impl Write, args: &LintArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let paths: Vec<&Path> = if args.files.is_empty() {
         vec![Path::new("-")]
     } else {
@@ -77,8 +98,19 @@ pub fn run(out: &mut impl Write, args: &LintArgs) -> anyhow::Result<ExitCode> {
     meshes.sort_unstable();
     meshes.dedup();
     let options = Options { meshes };
-    let index = Index::new(portolan_registry::embedded::registry());
-    let files = lint_manifests(&manifests, &index, Hints::embedded(), &options);
+    // Local unless --server: a linter mostly runs where no server is.
+    let global = Global {
+        offline: !args.server,
+        ..global.clone()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let files = runtime.block_on(async {
+        let backend = Backend::open(&global).await?;
+        lint_manifests(&manifests, &backend, &options).await
+    })?;
     match args.format {
         LintFormat::Text => out.write_all(report::text(&files).as_bytes())?,
         LintFormat::Json => writeln!(out, "{}", report::json(&files))?,

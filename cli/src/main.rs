@@ -154,7 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return check(&mut out, format, &cli.global, file, against.as_deref());
         }
         Command::Diff { old, new } => return diff(&mut out, format, &cli.global, old, new),
-        Command::Lint(args) => return lint::run(&mut out, args),
+        Command::Lint(args) => return lint::run(&mut out, args, &cli.global),
         Command::Sync(args) => {
             let settings = sync::Settings::from_args(args)?;
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -207,3 +207,81 @@ fn sarif_has_the_rules_and_located_results() {
             .all(|l| ["error", "warning", "note"].contains(l))
     );
 }
+
+/// The NATS Service of the corpus, its client port named `client`.
+const NATS: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: nats
+spec:
+  selector:
+    app: nats
+  ports:
+  - name: client
+    port: 4222
+";
+
+/// `--server` lints through LintPorts on the server's registry and mesh
+/// hints: with a hints file calling NATS client-first, the server finds no
+/// stall where the compiled-in hints do; a server that cannot be reached
+/// is exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_mode_uses_the_servers_hints() {
+    use portolan_registry::mesh::SOURCE;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hints = dir.path().join("hints.toml");
+    let start = SOURCE.find("port = 4222").expect("the NATS entry");
+    let field = "server_speaks_first = \"yes\"";
+    let at = start
+        + SOURCE[start..]
+            .find(field)
+            .expect("its server_speaks_first");
+    let changed = format!(
+        "{}server_speaks_first = \"no\"{}",
+        &SOURCE[..at],
+        &SOURCE[at + field.len()..]
+    );
+    std::fs::write(&hints, changed).expect("write hints");
+    let mut args = portolan_test_support::server::test_args(None);
+    args.mesh_hints = Some(hints);
+    let server = portolan_test_support::server::start_server(args).await;
+    server.ready_client().await;
+    let endpoint = server.endpoint();
+
+    let run = move |extra: &'static [&'static str], endpoint: String| {
+        tokio::task::spawn_blocking(move || {
+            let out = portolan()
+                .args(["lint", "--mesh", "linkerd", "--endpoint", &endpoint])
+                .args(extra)
+                .write_stdin(NATS)
+                .output()
+                .expect("run");
+            (
+                out.status.code(),
+                String::from_utf8(out.stdout).expect("utf-8"),
+                String::from_utf8(out.stderr).expect("utf-8"),
+            )
+        })
+    };
+    // Locally, the compiled-in hints: NATS stalls under Linkerd.
+    let (code, local, _) = run(&[], endpoint.clone()).await.expect("local");
+    assert_eq!(code, Some(1), "{local}");
+    assert!(
+        local.contains("<stdin>:10:11: error[server-first-unhandled]: [linkerd] port 4222"),
+        "{local}"
+    );
+    // On the server, its hints: no stall, nothing at or above error.
+    let (code, remote, err) = run(&["--server"], endpoint.clone()).await.expect("remote");
+    assert_eq!(code, Some(0), "{remote}{err}");
+    assert!(!remote.contains("server-first-unhandled"), "{remote}");
+    assert!(
+        remote.ends_with("0 errors, 0 warnings, 0 infos in 1 file\n"),
+        "{remote}"
+    );
+    server.stop().await;
+
+    // The server is gone: exit 3, naming the endpoint.
+    let (code, _, err) = run(&["--server"], endpoint.clone()).await.expect("gone");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains(&endpoint), "{err}");
+}

@@ -743,6 +743,38 @@ impl Client {
         })
     }
 
+    /// The server's findings on the port specs of `manifest` (its
+    /// objects; document errors stay with whoever read the YAML), with the
+    /// rules `portolan lint` runs, against the server's registry and mesh
+    /// hints. A request is at most 64 KiB (the server's limit; a few
+    /// hundred typical objects), 1,000 objects and 4,096 ports.
+    pub async fn lint_ports(
+        &self,
+        manifest: &portolan_lint::Manifest,
+        options: &portolan_lint::Options,
+    ) -> Result<Vec<portolan_lint::Finding>, Error> {
+        let request = pb::LintPortsRequest {
+            objects: portolan::convert::objects_to_pb(manifest),
+            meshes: options
+                .meshes
+                .iter()
+                .map(|m| portolan::convert::mesh_to_pb(*m).into())
+                .collect(),
+        };
+        let response = self
+            .call(
+                request,
+                true,
+                |mut c, r| async move { c.lint_ports(r).await },
+            )
+            .await?;
+        Ok(response
+            .findings
+            .iter()
+            .map(portolan::convert::finding_from_pb)
+            .collect::<Result<_, _>>()?)
+    }
+
     /// What the server is serving.
     pub async fn registry_info(&self) -> Result<RegistryInfo, Error> {
         let response = self

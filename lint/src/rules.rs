@@ -474,6 +474,25 @@ impl Ctx<'_> {
     }
 }
 
+/// The `yaml-syntax` findings of the documents that could not be read (the
+/// first findings [`lint`] reports; a server linting the objects alone
+/// never sees them, so a client asking one reports these itself).
+pub fn document_errors(manifest: &Manifest) -> Vec<Finding> {
+    manifest
+        .errors
+        .iter()
+        .map(|e| Finding {
+            rule: Rule::YamlSyntax,
+            severity: Severity::Error,
+            object: "<document>".into(),
+            path: String::new(),
+            position: e.position,
+            message: format!("not valid YAML: {}; this document is skipped", e.message),
+            fix: Some("fix the YAML syntax at this position".into()),
+        })
+        .collect()
+}
+
 /// Lints `manifest`: every finding, in object and field order.
 pub fn lint(
     manifest: &Manifest,
@@ -485,19 +504,8 @@ pub fn lint(
         registry,
         hints,
         options,
-        out: Vec::new(),
+        out: document_errors(manifest),
     };
-    for e in &manifest.errors {
-        ctx.out.push(Finding {
-            rule: Rule::YamlSyntax,
-            severity: Severity::Error,
-            object: "<document>".into(),
-            path: String::new(),
-            position: e.position,
-            message: format!("not valid YAML: {}; this document is skipped", e.message),
-            fix: Some("fix the YAML syntax at this position".into()),
-        });
-    }
     for object in &manifest.objects {
         container_ports(&mut ctx, manifest, object);
         if object.is_service() {

@@ -352,7 +352,10 @@ impl generated::PortRegistryService for PortRegistryService {
         .await
         .map_err(|e| ServiceError::Internal(format!("the lint task failed: {e}")))?;
         Ok(Response::new(pb::LintPortsResponse {
-            findings: findings.iter().map(portolan::convert::finding_to_pb).collect(),
+            findings: findings
+                .iter()
+                .map(portolan::convert::finding_to_pb)
+                .collect(),
         }))
     }
 

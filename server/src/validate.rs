@@ -40,14 +40,17 @@ pub const DEFAULT_SEARCH_LIMIT: usize = SearchQuery::DEFAULT_LIMIT;
 /// of the IANA registry (14,512 records): a query matching more than that
 /// is a listing, which is what ListRecords is for.
 pub const MAX_SEARCH_LIMIT: usize = 10_000;
-/// Most objects one LintPorts request may carry. The Helm output of a large
-/// chart (argo-cd's install.yaml: 59 documents) is far below it; the
-/// message size limit bounds the request's bytes before this is read.
-pub const MAX_LINT_OBJECTS: usize = 10_000;
+/// Most objects one LintPorts request may carry. The request's bytes are
+/// bounded first by the server's message limit
+/// ([`crate::MAX_REQUEST_BYTES`], 64 KiB, OUT_OF_RANGE above it), which
+/// holds a few hundred typical objects: argo-cd's install.yaml (59
+/// documents, 24 ports) is 3.5 KiB. These bounds cap what the smallest
+/// objects and ports could pack into it.
+pub const MAX_LINT_OBJECTS: usize = 1_000;
 /// Most ports (container and Service ports together) one LintPorts request
 /// may carry: the work one call asks for is linear in them (plus each
 /// Service's named targetPorts checked against the request's workloads).
-pub const MAX_LINT_PORTS: usize = 100_000;
+pub const MAX_LINT_PORTS: usize = 4_096;
 
 /// One point lookup, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +110,13 @@ pub fn describe_port(
 /// the options naming the meshes.
 pub fn lint_ports(
     request: &pb::LintPortsRequest,
-) -> Result<(portolan_lint::model::Manifest, portolan_lint::rules::Options), ServiceError> {
+) -> Result<
+    (
+        portolan_lint::model::Manifest,
+        portolan_lint::rules::Options,
+    ),
+    ServiceError,
+> {
     if request.objects.len() > MAX_LINT_OBJECTS {
         return Err(ServiceError::invalid(
             "objects",
@@ -130,7 +139,8 @@ pub fn lint_ports(
     }
     let mut meshes = Vec::new();
     for &value in &request.meshes {
-        let mesh = convert::mesh_from_pb(value).map_err(|e| ServiceError::invalid(e.field, e.reason))?;
+        let mesh =
+            convert::mesh_from_pb(value).map_err(|e| ServiceError::invalid(e.field, e.reason))?;
         if !meshes.contains(&mesh) {
             meshes.push(mesh);
         }

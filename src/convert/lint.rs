@@ -110,7 +110,12 @@ fn port_from_pb(
     let value = match &f.value {
         Some(pb::port_field::Value::Number(n)) => PortValue::Number(*n),
         Some(pb::port_field::Value::Text(t)) => PortValue::Text(t.clone()),
-        None => return Err(ConvertError::new(name, "is set but holds neither number nor text")),
+        None => {
+            return Err(ConvertError::new(
+                name,
+                "is set but holds neither number nor text",
+            ));
+        }
     };
     Ok(Some(Field {
         value,
@@ -275,10 +280,7 @@ pub fn finding_from_pb(finding: &pb::LintFinding) -> Result<Finding, ConvertErro
         .copied()
         .find(|r| r.id() == finding.rule)
         .ok_or_else(|| {
-            ConvertError::new(
-                "findings.rule",
-                format!("unknown rule {:?}", finding.rule),
-            )
+            ConvertError::new("findings.rule", format!("unknown rule {:?}", finding.rule))
         })?;
     Ok(Finding {
         rule,
@@ -342,12 +344,21 @@ spec:
         // The quoted port stays text, the selector and annotations stay.
         let sts = &back.objects[1];
         assert_eq!(
-            sts.containers[0].ports[0].container_port.as_ref().unwrap().value,
+            sts.containers[0].ports[0]
+                .container_port
+                .as_ref()
+                .unwrap()
+                .value,
             PortValue::Text("8080".into())
         );
         assert_eq!(sts.namespace.as_deref(), Some("messaging"));
         assert_eq!(
-            back.objects[0].selector.as_ref().unwrap().get("app").map(String::as_str),
+            back.objects[0]
+                .selector
+                .as_ref()
+                .unwrap()
+                .get("app")
+                .map(String::as_str),
             Some("nats")
         );
     }
@@ -359,7 +370,10 @@ spec:
             severity: Severity::Error,
             object: "Service/nats".into(),
             path: "spec.ports[0].name".into(),
-            position: Position { line: 11, column: 13 },
+            position: Position {
+                line: 11,
+                column: 13,
+            },
             message: "stalls".into(),
             fix: Some("name: tcp-nats".into()),
         };
@@ -377,7 +391,10 @@ spec:
 
     #[test]
     fn meshes_must_be_named() {
-        assert_eq!(mesh_from_pb(pb::Mesh::Linkerd.into()).unwrap(), Mesh::Linkerd);
+        assert_eq!(
+            mesh_from_pb(pb::Mesh::Linkerd.into()).unwrap(),
+            Mesh::Linkerd
+        );
         let err = mesh_from_pb(pb::Mesh::Unspecified.into()).unwrap_err();
         assert!(err.reason.contains("MESH_UNSPECIFIED"), "{err}");
         assert!(mesh_from_pb(99).is_err());

@@ -571,6 +571,62 @@ def test_describe_port_errors(pb, stub):
     assert info.value.details() == "no record and no mesh hint for port 65000"
 
 
+def _text(pb, value, line, column):
+    return pb.m.TextField(value=value, position=pb.m.SourcePosition(line=line, column=column))
+
+
+def test_lint_ports_as_an_admission_webhook_would_ask(pb, stub):
+    # argo-cd's dex Service (port `http` with `appProtocol: TCP`) and the
+    # NATS client port named `client`, as a webhook holding the objects
+    # would send them (positions are the caller's own).
+    dex = pb.m.PortObject(
+        kind="Service",
+        name="argocd-dex-server",
+        service_ports=[
+            pb.m.ServicePortSpec(
+                path="spec.ports[0]",
+                name=_text(pb, "http", 5, 11),
+                port=pb.m.PortField(number=5556),
+                target_port=pb.m.PortField(number=5556),
+                app_protocol=_text(pb, "TCP", 8, 18),
+            )
+        ],
+    )
+    nats = pb.m.PortObject(
+        kind="Service",
+        name="nats",
+        selector=pb.m.LabelSelector(match_labels={"app": "nats"}),
+        service_ports=[
+            pb.m.ServicePortSpec(
+                path="spec.ports[0]",
+                name=_text(pb, "client", 20, 11),
+                port=pb.m.PortField(number=4222, position=pb.m.SourcePosition(line=21, column=11)),
+            )
+        ],
+    )
+    reply = stub.LintPorts(
+        pb.m.LintPortsRequest(objects=[dex, nats], meshes=[pb.m.MESH_ISTIO]), timeout=RPC_TIMEOUT_S
+    )
+    found = [(f.rule, f.severity, f.object, f.position.line) for f in reply.findings]
+    assert found == [
+        ("app-protocol", pb.m.LINT_SEVERITY_WARNING, "Service/argocd-dex-server", 8),
+        ("name-protocol-conflict", pb.m.LINT_SEVERITY_WARNING, "Service/argocd-dex-server", 8),
+        ("server-first-unhandled", pb.m.LINT_SEVERITY_ERROR, "Service/nats", 21),
+    ]
+    assert reply.findings[1].fix.startswith("appProtocol: http")
+    assert "tcp-nats" in reply.findings[2].fix
+    # Without a mesh the NATS port is fine by Kubernetes' rules.
+    plain = stub.LintPorts(pb.m.LintPortsRequest(objects=[nats]), timeout=RPC_TIMEOUT_S)
+    assert list(plain.findings) == []
+    with pytest.raises(grpc.RpcError) as info:
+        stub.LintPorts(
+            pb.m.LintPortsRequest(objects=[nats], meshes=[pb.m.MESH_UNSPECIFIED]),
+            timeout=RPC_TIMEOUT_S,
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details().startswith("meshes: MESH_UNSPECIFIED names no mesh")
+
+
 def test_get_registry_info(pb, stub):
     info = stub.GetRegistryInfo(pb.m.GetRegistryInfoRequest(), timeout=RPC_TIMEOUT_S)
     assert info.version >= 1
