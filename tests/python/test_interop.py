@@ -342,6 +342,29 @@ def test_cli_json_equals_what_grpcurl_prints_for_the_readme_example(server):
     assert cli[0]["name"] == "https"
 
 
+def test_readme_lint_ports_grpcurl_example(server):
+    """The README's one-line grpcurl LintPorts example, as written: port
+    5432 named `http` is the wrong protocol (and the fix is PostgreSQL's
+    name); the multi-line example's NATS port is fine without a mesh."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    prefix = "grpcurl -plaintext -d '"
+    lines = [l for l in readme.splitlines() if l.startswith(prefix) and l.endswith("/LintPorts")]
+    assert len(lines) == 1, lines
+    body = lines[0][len(prefix) : lines[0].rindex("' 127.0.0.1:50051")]
+    done = subprocess.run(
+        [_grpcurl(), "-plaintext", "-d", body, server.address, f"{SERVICE}/LintPorts"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    findings = json.loads(done.stdout)["findings"]
+    assert [(f["rule"], f["severity"], f["object"]) for f in findings] == [
+        ("name-protocol-mismatch", "LINT_SEVERITY_WARNING", "Service/db")
+    ]
+    assert "5432" in findings[0]["message"] and findings[0]["fix"].startswith("name: ")
+
+
 def test_cli_list_json_is_the_proto3_json_of_the_listed_records(pb, stub, server):
     listed = [
         r
