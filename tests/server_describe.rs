@@ -29,7 +29,7 @@ use portolan_test_support::write_atomically;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use support::{eventually, start_server, test_args};
+use support::{eventually, mesh_hints_with, start_server, test_args};
 
 const RELOAD_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -207,9 +207,7 @@ async fn describe_port_answers_from_the_registry_and_the_embedded_hints() {
 
 /// The embedded hints with NATS's Linkerd fix replaced by `fix`.
 fn hints_with_nats_fix(fix: &str) -> String {
-    let original = r#"linkerd_fix = "config.linkerd.io/opaque-ports: \"4222\"""#;
-    assert!(SOURCE.contains(original), "the NATS entry's fix");
-    SOURCE.replace(original, &format!("linkerd_fix = {fix:?}"))
+    mesh_hints_with(4222, "linkerd_fix", &format!("{fix:?}"))
 }
 
 async fn nats_annotation(client: &mut PortRegistryServiceClient<Channel>) -> String {

@@ -18,13 +18,12 @@ use std::path::PathBuf;
 use portolan::pb::{self, LintPortsRequest, Mesh as WireMesh};
 use portolan_client::Client;
 use portolan_lint::{Manifest, Mesh, Options, Rule, lint, yaml};
-use portolan_registry::mesh::SOURCE;
 use portolan_registry::{Hints, Index};
 use portolan_test_support::write_atomically;
 use prost::Message as _;
 use tonic::Code;
 
-use support::{start_server, test_args};
+use support::{mesh_hints_with, start_server, test_args};
 
 fn corpus() -> Vec<(String, Manifest)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lint/tests/data/manifests");
@@ -137,17 +136,7 @@ async fn lint_ports_reads_the_servers_mesh_hints() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("hints.toml");
     // NATS recorded as client-first: the server must stop reporting stalls.
-    let start = SOURCE.find("port = 4222").expect("the NATS entry");
-    let field = "server_speaks_first = \"yes\"";
-    let at = start
-        + SOURCE[start..]
-            .find(field)
-            .expect("its server_speaks_first");
-    let changed = format!(
-        "{}server_speaks_first = \"no\"{}",
-        &SOURCE[..at],
-        &SOURCE[at + field.len()..]
-    );
+    let changed = mesh_hints_with(4222, "server_speaks_first", "\"no\"");
     write_atomically(&path, changed.as_bytes());
     let mut args = test_args(None);
     args.mesh_hints = Some(path);

@@ -227,20 +227,11 @@ spec:
 /// is exit 3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_mode_uses_the_servers_hints() {
-    use portolan_registry::mesh::SOURCE;
     let dir = tempfile::tempdir().expect("temp dir");
     let hints = dir.path().join("hints.toml");
-    let start = SOURCE.find("port = 4222").expect("the NATS entry");
-    let field = "server_speaks_first = \"yes\"";
-    let at = start
-        + SOURCE[start..]
-            .find(field)
-            .expect("its server_speaks_first");
-    let changed = format!(
-        "{}server_speaks_first = \"no\"{}",
-        &SOURCE[..at],
-        &SOURCE[at + field.len()..]
-    );
+    // NATS recorded as client-first: no stalls to report.
+    let changed =
+        portolan_test_support::server::mesh_hints_with(4222, "server_speaks_first", "\"no\"");
     std::fs::write(&hints, changed).expect("write hints");
     let mut args = portolan_test_support::server::test_args(None);
     args.mesh_hints = Some(hints);

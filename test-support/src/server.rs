@@ -363,3 +363,22 @@ pub fn lookup_names<'a>(
     names.dedup();
     names
 }
+
+/// The compiled-in mesh hints with one value of one port's entry replaced:
+/// `key = value` (value written as TOML, e.g. `"\"no\""`) in the entry of
+/// `port = PORT`, for a `--mesh-hints` file that differs on purpose.
+///
+/// # Panics
+/// When the dataset has no entry for `port` or the entry has no `key`.
+pub fn mesh_hints_with(port: u16, key: &str, value: &str) -> String {
+    let source = portolan_registry::mesh::SOURCE;
+    let start = source
+        .find(&format!("\nport = {port}\n"))
+        .unwrap_or_else(|| panic!("no mesh hint for port {port}"));
+    let line = source[start..]
+        .find(&format!("\n{key} = "))
+        .map(|at| start + at + 1)
+        .unwrap_or_else(|| panic!("the hint for port {port} has no {key}"));
+    let end = line + source[line..].find('\n').expect("a line end");
+    format!("{}{key} = {value}{}", &source[..line], &source[end..])
+}
