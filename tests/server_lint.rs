@@ -70,10 +70,11 @@ async fn lint_ports_finds_what_the_local_linter_finds_on_the_real_corpus() {
     assert_eq!(corpus.len(), 20, "the whole corpus");
     let (mut total, mut largest) = (0, 0);
     for (name, manifest) in &corpus {
-        let remote = client
+        let (remote, omitted) = client
             .lint_ports(manifest, &both_meshes())
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(omitted, 0, "{name}");
         let local = lint(manifest, &index, Hints::embedded(), &both_meshes());
         assert_eq!(remote, local, "{name}");
         total += remote.len();
@@ -97,7 +98,7 @@ async fn lint_ports_finds_what_the_local_linter_finds_on_the_real_corpus() {
         .iter()
         .find(|(name, _)| name.starts_with("nats-io"))
         .expect("the NATS manifest");
-    let findings = client.lint_ports(nats, &both_meshes()).await.expect("nats");
+    let (findings, _) = client.lint_ports(nats, &both_meshes()).await.expect("nats");
     let stalls: Vec<_> = findings
         .iter()
         .filter(|f| f.rule == Rule::ServerFirstUnhandled)
@@ -118,7 +119,7 @@ async fn lint_ports_finds_what_the_local_linter_finds_on_the_real_corpus() {
         ]
     );
     // Without a mesh, no mesh rule runs.
-    let plain = client
+    let (plain, _) = client
         .lint_ports(nats, &Options::default())
         .await
         .expect("nats, no mesh");
@@ -148,7 +149,7 @@ async fn lint_ports_reads_the_servers_mesh_hints() {
         .iter()
         .find(|(name, _)| name.starts_with("nats-io"))
         .expect("the NATS manifest");
-    let findings = client.lint_ports(nats, &both_meshes()).await.expect("nats");
+    let (findings, _) = client.lint_ports(nats, &both_meshes()).await.expect("nats");
     assert!(
         !findings
             .iter()
@@ -194,17 +195,31 @@ async fn requests_over_their_bounds_or_malformed_are_invalid_argument() {
     let many_ports = LintPortsRequest {
         objects: (0..11)
             .map(|i| pb::PortObject {
-                service_ports: vec![port.clone(); 400],
+                service_ports: vec![port.clone(); 100],
                 ..object(i)
             })
             .collect(),
         meshes: vec![],
     };
-    let status = raw.lint_ports(many_ports).await.expect_err("4,400 ports");
+    let status = raw.lint_ports(many_ports).await.expect_err("1,100 ports");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(
         status.message(),
-        "objects: hold 4400 ports, more than the maximum of 4096"
+        "objects: hold 1100 ports, more than the maximum of 1024"
+    );
+
+    let long_name = LintPortsRequest {
+        objects: vec![pb::PortObject {
+            name: "n".repeat(254),
+            ..object(0)
+        }],
+        meshes: vec![],
+    };
+    let status = raw.lint_ports(long_name).await.expect_err("a long name");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        status.message(),
+        "objects.name: a value is 254 bytes, more than the maximum of 253"
     );
 
     let unnamed_mesh = LintPortsRequest {
@@ -269,5 +284,65 @@ async fn requests_over_their_bounds_or_malformed_are_invalid_argument() {
     );
     // The IANA name of port 80 is the suggested name.
     assert_eq!(findings[0].fix, "name: http");
+    server.stop().await;
+}
+
+/// A client that packs the most findings into one request within every
+/// bound: the longest object name (repeated in every finding) and 1,024
+/// Service ports, each with a name and an appProtocol that are wrong in
+/// several ways, on a server-first port, checked for both meshes, all
+/// within the 64 KiB request limit. The answer is capped at 256 findings
+/// with the rest counted, and stays under 256 KiB.
+#[tokio::test]
+async fn the_worst_request_gets_a_bounded_answer() {
+    let server = start_server(test_args(None)).await;
+    let mut raw = server.ready_client().await;
+    let text = |value: &str| {
+        Some(pb::TextField {
+            value: value.into(),
+            position: None,
+        })
+    };
+    let port = pb::ServicePortSpec {
+        // Uppercase and over 15 characters; an appProtocol that is nothing.
+        name: text("NNNNNNNNNNNNNNNN"),
+        port: Some(pb::PortField {
+            value: Some(pb::port_field::Value::Number(4222)),
+            position: None,
+        }),
+        app_protocol: text("XXXXXXXX"),
+        ..Default::default()
+    };
+    let request = LintPortsRequest {
+        objects: vec![pb::PortObject {
+            kind: "Service".into(),
+            name: "s".repeat(253),
+            service_ports: vec![port; portolan_server::validate::MAX_LINT_PORTS],
+            ..Default::default()
+        }],
+        meshes: vec![WireMesh::Istio as i32, WireMesh::Linkerd as i32],
+    };
+    let request_bytes = request.encoded_len();
+    assert!(
+        request_bytes < portolan_server::MAX_REQUEST_BYTES,
+        "{request_bytes}"
+    );
+    let answer = raw
+        .lint_ports(request)
+        .await
+        .expect("within bounds")
+        .into_inner();
+    assert_eq!(answer.findings.len(), 256);
+    assert!(answer.omitted_findings > 0, "{}", answer.omitted_findings);
+    let bytes = answer.encoded_len();
+    eprintln!(
+        "worst request {request_bytes} bytes: answer {bytes} bytes, {} findings omitted",
+        answer.omitted_findings
+    );
+    assert!(bytes < 256 * 1024, "{bytes}");
+    // Content, not just size: the first port's name problem is reported.
+    let first = &answer.findings[0];
+    assert_eq!(first.object, format!("Service/{}", "s".repeat(253)));
+    assert_eq!(first.rule, "service-port-name");
     server.stop().await;
 }

@@ -40,13 +40,20 @@ async fn lint_manifests(
                 options,
             ),
             Backend::Remote(client) => {
+                let (remote, omitted) = client
+                    .lint_ports(manifest, options)
+                    .await
+                    .map_err(|e| backend::describe(client.endpoint(), &e))?;
+                if omitted > 0 {
+                    eprintln!(
+                        "portolan: {file}: the server left out {omitted} more findings \
+                         (its limit); lint without --server for all of them"
+                    );
+                }
                 let mut findings = portolan_lint::rules::document_errors(manifest);
-                findings.extend(
-                    client
-                        .lint_ports(manifest, options)
-                        .await
-                        .map_err(|e| backend::describe(client.endpoint(), &e))?,
-                );
+                findings.extend(remote);
+                // In the order a local run reports them.
+                findings.sort_by_key(|f| f.position);
                 findings
             }
         };

@@ -746,13 +746,14 @@ impl Client {
     /// The server's findings on the port specs of `manifest` (its
     /// objects; document errors stay with whoever read the YAML), with the
     /// rules `portolan lint` runs, against the server's registry and mesh
-    /// hints. A request is at most 64 KiB (the server's limit; a few
-    /// hundred typical objects), 1,000 objects and 4,096 ports.
+    /// hints: the findings (at most 256) and how many more the server
+    /// left out. A request is at most 64 KiB (the server's limit; a few
+    /// hundred typical objects), 1,000 objects and 1,024 ports.
     pub async fn lint_ports(
         &self,
         manifest: &portolan_lint::Manifest,
         options: &portolan_lint::Options,
-    ) -> Result<Vec<portolan_lint::Finding>, Error> {
+    ) -> Result<(Vec<portolan_lint::Finding>, u32), Error> {
         let request = pb::LintPortsRequest {
             objects: portolan::convert::objects_to_pb(manifest),
             meshes: options
@@ -768,11 +769,12 @@ impl Client {
                 |mut c, r| async move { c.lint_ports(r).await },
             )
             .await?;
-        Ok(response
+        let findings = response
             .findings
             .iter()
             .map(portolan::convert::finding_from_pb)
-            .collect::<Result<_, _>>()?)
+            .collect::<Result<_, _>>()?;
+        Ok((findings, response.omitted_findings))
     }
 
     /// What the server is serving.

@@ -240,6 +240,7 @@ pub async fn run_with_listeners(
     );
     let hints = Arc::new(MeshHintsState::new(mesh_hints));
     let shared = Arc::new(Shared {
+        lint_permits: Arc::new(Semaphore::new(service::MAX_CONCURRENT_LINTS)),
         registry: OnceLock::new(),
         hints: Arc::clone(&hints),
         metrics: Arc::clone(&metrics),

@@ -110,7 +110,7 @@ pub enum LoadError {
 }
 
 /// The largest `--mesh-hints` file read, in bytes: 1 MiB, some 30 times the
-/// compiled-in dataset (28 entries, about 36 KiB). Larger files are refused
+/// compiled-in dataset (29 entries, about 35 KiB). Larger files are refused
 /// ("over the mesh hints limit"); the last good hints keep serving.
 pub const MAX_MESH_HINTS_BYTES: u64 = 1024 * 1024;
 

@@ -71,7 +71,21 @@ pub struct Shared {
     pub scan: ScanSettings,
     /// Cancelled when shutdown begins; every stream task watches it.
     pub shutdown: CancellationToken,
+    /// LintPorts computations allowed at once ([`MAX_CONCURRENT_LINTS`]).
+    pub lint_permits: Arc<Semaphore>,
 }
+
+/// LintPorts computations running at once; further calls wait for a
+/// permit (bounded by the request timeout), so at most this many lints'
+/// findings are held while computing.
+pub const MAX_CONCURRENT_LINTS: usize = 4;
+
+/// Most findings one LintPorts answer carries; the rest are counted in
+/// `omitted_findings`. A finding repeats a few request strings of at most
+/// 253 bytes, so an answer is at most about 150 KiB (the worst request the
+/// bounds allow, tested in `tests/server_lint.rs`, gets 144 KiB): the
+/// memory of an answer its client is slow to read.
+pub const MAX_LINT_FINDINGS: usize = 256;
 
 /// The `PortRegistryService` gRPC service.
 #[derive(Debug, Clone)]
@@ -344,18 +358,26 @@ impl generated::PortRegistryService for PortRegistryService {
         let (manifest, options) = validate::lint_ports(request.get_ref())?;
         let registry = Arc::clone(self.registry()?);
         let hints = self.shared.hints.current();
-        // Linear in the request's ports (bounded by validation), but up to
-        // 100,000 of them: off the async workers.
+        // At most MAX_CONCURRENT_LINTS run at once (the others wait, within
+        // the request timeout), each off the async workers.
+        let permit = Arc::clone(&self.shared.lint_permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| ServiceError::Unavailable("server is shutting down".into()))?;
         let findings = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             portolan_lint::rules::lint(&manifest, registry.index(), &hints, &options)
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("the lint task failed: {e}")))?;
+        let omitted = findings.len().saturating_sub(MAX_LINT_FINDINGS);
         Ok(Response::new(pb::LintPortsResponse {
             findings: findings
                 .iter()
+                .take(MAX_LINT_FINDINGS)
                 .map(portolan::convert::finding_to_pb)
                 .collect(),
+            omitted_findings: u32::try_from(omitted).unwrap_or(u32::MAX),
         }))
     }
 

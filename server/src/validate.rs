@@ -17,7 +17,9 @@
 //!   at most the four states and checking one record against it costs at
 //!   most four comparisons;
 //! * a LintPorts request holds at most [`MAX_LINT_OBJECTS`] objects and
-//!   [`MAX_LINT_PORTS`] ports, and names only known meshes.
+//!   [`MAX_LINT_PORTS`] ports, strings of at most [`MAX_LINT_TEXT_BYTES`]
+//!   (annotation values [`MAX_LINT_ANNOTATION_BYTES`]), and names only
+//!   known meshes.
 
 use portolan::convert;
 use portolan::pb;
@@ -43,14 +45,19 @@ pub const MAX_SEARCH_LIMIT: usize = 10_000;
 /// Most objects one LintPorts request may carry. The request's bytes are
 /// bounded first by the server's message limit
 /// ([`crate::MAX_REQUEST_BYTES`], 64 KiB, OUT_OF_RANGE above it), which
-/// holds a few hundred typical objects: argo-cd's install.yaml (59
-/// documents, 24 ports) is 3.5 KiB. These bounds cap what the smallest
-/// objects and ports could pack into it.
+/// holds a few hundred typical objects: the request built from argo-cd's
+/// install.yaml (59 documents, 24 ports) is 3.5 KiB.
 pub const MAX_LINT_OBJECTS: usize = 1_000;
 /// Most ports (container and Service ports together) one LintPorts request
-/// may carry: the work one call asks for is linear in them (plus each
-/// Service's named targetPorts checked against the request's workloads).
-pub const MAX_LINT_PORTS: usize = 4_096;
+/// may carry: the work and the findings of one call are linear in them.
+pub const MAX_LINT_PORTS: usize = 1_024;
+/// Longest string of a LintPorts request (kind, names, paths, values,
+/// label keys and values), in bytes: Kubernetes' longest name (a DNS
+/// subdomain). Findings repeat these strings, so this bounds each one.
+pub const MAX_LINT_TEXT_BYTES: usize = 253;
+/// Longest annotation value of a LintPorts request, in bytes (Linkerd's
+/// port lists; a client need send no other annotation).
+pub const MAX_LINT_ANNOTATION_BYTES: usize = 1_024;
 
 /// One point lookup, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +144,9 @@ pub fn lint_ports(
             format!("hold {ports} ports, more than the maximum of {MAX_LINT_PORTS}"),
         ));
     }
+    for object in &request.objects {
+        lint_object_texts(object)?;
+    }
     let mut meshes = Vec::new();
     for &value in &request.meshes {
         let mesh =
@@ -148,6 +158,90 @@ pub fn lint_ports(
     let manifest = convert::manifest_from_pb(&request.objects)
         .map_err(|e| ServiceError::invalid(e.field, e.reason))?;
     Ok((manifest, portolan_lint::rules::Options { meshes }))
+}
+
+/// Checks one string of a LintPorts request against its bound.
+fn lint_text(field: &'static str, text: &str, max: usize) -> Result<(), ServiceError> {
+    if text.len() > max {
+        return Err(ServiceError::invalid(
+            field,
+            format!(
+                "a value is {} bytes, more than the maximum of {max}",
+                text.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn text_of(field: &Option<pb::TextField>) -> &str {
+    field.as_ref().map_or("", |f| f.value.as_str())
+}
+
+fn port_text_of(field: &Option<pb::PortField>) -> &str {
+    match field.as_ref().and_then(|f| f.value.as_ref()) {
+        Some(pb::port_field::Value::Text(t)) => t.as_str(),
+        _ => "",
+    }
+}
+
+/// Every string of one LintPorts object within its bound.
+fn lint_object_texts(object: &pb::PortObject) -> Result<(), ServiceError> {
+    const MAX: usize = MAX_LINT_TEXT_BYTES;
+    lint_text("objects.kind", &object.kind, MAX)?;
+    lint_text("objects.name", &object.name, MAX)?;
+    lint_text("objects.namespace", &object.namespace, MAX)?;
+    lint_text("objects.path", &object.path, MAX)?;
+    let labels = object
+        .template_labels
+        .iter()
+        .chain(object.selector.iter().flat_map(|s| &s.match_labels));
+    for (key, value) in labels {
+        lint_text("objects.labels", key, MAX)?;
+        lint_text("objects.labels", value, MAX)?;
+    }
+    for (key, value) in object
+        .annotations
+        .iter()
+        .chain(&object.template_annotations)
+    {
+        lint_text("objects.annotations", key, MAX)?;
+        lint_text("objects.annotations", value, MAX_LINT_ANNOTATION_BYTES)?;
+    }
+    for container in &object.containers {
+        lint_text("objects.containers.name", &container.name, MAX)?;
+        for p in &container.ports {
+            lint_text("objects.containers.ports.path", &p.path, MAX)?;
+            lint_text("objects.containers.ports.name", text_of(&p.name), MAX)?;
+            lint_text(
+                "objects.containers.ports.protocol",
+                text_of(&p.protocol),
+                MAX,
+            )?;
+            lint_text(
+                "objects.containers.ports.container_port",
+                port_text_of(&p.container_port),
+                MAX,
+            )?;
+        }
+    }
+    for p in &object.service_ports {
+        lint_text("objects.service_ports.path", &p.path, MAX)?;
+        lint_text("objects.service_ports.name", text_of(&p.name), MAX)?;
+        lint_text("objects.service_ports.protocol", text_of(&p.protocol), MAX)?;
+        lint_text(
+            "objects.service_ports.app_protocol",
+            text_of(&p.app_protocol),
+            MAX,
+        )?;
+        lint_text("objects.service_ports.port", port_text_of(&p.port), MAX)?;
+        lint_text(
+            "objects.service_ports.target_port",
+            port_text_of(&p.target_port),
+            MAX,
+        )?;
+    }
+    Ok(())
 }
 
 /// Validates a LookupName request.

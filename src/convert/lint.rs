@@ -8,7 +8,7 @@
 //! unknown rule ids, naming the field. Empty strings of the wire are
 //! `None` in the domain where the domain has an `Option`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use portolan_lint::model::{
     ContainerPort, ContainerPorts, Field, Manifest, Object, PortValue, Position, ServicePort,
@@ -123,15 +123,26 @@ fn port_from_pb(
     }))
 }
 
-fn labels(map: &BTreeMap<String, String>) -> std::collections::HashMap<String, String> {
+fn labels(map: &BTreeMap<String, String>) -> HashMap<String, String> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-fn sorted(map: &std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
+fn sorted(map: &HashMap<String, String>) -> BTreeMap<String, String> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-/// The objects of a manifest as LintPorts' request objects.
+/// The annotations the rules read (Linkerd's: keys containing
+/// `linkerd.io/`); the others (e.g. kubectl's last-applied-configuration)
+/// would only use up the request's bytes.
+fn linkerd_annotations(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+    map.iter()
+        .filter(|(k, _)| k.contains("linkerd.io/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The objects of a manifest as LintPorts' request objects (of their
+/// annotations, Linkerd's only).
 pub fn objects_to_pb(manifest: &Manifest) -> Vec<pb::PortObject> {
     manifest.objects.iter().map(object_to_pb).collect()
 }
@@ -143,8 +154,8 @@ fn object_to_pb(object: &Object) -> pb::PortObject {
         namespace: object.namespace.clone().unwrap_or_default(),
         position: position_to_pb(object.position),
         path: object.path.clone(),
-        annotations: labels(&object.annotations),
-        template_annotations: labels(&object.template_annotations),
+        annotations: linkerd_annotations(&object.annotations),
+        template_annotations: linkerd_annotations(&object.template_annotations),
         template_labels: labels(&object.template_labels),
         selector: object.selector.as_ref().map(|s| pb::LabelSelector {
             match_labels: labels(s),
