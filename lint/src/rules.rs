@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use portolan_registry::mesh::{
     IstioDefault, LinkerdDefault, NameProblem, ServerSpeaksFirst, check_kubernetes_port_name,
+    istio_protocol,
 };
 use portolan_registry::{Hint, Hints, Index, Protocol};
 
@@ -216,35 +217,6 @@ impl RegistryView for Index {
     }
 }
 
-/// The protocols Istio parses from a port name or `appProtocol`
-/// (`pkg/config/protocol/instance.go`), lowercase.
-const ISTIO_PROTOCOLS: &[&str] = &[
-    "tcp",
-    "udp",
-    "grpc",
-    "grpc-web",
-    "http",
-    "http_proxy",
-    "http2",
-    "https",
-    "tls",
-    "mongo",
-    "redis",
-    "mysql",
-];
-
-/// The protocol Istio reads from a port name: the whole name, else the
-/// part before the first hyphen, case-insensitively.
-fn istio_protocol(name: &str) -> Option<&'static str> {
-    let lower = name.to_ascii_lowercase();
-    let prefix = lower.split('-').next().unwrap_or_default();
-    ISTIO_PROTOCOLS
-        .iter()
-        .copied()
-        .find(|p| *p == lower)
-        .or_else(|| ISTIO_PROTOCOLS.iter().copied().find(|p| *p == prefix))
-}
-
 /// Groups of protocols that do not contradict each other.
 fn family(protocol: &str) -> Option<&'static str> {
     Some(match protocol.to_ascii_lowercase().as_str() {
@@ -258,6 +230,38 @@ fn family(protocol: &str) -> Option<&'static str> {
         "redis" => "Redis",
         _ => return None,
     })
+}
+
+/// The application protocols `name-protocol-mismatch` recognises in a port
+/// name that is not an Istio protocol: each family with the names meaning
+/// it (IANA service names, their TLS and plain variants, common spellings).
+/// A name outside this table is not judged. `sftp` is SFTP over SSH (IANA's
+/// `sftp` on 115 is an unrelated older protocol); `git` is in no family, as
+/// it runs over SSH (22), HTTP or its own port (9418).
+const APPLICATIONS: &[(&str, &[&str])] = &[
+    ("HTTP", &["http", "https", "www", "www-http"]),
+    ("SSH", &["ssh", "sftp", "scp"]),
+    ("SMTP", &["smtp", "smtps", "submission", "submissions"]),
+    ("IMAP", &["imap", "imaps"]),
+    ("POP3", &["pop3", "pop3s"]),
+    ("LDAP", &["ldap", "ldaps"]),
+    ("FTP", &["ftp", "ftps", "ftp-data", "ftps-data"]),
+    ("DNS", &["domain", "dns"]),
+    ("MySQL", &["mysql"]),
+    ("PostgreSQL", &["postgresql", "postgres"]),
+    ("Redis", &["redis"]),
+    ("MongoDB", &["mongodb", "mongo"]),
+    ("AMQP", &["amqp", "amqps"]),
+    ("Memcached", &["memcache", "memcached"]),
+];
+
+/// The application family of `name` in [`APPLICATIONS`].
+fn application(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    APPLICATIONS
+        .iter()
+        .find(|(_, names)| names.contains(&lower.as_str()))
+        .map(|(family, _)| *family)
 }
 
 /// A valid Kubernetes port name of 15 characters or fewer made from
@@ -300,24 +304,22 @@ pub fn derive_port_name(name: &str) -> Option<String> {
         }
         if kept.is_empty() {
             kept = parts.first()?.chars().take(15).collect();
-        } else if used < parts.len()
+        } else if used + 1 < parts.len()
             && let Some(last) = parts.last()
             && kept.len() + 1 + last.len() <= 15
-            && used < parts.len() - 1
         {
             // Drop the middle, keep the (often protocol) last part.
-            let first: Vec<&str> = kept.split('-').collect();
-            let mut k = first.clone();
-            while k.iter().map(|p| p.len() + 1).sum::<usize>() + last.len() > 15 {
-                k.pop();
-            }
-            kept = format!("{}-{last}", k.join("-"));
+            kept = format!("{kept}-{last}");
         }
         kept
     };
     (check_kubernetes_port_name(&name).is_ok()).then_some(name)
 }
 
+/// The lint's wording of a port name problem: it says what is allowed
+/// ("at most 15", "only letters, digits and '-'") where [`NameProblem`]'s
+/// `Display` only names the fault; the rest falls back to `Display`
+/// (`NameProblem` is non-exhaustive).
 fn problem_text(problem: NameProblem) -> String {
     match problem {
         NameProblem::Empty => "it is empty".into(),
@@ -326,7 +328,6 @@ fn problem_text(problem: NameProblem) -> String {
         NameProblem::Character(c) => format!("character {c:?} (only letters, digits and '-')"),
         NameProblem::NoLetter => "digits only (a name needs a letter)".into(),
         NameProblem::EdgeHyphen => "starts or ends with '-'".into(),
-        NameProblem::DoubleHyphen => "two hyphens in a row".into(),
         NameProblem::Uppercase(c) => format!("uppercase letter {c:?} (must be lowercase)"),
         _ => problem.to_string(),
     }
@@ -450,33 +451,61 @@ impl Ctx<'_> {
         }
     }
 
-    /// The protocol family known to run on `port`, and what says so.
-    fn known_family(&self, port: u16, protocol: &Protocol) -> Option<(&'static str, String)> {
+    /// What is known to run on `port`: the mesh hint, else the IANA
+    /// registrations of a system port; `None` when neither.
+    fn known(&self, port: u16, protocol: &Protocol) -> Option<Known> {
         if let Some(h) = self.hint(port, protocol) {
-            let prefix = istio_protocol(&h.istio_port_name)?;
-            return Some((
-                family(prefix)?,
-                format!("{} ({port}/{protocol})", h.application),
-            ));
+            let istio = istio_protocol(&h.istio_port_name).and_then(family);
+            let mut names: Vec<String> = h.iana_registered_names.clone();
+            names.extend(h.iana_name.clone());
+            let mut applications: Vec<&'static str> = [&h.iana_name, &h.app_protocol]
+                .into_iter()
+                .flatten()
+                .filter_map(|n| application(n))
+                .collect();
+            applications.extend(istio.filter(|f| !matches!(*f, "TCP" | "UDP" | "TLS")));
+            return Some(Known {
+                istio,
+                applications,
+                names,
+                what: format!("{} ({port}/{protocol})", h.application),
+            });
         }
         if port < 1024 {
             let names = self.registry.names_on_port(port, protocol);
             if names.is_empty() {
                 return None;
             }
-            let fam = names.iter().find_map(|n| family(n)).unwrap_or("other");
-            return Some((
-                fam,
-                format!("IANA {} ({port}/{protocol})", names.join(", ")),
-            ));
+            return Some(Known {
+                istio: Some(names.iter().find_map(|n| family(n)).unwrap_or("other")),
+                applications: names.iter().filter_map(|n| application(n)).collect(),
+                what: format!("IANA {} ({port}/{protocol})", names.join(", ")),
+                names,
+            });
         }
         None
     }
 }
 
-/// The `yaml-syntax` findings of the documents that could not be read (the
-/// first findings [`lint`] reports; a server linting the objects alone
-/// never sees them, so a client asking one reports these itself).
+/// What is known to run on a port ([`Ctx::known`]).
+struct Known {
+    /// The [`family`] of the Istio protocol that fits the port; "other"
+    /// for a system port whose IANA names are no Istio protocol.
+    istio: Option<&'static str>,
+    /// The [`APPLICATIONS`] families of the port's IANA name and
+    /// `appProtocol` (hint) or IANA names (system port).
+    applications: Vec<&'static str>,
+    /// Names registered with IANA on exactly this port.
+    names: Vec<String>,
+    /// What runs there, for messages.
+    what: String,
+}
+
+/// The `yaml-syntax` findings of the documents that could not be read.
+/// [`lint`] reports them among the other findings in position order (a
+/// document error before another finding at the same position); a server
+/// linting the objects alone never sees them, so a client asking one
+/// reports these itself.
 pub fn document_errors(manifest: &Manifest) -> Vec<Finding> {
     manifest
         .errors
@@ -572,7 +601,6 @@ fn container_ports(ctx: &mut Ctx<'_>, manifest: &Manifest, object: &Object) {
                         .as_ref()
                         .map_or(port.position, |p| p.position),
                     n,
-                    &[&object.template_annotations, &object.annotations],
                     None,
                 );
             }
@@ -596,36 +624,39 @@ fn mismatch(
     port: u16,
     protocol: &Protocol,
 ) {
-    let Some((known, what)) = ctx.known_family(port, protocol) else {
+    let Some(known) = ctx.known(port, protocol) else {
         return;
     };
+    let what = &known.what;
     let lower = name.value.to_ascii_lowercase();
-    let claimed = istio_protocol(&lower)
-        .filter(|p| !matches!(*p, "tcp" | "udp"))
-        .and_then(|p| family(p).map(|f| (f, format!("the {p} protocol"))));
-    let claimed = claimed.or_else(|| {
-        if ctx.registry.names_on_port(port, protocol).contains(&lower)
-            || ctx
-                .hint(port, protocol)
-                .is_some_and(|h| h.iana_name.as_deref() == Some(lower.as_str()))
+    // Fires only when the name's protocol is known and differs: an Istio
+    // protocol (tcp and udp say nothing) against the Istio protocol fitting
+    // the port, else an application name of APPLICATIONS against the
+    // port's applications. Other names, and names IANA registers on this
+    // very port, are not judged.
+    let claimed_what =
+        if let Some(p) = istio_protocol(&lower).filter(|p| !matches!(*p, "tcp" | "udp")) {
+            match (family(p), known.istio) {
+                (Some(claimed), Some(fits)) if claimed != fits => format!("the {p} protocol"),
+                _ => return,
+            }
+        } else if let Some(app) = application(&lower)
+            && !known.applications.contains(&app)
+            && !known.names.contains(&lower)
         {
-            return None;
-        }
-        let ports = ctx.registry.ports_of_name(&lower);
-        (!ports.is_empty() && !ports.contains(&port)).then(|| {
-            let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-            (
-                "registered elsewhere",
-                format!("IANA's {lower:?}, registered on port {}", list.join(", ")),
-            )
-        })
-    });
-    let Some((claimed_family, claimed_what)) = claimed else {
-        return;
-    };
-    if claimed_family == known {
-        return;
-    }
+            let ports = ctx.registry.ports_of_name(&lower);
+            if ports.is_empty() {
+                app.to_string()
+            } else {
+                let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+                format!(
+                    "{app} (IANA's {lower:?}, registered on port {})",
+                    list.join(", ")
+                )
+            }
+        } else {
+            return;
+        };
     let fix = ctx
         .hint(port, protocol)
         .map(|h| h.istio_port_name.clone())
@@ -801,10 +832,26 @@ fn app_protocol(ctx: &mut Ctx<'_>, object: &Object, sp: &ServicePort, ap: &Field
         );
     } else if value.chars().any(|c| c.is_ascii_uppercase()) {
         let lower = value.to_ascii_lowercase();
-        let transport = if lower == "tcp" || lower == "udp" || lower == "sctp" {
-            format!("; {value} is the transport, which belongs in protocol: {value}")
+        let (transport, fix) = if matches!(lower.as_str(), "tcp" | "udp" | "sctp") {
+            // A transport written here was meant for protocol:; the fix
+            // must not contradict name-protocol-conflict's (appProtocol:
+            // what the name says, or no appProtocol).
+            let upper = value.to_ascii_uppercase();
+            let set = match sp
+                .name
+                .as_ref()
+                .and_then(|n| istio_protocol(&n.value))
+                .filter(|p| !matches!(*p, "tcp" | "udp"))
+            {
+                Some(named) => format!("appProtocol: {named}, as the port name says"),
+                None => "set it to the application protocol (an IANA service name)".to_string(),
+            };
+            (
+                format!("; {value} is the transport, which belongs in protocol: {upper}"),
+                format!("remove appProtocol (the transport goes in protocol: {upper}), or {set}"),
+            )
         } else {
-            String::new()
+            (String::new(), format!("appProtocol: {lower}"))
         };
         ctx.push(
             Rule::AppProtocol,
@@ -812,7 +859,7 @@ fn app_protocol(ctx: &mut Ctx<'_>, object: &Object, sp: &ServicePort, ap: &Field
             path.clone(),
             ap.position,
             format!("appProtocol {value:?} is the IANA service name {lower:?} spelt with uppercase letters{transport}"),
-            Some(format!("appProtocol: {lower}")),
+            Some(fix),
         );
     }
     // name-protocol-conflict.
@@ -930,27 +977,35 @@ pub fn port_list_covers(list: &str, port: u16) -> bool {
         })
 }
 
-const LINKERD_ANNOTATIONS: &[&str] = &[
-    "config.linkerd.io/opaque-ports",
-    "config.linkerd.io/skip-inbound-ports",
-    "config.linkerd.io/skip-outbound-ports",
-];
+const LINKERD_OPAQUE: &str = "config.linkerd.io/opaque-ports";
+const LINKERD_SKIP_INBOUND: &str = "config.linkerd.io/skip-inbound-ports";
 
-fn linkerd_covered(
-    manifest: &Manifest,
-    object: &Object,
-    maps: &[&BTreeMap<String, String>],
-    port: u16,
-) -> bool {
+/// Whether a `config.linkerd.io` annotation keeps Linkerd from detecting
+/// the protocol of connections to `port` (linkerd.io/2/features/protocol-detection):
+/// for a Service, its `opaque-ports`; for a workload's container port, its
+/// pod template's `opaque-ports` or `skip-inbound-ports`. Either may come
+/// from the Namespace instead (Linkerd's injector copies a Namespace's
+/// annotation to pods and Services without their own). Not read: a
+/// workload's own `metadata.annotations`, `skip-outbound-ports` (it acts on
+/// the client's connections), skip annotations on a Service.
+fn linkerd_covered(manifest: &Manifest, object: &Object, port: u16) -> bool {
+    let (own, keys): (&BTreeMap<String, String>, &[&str]) = if object.is_service() {
+        (&object.annotations, &[LINKERD_OPAQUE])
+    } else {
+        (
+            &object.template_annotations,
+            &[LINKERD_OPAQUE, LINKERD_SKIP_INBOUND],
+        )
+    };
     let namespace = manifest
         .objects
         .iter()
-        .filter(|o| o.kind == "Namespace" && o.name == object.namespace)
+        .find(|o| o.kind == "Namespace" && o.name.is_some() && o.name == object.namespace)
         .map(|o| &o.annotations);
-    maps.iter().copied().chain(namespace).any(|m| {
-        LINKERD_ANNOTATIONS
-            .iter()
-            .any(|a| m.get(*a).is_some_and(|v| port_list_covers(v, port)))
+    keys.iter().any(|key| {
+        own.get(*key)
+            .or_else(|| namespace.and_then(|n| n.get(*key)))
+            .is_some_and(|v| port_list_covers(v, port))
     })
 }
 
@@ -962,7 +1017,6 @@ fn linkerd_server_first(
     path: &str,
     position: Position,
     port: u16,
-    maps: &[&BTreeMap<String, String>],
     app_protocol: Option<&str>,
 ) {
     let Some(hint) = ctx.hint(port, &Protocol::Tcp) else {
@@ -971,7 +1025,7 @@ fn linkerd_server_first(
     if hint.server_speaks_first != ServerSpeaksFirst::Yes
         || ctx.hints.linkerd_default(port) != LinkerdDefault::Detect
         || matches!(app_protocol, Some("linkerd.io/opaque" | "linkerd.io/tcp"))
-        || linkerd_covered(manifest, object, maps, port)
+        || linkerd_covered(manifest, object, port)
     {
         return;
     }
@@ -1017,20 +1071,28 @@ fn mesh_service_port(
                 &format!("{}.port", sp.path),
                 position,
                 port,
-                &[&object.annotations],
                 sp.app_protocol.as_ref().map(|a| a.value.as_str()),
             ),
             Mesh::Istio => {
-                if ctx.hints.istio_default(port) == IstioDefault::Tcp {
-                    continue;
-                }
                 // ConvertProtocol: appProtocol when set, else the name; the
-                // part before the first hyphen either way.
+                // part before the first hyphen either way. A well-known port
+                // is TCP only when neither names a protocol.
                 let declared = match &sp.app_protocol {
                     Some(ap) => istio_protocol(&ap.value),
                     None => sp.name.as_ref().and_then(|n| istio_protocol(&n.value)),
                 };
-                if declared.is_some() {
+                let server_first = hint
+                    .as_ref()
+                    .filter(|h| h.server_speaks_first == ServerSpeaksFirst::Yes);
+                if let Some(p) = declared {
+                    if let Some(h) = server_first
+                        && !istio_handles_server_first(h, p)
+                    {
+                        istio_declared_client_first(ctx, object, sp, position, port, h, p);
+                    }
+                    continue;
+                }
+                if ctx.hints.istio_default(port) == IstioDefault::Tcp {
                     continue;
                 }
                 let what = match (&sp.name, &sp.app_protocol) {
@@ -1097,6 +1159,54 @@ fn mesh_service_port(
             }
         }
     }
+}
+
+/// Whether Istio proxies a server-first port declared as the Istio
+/// protocol `declared` without waiting for the client: `tcp`, or the
+/// protocol of the hint's own Istio name or appProtocol reading when Istio
+/// proxies it as TCP with a filter (mysql, mongo, redis). HTTP, gRPC,
+/// HTTPS and TLS all wait for the client's first bytes.
+fn istio_handles_server_first(hint: &Hint, declared: &str) -> bool {
+    declared == "tcp"
+        || (matches!(declared, "mysql" | "mongo" | "redis")
+            && (istio_protocol(&hint.istio_port_name) == Some(declared)
+                || hint.istio_reads_app_protocol_as.map(|r| r.as_str()) == Some(declared)))
+}
+
+/// `server-first-unhandled` [istio] for a server-first port declared as a
+/// protocol whose client speaks first.
+fn istio_declared_client_first(
+    ctx: &mut Ctx<'_>,
+    object: &Object,
+    sp: &ServicePort,
+    position: Position,
+    port: u16,
+    hint: &Hint,
+    declared: &str,
+) {
+    let source = match (&sp.app_protocol, &sp.name) {
+        (Some(ap), _) => format!("appProtocol {:?}", ap.value),
+        (None, Some(n)) => format!("name {:?}", n.value),
+        (None, None) => return,
+    };
+    let parsed = family(declared).unwrap_or(declared);
+    let fix = hint.istio_fix.clone().unwrap_or_else(|| {
+        format!(
+            "name: {} without appProtocol, or appProtocol: tcp",
+            hint.istio_port_name
+        )
+    });
+    ctx.push(
+        Rule::ServerFirstUnhandled,
+        object,
+        format!("{}.port", sp.path),
+        position,
+        format!(
+            "[istio] port {port} ({}): the server speaks first, but {source} declares {declared}, so Istio parses it as {parsed} and waits for the client's first bytes: the server's greeting breaks it",
+            hint.application
+        ),
+        Some(fix),
+    );
 }
 
 /// A name cut to a valid port name of 15 characters or fewer.
@@ -1319,6 +1429,61 @@ mod tests {
     }
 
     #[test]
+    fn names_of_the_ports_own_protocol_family_are_not_mismatches() {
+        // Each name is registered with IANA on another port, but means the
+        // protocol that runs here.
+        for (name, port) in [
+            ("sftp", 22),
+            ("git", 22),
+            ("scp", 22),
+            ("ssh", 22),
+            ("smtp", 587),
+            ("submissions", 587),
+            ("imap", 993),
+            ("ldap", 636),
+            ("pop3s", 110),
+            ("tls-imaps", 993),
+            ("tcp-anything", 22),
+            ("metrics", 22),
+        ] {
+            for yaml in [
+                service(&format!("  - name: {name}\n    port: {port}\n")),
+                pod(&format!(
+                    "    - name: {name}\n      containerPort: {port}\n"
+                )),
+            ] {
+                assert_eq!(check(&yaml, &[]), vec![], "{name} on {port}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_of_another_protocol_are_mismatches() {
+        for (name, port, says) in [
+            ("http", 5432, "the http protocol"),
+            ("grpc", 26257, "the grpc protocol"),
+            ("ftp", 22, "FTP (IANA's \"ftp\", registered on port 21)"),
+            (
+                "smtp",
+                4222,
+                "SMTP (IANA's \"smtp\", registered on port 25)",
+            ),
+            ("mysql", 5432, "the mysql protocol"),
+        ] {
+            let f = check(
+                &service(&format!("  - name: {name}\n    port: {port}\n")),
+                &[],
+            );
+            assert_eq!(
+                ids(&f),
+                vec![("name-protocol-mismatch", 7, 11)],
+                "{name} on {port}"
+            );
+            assert!(f[0].message.contains(says), "{}", f[0].message);
+        }
+    }
+
+    #[test]
     fn istio_needs_a_protocol_in_the_name() {
         let f = check(&service("  - name: web\n    port: 8080\n"), &[Mesh::Istio]);
         assert_eq!(ids(&f), vec![("istio-port-name", 7, 11)]);
@@ -1383,6 +1548,149 @@ mod tests {
         );
     }
 
+    fn server_first(findings: &[Finding]) -> Vec<Finding> {
+        findings
+            .iter()
+            .filter(|f| f.rule == Rule::ServerFirstUnhandled)
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn istio_server_first_ports_declared_as_http_still_stall() {
+        for ports in [
+            "  - name: http-client\n    port: 4222\n",
+            "  - name: tcp-nats\n    port: 4222\n    appProtocol: http\n",
+            "  - name: grpc\n    port: 4222\n",
+            "  - name: tls-nats\n    port: 4222\n",
+            // A well-known port is TCP only when nothing names a protocol.
+            "  - name: http-smtp\n    port: 25\n",
+        ] {
+            let f = server_first(&check(&service(ports), &[Mesh::Istio]));
+            assert_eq!(ids(&f), vec![("server-first-unhandled", 8, 11)], "{ports}");
+            assert!(
+                f[0].message.contains("Istio parses it as")
+                    && f[0].message.contains("the server's greeting breaks it"),
+                "{}",
+                f[0].message
+            );
+        }
+        let f = server_first(&check(
+            &service("  - name: x\n    port: 4222\n    appProtocol: http\n"),
+            &[Mesh::Istio],
+        ));
+        assert!(
+            f[0].message
+                .contains("appProtocol \"http\" declares http, so Istio parses it as HTTP"),
+            "{}",
+            f[0].message
+        );
+        for ok in [
+            "  - name: tcp-nats\n    port: 4222\n",
+            "  - name: client\n    port: 4222\n    appProtocol: tcp\n",
+            "  - name: mysql\n    port: 3306\n",
+            "  - name: mysql-a\n    port: 3306\n",
+            "  - name: tcp\n    port: 25\n",
+            "  - name: smtp\n    port: 25\n",
+            // Client-first: any declared protocol is the owner's choice.
+            "  - name: http-pg\n    port: 5432\n",
+        ] {
+            assert!(
+                !check(&service(ok), &[Mesh::Istio])
+                    .iter()
+                    .any(|f| f.rule == Rule::ServerFirstUnhandled),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn linkerd_reads_only_the_annotations_it_documents() {
+        let svc = service("  - name: client\n    port: 4222\n");
+        let on_service = |key: &str| {
+            svc.replace(
+                "name: s\n",
+                &format!("name: s\n  annotations:\n    config.linkerd.io/{key}: \"4222\"\n"),
+            )
+        };
+        let stalls = |yaml: &str| !server_first(&check(yaml, &[Mesh::Linkerd])).is_empty();
+        assert!(stalls(&svc));
+        assert!(!stalls(&on_service("opaque-ports")));
+        for key in ["skip-inbound-ports", "skip-outbound-ports"] {
+            assert!(stalls(&on_service(key)), "{key} on a Service");
+        }
+        let deployment = |meta: &str, template_meta: &str| {
+            format!(
+                "kind: Deployment\nmetadata:\n  name: d\n{meta}spec:\n  template:\n    metadata:\n      labels: {{app: a}}\n{template_meta}    spec:\n      containers:\n      - name: c\n        ports:\n        - {{name: client, containerPort: 4222}}\n"
+            )
+        };
+        assert!(stalls(&deployment("", "")));
+        for key in ["opaque-ports", "skip-inbound-ports"] {
+            let a = format!("      annotations: {{config.linkerd.io/{key}: \"4222\"}}\n");
+            assert!(!stalls(&deployment("", &a)), "{key} on the pod template");
+            // The Deployment's own metadata is not read by Linkerd.
+            let own = format!("  annotations: {{config.linkerd.io/{key}: \"4222\"}}\n");
+            assert!(stalls(&deployment(&own, "")), "{key} on the Deployment");
+        }
+        // skip-outbound-ports acts on the pod's own outgoing connections.
+        assert!(stalls(&deployment(
+            "",
+            "      annotations: {config.linkerd.io/skip-outbound-ports: \"4222\"}\n"
+        )));
+        // The Namespace: copied to pods and Services without their own.
+        let ns = |v: &str| {
+            format!(
+                "kind: Namespace\nmetadata:\n  name: n\n  annotations: {{config.linkerd.io/opaque-ports: \"{v}\"}}\n---\n"
+            )
+        };
+        let in_n = |yaml: &str| {
+            yaml.replace("  name: d\n", "  name: d\n  namespace: n\n")
+                .replace("  name: s\n", "  name: s\n  namespace: n\n")
+        };
+        assert!(!stalls(&format!(
+            "{}{}",
+            ns("4222"),
+            in_n(&deployment("", ""))
+        )));
+        assert!(!stalls(&format!("{}{}", ns("4222"), in_n(&svc))));
+        // The object's own value replaces the Namespace's.
+        let own = "      annotations: {config.linkerd.io/opaque-ports: \"25\"}\n";
+        assert!(stalls(&format!(
+            "{}{}",
+            ns("4222"),
+            in_n(&deployment("", own))
+        )));
+    }
+
+    #[test]
+    fn a_transport_in_app_protocol_is_fixed_by_removing_it() {
+        let f = check(
+            &service("  - appProtocol: TCP\n    name: http\n    port: 5556\n"),
+            &[],
+        );
+        assert_eq!(
+            f[0].fix.as_deref(),
+            Some(
+                "remove appProtocol (the transport goes in protocol: TCP), or appProtocol: http, as the port name says"
+            )
+        );
+        assert!(
+            f[1].fix
+                .as_deref()
+                .is_some_and(|x| x.starts_with("appProtocol: http (or remove appProtocol)"))
+        );
+        let f = check(
+            &service("  - appProtocol: Udp\n    name: dns\n    port: 5353\n"),
+            &[],
+        );
+        assert_eq!(
+            f[0].fix.as_deref(),
+            Some(
+                "remove appProtocol (the transport goes in protocol: UDP), or set it to the application protocol (an IANA service name)"
+            )
+        );
+    }
+
     #[test]
     fn a_syntax_error_in_one_document_is_a_finding() {
         let text = format!(
@@ -1411,5 +1719,13 @@ mod tests {
         );
         assert_eq!(derive_port_name("Game__TCP-").as_deref(), Some("game-tcp"));
         assert_eq!(derive_port_name("6379"), None);
+        assert_eq!(
+            derive_port_name("jaeger-collector-http").as_deref(),
+            Some("jaeger-http")
+        );
+        assert_eq!(
+            derive_port_name("abcdefghij-klmnopq-rs").as_deref(),
+            Some("abcdefghij-rs")
+        );
     }
 }

@@ -11,7 +11,12 @@
 //! parser's position and reading resumes at the next line starting with
 //! `---`: the other documents are still linted. Input is bounded by
 //! [`MAX_INPUT_BYTES`], the nodes aliases copy by [`MAX_ALIAS_NODES`],
-//! and nesting by the parser's recursion limit.
+//! and nesting by [`MAX_DEPTH`], checked here as events arrive:
+//! `saphyr-parser` bounds only flow nesting, and a block sequence
+//! 100,000 deep (`- - - ...`) would otherwise build a tree whose
+//! recursive reading, cloning and dropping overflow the stack. A deeper
+//! document is a [`DocumentError`] like a syntax error; no node deeper
+//! than the bound is ever built.
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -167,6 +172,12 @@ fn is_null(text: &str) -> bool {
 /// into more nodes than memory holds.
 pub const MAX_ALIAS_NODES: usize = 1_000_000;
 
+/// The deepest nesting of collections read: Kubernetes objects need
+/// about 15 levels; deeper documents are refused before any node below
+/// this depth exists, so every recursion over a tree (reading, `<<`
+/// lookups, cloning an anchor, dropping) is at most this deep.
+pub const MAX_DEPTH: usize = 128;
+
 /// Builds document trees from parser events.
 #[derive(Default)]
 struct Builder {
@@ -198,7 +209,7 @@ impl Builder {
     }
 
     /// Adds one event to the tree; `Err` when aliases copy more than
-    /// [`MAX_ALIAS_NODES`].
+    /// [`MAX_ALIAS_NODES`] or collections nest deeper than [`MAX_DEPTH`].
     fn on_event(&mut self, event: Event<'_>, at: Position) -> Result<(), String> {
         match event {
             Event::Scalar(text, style, anchor, _) => {
@@ -230,6 +241,9 @@ impl Builder {
                 );
                 self.nodes += size;
                 self.push_value(node);
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
+                return Err(format!("collections nested deeper than {MAX_DEPTH} levels"));
             }
             Event::SequenceStart(anchor, _) => {
                 self.stack.push((Node::Seq { items: vec![], at }, None));
@@ -560,6 +574,34 @@ mod tests {
         );
         assert_eq!(m.objects.len(), 1);
         assert_eq!(m.objects[0].name.as_deref(), Some("next"));
+    }
+
+    #[test]
+    fn deep_nesting_is_a_document_error_not_a_crash() {
+        let next = "---\nkind: Namespace\nmetadata: {name: next}\n";
+        for (what, deep) in [
+            ("block", "- ".repeat(100_000) + "x\n"),
+            ("flow", "[".repeat(100_000) + "\n"),
+            (
+                "mapping",
+                (0..200).map(|i| format!("{}k:\n", " ".repeat(i))).collect(),
+            ),
+        ] {
+            let m = parse(&format!("kind: Pod\ndeep:\n{deep}{next}"));
+            assert_eq!(m.errors.len(), 1, "{what}");
+            assert_eq!(m.objects.len(), 1, "{what}");
+            assert_eq!(m.objects[0].name.as_deref(), Some("next"), "{what}");
+        }
+        let m = parse(&("- ".repeat(100_000) + "x\n"));
+        assert!(
+            m.errors[0].message.contains("nested deeper than 128"),
+            "{:?}",
+            m.errors
+        );
+        assert_eq!(m.errors[0].position.line, 1);
+        // 128 levels are read.
+        let m = parse(&format!("{}x\n", "- ".repeat(MAX_DEPTH)));
+        assert_eq!(m.errors, vec![]);
     }
 
     #[test]

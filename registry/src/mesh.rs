@@ -45,6 +45,61 @@ pub const SOURCE: &str = include_str!("../../data/mesh/hints.toml");
 /// The schema version this module reads (`schema = 1` in the file).
 pub const SCHEMA: i64 = 1;
 
+/// Istio's `wellKnownPorts` (`pkg/config/kube/conversion.go`): plain TCP,
+/// not sniffed, when the name and `appProtocol` name no known protocol.
+/// [`Hints::parse`] refuses a dataset without an entry for each, so a port
+/// the dataset does not list is sniffed ([`Hints::istio_default`]).
+pub const ISTIO_WELL_KNOWN_PORTS: &[u16] = &[25, 53, 3306, 27017];
+
+/// Linkerd's default `proxy.opaquePorts` (the control-plane chart's
+/// `values.yaml`); required in the dataset like [`ISTIO_WELL_KNOWN_PORTS`].
+pub const LINKERD_OPAQUE_PORTS: &[u16] = &[25, 587, 3306, 4444, 5432, 6379, 9300, 11211];
+
+/// Linkerd's default `proxyInit.ignoreInboundPorts` and
+/// `ignoreOutboundPorts` (the same two ports); required in the dataset.
+pub const LINKERD_SKIP_PORTS: &[u16] = &[4567, 4568];
+
+/// The protocols Istio parses from a Service port name or `appProtocol`
+/// (`pkg/config/protocol/instance.go`), lowercase.
+pub const ISTIO_PROTOCOLS: &[&str] = &[
+    "tcp",
+    "udp",
+    "grpc",
+    "grpc-web",
+    "http",
+    "http_proxy",
+    "http2",
+    "https",
+    "tls",
+    "mongo",
+    "redis",
+    "mysql",
+];
+
+/// The protocol Istio reads from a port name or `appProtocol`: the whole
+/// value, else the part before the first hyphen, case-insensitively.
+pub fn istio_protocol(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    let prefix = lower.split('-').next().unwrap_or_default();
+    ISTIO_PROTOCOLS
+        .iter()
+        .copied()
+        .find(|p| *p == lower)
+        .or_else(|| ISTIO_PROTOCOLS.iter().copied().find(|p| *p == prefix))
+}
+
+/// Whether `name` is a DNS label (RFC 1123), as Kubernetes requires of a
+/// Service port name: 1-63 lowercase letters, digits and hyphens, no
+/// hyphen at either end.
+pub fn is_dns_label(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
 /// Whether the server sends bytes before the client, by the protocol's
 /// specification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -266,6 +321,16 @@ pub enum HintsError {
         /// What is wrong with it.
         why: String,
     },
+    /// A port of a mesh's default list ([`ISTIO_WELL_KNOWN_PORTS`],
+    /// [`LINKERD_OPAQUE_PORTS`], [`LINKERD_SKIP_PORTS`]) without an entry:
+    /// the defaults of unlisted ports would then be wrong for it.
+    #[error("mesh hints: no entry for port {port}/tcp, which is in {list}")]
+    MissingDefaultPort {
+        /// The port.
+        port: u16,
+        /// The list, as the mesh names it.
+        list: &'static str,
+    },
     /// Two entries for one port and transport.
     #[error("mesh hint for port {port}/{transport}: listed twice")]
     Duplicate {
@@ -381,20 +446,36 @@ fn optional(value: String) -> Option<String> {
 impl Hint {
     fn from_raw(raw: RawHint) -> Result<Self, HintsError> {
         let c = Checker { port: raw.port };
-        let transport = match Protocol::parse(&raw.transport) {
-            Some(p @ (Protocol::Tcp | Protocol::Udp | Protocol::Sctp | Protocol::Dccp))
-                if p.as_str() == raw.transport =>
-            {
-                p
-            }
-            _ => {
-                return Err(c.error(
-                    "transport",
-                    &raw.transport,
-                    "expected tcp, udp, sctp or dccp",
-                ));
-            }
-        };
+        // The meshes only detect protocols on TCP, and the API answers a
+        // UDP port with no hint: an entry for another transport would be
+        // read by nothing.
+        if raw.transport != "tcp" {
+            return Err(c.error(
+                "transport",
+                &raw.transport,
+                "expected tcp (the meshes only sniff TCP)",
+            ));
+        }
+        let transport = Protocol::Tcp;
+        // The name the lint fixes and DescribePort suggest: Istio must
+        // parse a protocol from it, and a Service must accept it.
+        if istio_protocol(&raw.istio_port_name).is_none() {
+            return Err(c.error(
+                "istio_port_name",
+                &raw.istio_port_name,
+                format!(
+                    "expected an Istio protocol or PROTOCOL-SUFFIX (protocols: {})",
+                    ISTIO_PROTOCOLS.join(", ")
+                ),
+            ));
+        }
+        if !is_dns_label(&raw.istio_port_name) {
+            return Err(c.error(
+                "istio_port_name",
+                &raw.istio_port_name,
+                "not a valid Service port name (a DNS label: lowercase letters, digits and '-', at most 63)",
+            ));
+        }
         let server_speaks_first = c.word(
             "server_speaks_first",
             &raw.server_speaks_first,
@@ -511,7 +592,10 @@ impl Hints {
     /// The first problem found: TOML syntax or shape (with its line), a
     /// schema other than [`SCHEMA`], a value outside its key's set or a
     /// fact without an `https://` source (naming the port and the key), a
-    /// port listed twice.
+    /// transport other than `tcp`, an `istio_port_name` Istio parses no
+    /// protocol from or a Service cannot carry, a port listed twice, a port
+    /// of a mesh default list ([`ISTIO_WELL_KNOWN_PORTS`],
+    /// [`LINKERD_OPAQUE_PORTS`], [`LINKERD_SKIP_PORTS`]) without an entry.
     pub fn parse(text: &str) -> Result<Self, HintsError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| HintsError::Syntax(e.to_string()))?;
         if raw.schema != SCHEMA {
@@ -528,6 +612,15 @@ impl Hints {
                 });
             }
             hints.push(hint);
+        }
+        for (list, ports) in [
+            ("Istio's wellKnownPorts", ISTIO_WELL_KNOWN_PORTS),
+            ("Linkerd's default opaque ports", LINKERD_OPAQUE_PORTS),
+            ("Linkerd's default skip ports", LINKERD_SKIP_PORTS),
+        ] {
+            if let Some(&port) = ports.iter().find(|p| !seen.contains(&(**p, Protocol::Tcp))) {
+                return Err(HintsError::MissingDefaultPort { port, list });
+            }
         }
         Ok(Self { hints })
     }
@@ -568,16 +661,16 @@ impl Hints {
     }
 
     /// Istio's default for a TCP port. The dataset lists every port of
-    /// Istio's `wellKnownPorts` (a unit test checks the list), so a port
-    /// it does not list is sniffed.
+    /// [`ISTIO_WELL_KNOWN_PORTS`] ([`Hints::parse`] refuses one that does
+    /// not), so a port it does not list is sniffed.
     pub fn istio_default(&self, port: u16) -> IstioDefault {
         self.for_port(port, Some(&Protocol::Tcp))
             .map_or(IstioDefault::Sniff, |h| h.istio_default)
     }
 
     /// Linkerd's default for a TCP port. The dataset lists every port of
-    /// Linkerd's default opaque and skip lists (checked by a unit test), so
-    /// a port it does not list is detected.
+    /// [`LINKERD_OPAQUE_PORTS`] and [`LINKERD_SKIP_PORTS`] ([`Hints::parse`]
+    /// refuses one that does not), so a port it does not list is detected.
     pub fn linkerd_default(&self, port: u16) -> LinkerdDefault {
         self.for_port(port, Some(&Protocol::Tcp))
             .map_or(LinkerdDefault::Detect, |h| h.linkerd_default)
@@ -884,15 +977,15 @@ mod tests {
     fn the_mesh_default_lists_are_what_the_meshes_ship() {
         assert_eq!(
             ports(|h| h.istio_default == IstioDefault::Tcp),
-            BTreeSet::from([25, 53, 3306, 27017])
+            ISTIO_WELL_KNOWN_PORTS.iter().copied().collect()
         );
         assert_eq!(
             ports(|h| h.linkerd_default == LinkerdDefault::Opaque),
-            BTreeSet::from([25, 587, 3306, 4444, 5432, 6379, 9300, 11211])
+            LINKERD_OPAQUE_PORTS.iter().copied().collect()
         );
         assert_eq!(
             ports(|h| h.linkerd_default == LinkerdDefault::Skip),
-            BTreeSet::from([4567, 4568])
+            LINKERD_SKIP_PORTS.iter().copied().collect()
         );
         // Ports outside the data fall back to the meshes' general defaults.
         assert_eq!(hints().istio_default(8080), IstioDefault::Sniff);
@@ -1030,6 +1123,85 @@ mod tests {
                 transport: "tcp".into()
             })
         );
+    }
+
+    /// The embedded file without the entry for `port`.
+    fn without(port: u16) -> String {
+        edited(port, |_| String::new())
+    }
+
+    #[test]
+    fn a_file_missing_a_mesh_default_port_is_refused() {
+        for (port, list) in [
+            (53, "Istio's wellKnownPorts"),
+            (27017, "Istio's wellKnownPorts"),
+            (587, "Linkerd's default opaque ports"),
+            (11211, "Linkerd's default opaque ports"),
+            (4568, "Linkerd's default skip ports"),
+        ] {
+            let err = Hints::parse(&without(port)).expect_err("refused");
+            assert_eq!(err, HintsError::MissingDefaultPort { port, list });
+            assert!(
+                err.to_string().contains(&format!("port {port}/tcp")),
+                "{err}"
+            );
+        }
+        // A port outside the lists may be left out.
+        assert!(Hints::parse(&without(4222)).is_ok());
+    }
+
+    #[test]
+    fn transports_other_than_tcp_are_refused() {
+        for other in ["udp", "sctp", "TCP"] {
+            let text = edited(4222, |e| {
+                e.replace("transport = \"tcp\"", &format!("transport = \"{other}\""))
+            });
+            assert!(
+                matches!(
+                    Hints::parse(&text),
+                    Err(HintsError::Value {
+                        port: 4222,
+                        key: "transport",
+                        ..
+                    })
+                ),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn istio_port_names_must_parse_and_be_service_port_names() {
+        for bad in [
+            "nats",
+            "natstcp",
+            "Tcp-nats",
+            "tcp_nats",
+            "tcp-nats-",
+            "http_proxy",
+        ] {
+            let text = edited(4222, |e| {
+                e.replace(
+                    "istio_port_name = \"tcp-nats\"",
+                    &format!("istio_port_name = \"{bad}\""),
+                )
+            });
+            assert!(
+                matches!(
+                    Hints::parse(&text),
+                    Err(HintsError::Value {
+                        port: 4222,
+                        key: "istio_port_name",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(istio_protocol("tcp-nats"), Some("tcp"));
+        assert_eq!(istio_protocol("grpc-web"), Some("grpc-web"));
+        assert_eq!(istio_protocol("GRPC-x"), Some("grpc"));
+        assert_eq!(istio_protocol("client"), None);
     }
 
     fn record(name: &str, port: u16) -> Arc<Record> {
