@@ -105,6 +105,9 @@ rules! {
     ServicePortNameNumeric => "service-port-name-numeric", Info,
         "https://www.rfc-editor.org/rfc/rfc6335#section-5.1",
         "A Service port name of digits only is a valid DNS label but no IANA_SVC_NAME: no container port can carry it.";
+    TargetPortName => "target-port-name", Error,
+        "https://kubernetes.io/docs/reference/kubernetes-api/service-resources/service-v1/#ServiceSpec",
+        "A targetPort is a number from 1 to 65535 or a container port name (IANA_SVC_NAME); a quoted number is a name, which Kubernetes rejects.";
     TargetPortUnknown => "target-port-unknown", Error,
         "https://kubernetes.io/docs/concepts/services-networking/service/#defining-a-service",
         "A Service's named targetPort names a port of the containers its selector selects.";
@@ -889,11 +892,77 @@ fn app_protocol(ctx: &mut Ctx<'_>, object: &Object, sp: &ServicePort, ap: &Field
     }
 }
 
+/// Most workloads, and port names per workload, a `target-port-unknown`
+/// message lists (the rest are counted), so a message stays short however
+/// many ports the input has.
+const LISTED: usize = 8;
+
+/// `items` joined by `separator`, at most [`LISTED`] of them, then "and N
+/// more".
+fn listed(items: &[String], separator: &str) -> String {
+    let mut text = items
+        .iter()
+        .take(LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(separator);
+    if items.len() > LISTED {
+        text.push_str(&format!(" and {} more", items.len() - LISTED));
+    }
+    text
+}
+
 fn target_port(ctx: &mut Ctx<'_>, manifest: &Manifest, object: &Object, sp: &ServicePort) {
     let Some(tp) = &sp.target_port else { return };
-    let PortValue::Text(name) = &tp.value else {
-        return;
+    let path = format!("{}.targetPort", sp.path);
+    let name = match &tp.value {
+        PortValue::Number(n) => {
+            if tp.value.number().is_none() {
+                ctx.push(
+                    Rule::TargetPortName,
+                    object,
+                    path,
+                    tp.position,
+                    format!("targetPort {n} is not a port number from 1 to 65535"),
+                    Some("a port number from 1 to 65535, or a container port's name".into()),
+                );
+            }
+            return;
+        }
+        PortValue::Text(name) => name,
     };
+    if let Err(problem) = check_kubernetes_port_name(name) {
+        let (message, fix) = if name.parse::<u16>().is_ok_and(|n| n != 0) {
+            (
+                format!(
+                    "targetPort {name:?} is quoted, so Kubernetes reads it as a port name, and a name needs a letter: it rejects the Service"
+                ),
+                format!("targetPort: {name} (unquoted)"),
+            )
+        } else {
+            (
+                format!(
+                    "targetPort {name:?} is neither a port number nor a valid container port name: {}",
+                    problem_text(problem)
+                ),
+                match derive_port_name(name) {
+                    Some(valid) => format!(
+                        "name the container port {valid:?} and use targetPort: {valid}, or a port number"
+                    ),
+                    None => "a port number, or a container port's name".into(),
+                },
+            )
+        };
+        ctx.push(
+            Rule::TargetPortName,
+            object,
+            path,
+            tp.position,
+            message,
+            Some(fix),
+        );
+        return;
+    }
     let Some(selector) = object.selector.as_ref().filter(|s| !s.is_empty()) else {
         return;
     };
@@ -920,7 +989,7 @@ fn target_port(ctx: &mut Ctx<'_>, manifest: &Manifest, object: &Object, sp: &Ser
     if has {
         return;
     }
-    let listed: Vec<String> = selected
+    let workloads: Vec<String> = selected
         .iter()
         .map(|o| {
             let names: Vec<String> = o
@@ -932,31 +1001,21 @@ fn target_port(ctx: &mut Ctx<'_>, manifest: &Manifest, object: &Object, sp: &Ser
             if names.is_empty() {
                 format!("{} (no named ports)", o.display_name())
             } else {
-                format!("{} (ports: {})", o.display_name(), names.join(", "))
+                format!("{} (ports: {})", o.display_name(), listed(&names, ", "))
             }
         })
         .collect();
-    let numeric = name.parse::<u16>().is_ok();
-    let message = if numeric {
-        format!(
-            "targetPort {name:?} is quoted, so it is a port name, not a number; no container port of the selected workloads is named so: {}",
-            listed.join("; ")
-        )
-    } else {
-        format!(
-            "targetPort {name:?} names no container port of the workloads the selector selects: {}",
-            listed.join("; ")
-        )
-    };
-    let fix = if numeric {
-        format!("targetPort: {name} (unquoted)")
-    } else {
-        format!("name a container port {name:?}, or set targetPort to an existing name or a number")
-    };
+    let message = format!(
+        "targetPort {name:?} names no container port of the workloads the selector selects: {}",
+        listed(&workloads, "; ")
+    );
+    let fix = format!(
+        "name a container port {name:?}, or set targetPort to an existing name or a number"
+    );
     ctx.push(
         Rule::TargetPortUnknown,
         object,
-        format!("{}.targetPort", sp.path),
+        path,
         tp.position,
         message,
         Some(fix),
@@ -1366,6 +1425,52 @@ mod tests {
         let other = svc.replace("name: s\n", "name: s\n  namespace: other\n");
         assert_eq!(check(&format!("{pods}---\n{other}"), &[]), vec![]);
         assert_eq!(check(&svc, &[]), vec![]);
+    }
+
+    #[test]
+    fn target_ports_are_numbers_or_valid_names_whatever_the_input_holds() {
+        // No workload in the input: the syntax is still Kubernetes' to reject.
+        let f = check(&service("  - port: 80\n    targetPort: \"8080\"\n"), &[]);
+        assert_eq!(ids(&f), vec![("target-port-name", 8, 17)]);
+        assert!(f[0].message.contains("quoted"), "{}", f[0].message);
+        assert_eq!(f[0].fix.as_deref(), Some("targetPort: 8080 (unquoted)"));
+        let f = check(&service("  - port: 80\n    targetPort: 70000\n"), &[]);
+        assert_eq!(ids(&f), vec![("target-port-name", 8, 17)]);
+        assert!(f[0].message.contains("70000"), "{}", f[0].message);
+        let f = check(&service("  - port: 80\n    targetPort: web_port\n"), &[]);
+        assert_eq!(ids(&f), vec![("target-port-name", 8, 17)]);
+        assert!(
+            f[0].fix
+                .as_deref()
+                .is_some_and(|fix| fix.contains("web-port")),
+            "{:?}",
+            f[0].fix
+        );
+        // Fine: a number, a valid name (judged against pods only if present).
+        assert_eq!(
+            check(&service("  - port: 80\n    targetPort: 8080\n"), &[]),
+            vec![]
+        );
+        assert_eq!(
+            check(&service("  - port: 80\n    targetPort: web\n"), &[]),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn an_unknown_target_port_lists_a_bounded_number_of_names() {
+        let ports: String = (0..20)
+            .map(|i| format!("    - name: p{i}\n      containerPort: {}\n", 8000 + i))
+            .collect();
+        let svc = service("  - port: 80\n    targetPort: http\n");
+        let f = check(&format!("{}---\n{svc}", pod(&ports)), &[]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].message
+                .ends_with("Pod/p (ports: p0, p1, p2, p3, p4, p5, p6, p7 and 12 more)"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]
