@@ -3,7 +3,7 @@
 //! hints; with `--server`, through the server's LintPorts on its registry
 //! and hints), renders the findings and picks the exit code.
 
-use std::io::{self, Read as _, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -72,8 +72,7 @@ fn read_input(path: &Path) -> anyhow::Result<(String, String)> {
     }
     let name = path.display().to_string();
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {name}"))?;
-    let text =
-        yaml::read_bounded(file.take(u64::MAX)).with_context(|| format!("cannot read {name}"))?;
+    let text = yaml::read_bounded(file).with_context(|| format!("cannot read {name}"))?;
     Ok((name, text))
 }
 

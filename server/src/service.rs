@@ -12,7 +12,11 @@
 //!
 //! DescribePort reads the current snapshot and the current mesh hints
 //! ([`MeshHintsState`]) and answers with `portolan_registry::mesh::describe`,
-//! the function the CLI uses offline.
+//! the function the CLI uses offline. LintPorts runs `portolan lint`'s
+//! rules (`portolan_lint::rules::lint`) on the request's port specs, the
+//! live index and the current hints, on a blocking thread, at most
+//! [`MAX_CONCURRENT_LINTS`] at once and [`MAX_LINT_FINDINGS`] findings an
+//! answer.
 
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
