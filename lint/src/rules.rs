@@ -549,26 +549,45 @@ pub fn lint(
     out
 }
 
+/// The number of a `containerPort` or Service `port` field (`key`, in the
+/// entry at `path`); a `port-number` finding when it is written but is not
+/// a number from 1 to 65535.
+fn port_number(
+    ctx: &mut Ctx<'_>,
+    object: &Object,
+    path: &str,
+    key: &str,
+    field: &Option<Field<PortValue>>,
+) -> Option<u16> {
+    let p = field.as_ref()?;
+    let number = p.value.number();
+    if number.is_none() {
+        ctx.push(
+            Rule::PortNumber,
+            object,
+            format!("{path}.{key}"),
+            p.position,
+            format!(
+                "{key} {} is not a port number from 1 to 65535",
+                show(&p.value)
+            ),
+            Some("write the port as an unquoted integer".into()),
+        );
+    }
+    number
+}
+
 fn container_ports(ctx: &mut Ctx<'_>, manifest: &Manifest, object: &Object) {
     for container in &object.containers {
         for port in &container.ports {
             let protocol = transport(port.protocol.as_ref());
-            let number = port.container_port.as_ref().and_then(|p| p.value.number());
-            if let Some(p) = &port.container_port
-                && number.is_none()
-            {
-                ctx.push(
-                    Rule::PortNumber,
-                    object,
-                    format!("{}.containerPort", port.path),
-                    p.position,
-                    format!(
-                        "containerPort {} is not a port number from 1 to 65535",
-                        show(&p.value)
-                    ),
-                    Some("write the port as an unquoted integer".into()),
-                );
-            }
+            let number = port_number(
+                ctx,
+                object,
+                &port.path,
+                "containerPort",
+                &port.container_port,
+            );
             if let Some(name) = &port.name {
                 if let Err(problem) = check_kubernetes_port_name(&name.value) {
                     let fix = ctx.suggest_name(number, &protocol, Some(&name.value));
@@ -686,22 +705,7 @@ fn service_ports(ctx: &mut Ctx<'_>, manifest: &Manifest, object: &Object) {
     let several = object.service_ports.len() > 1;
     for sp in &object.service_ports {
         let protocol = transport(sp.protocol.as_ref());
-        let number = sp.port.as_ref().and_then(|p| p.value.number());
-        if let Some(p) = &sp.port
-            && number.is_none()
-        {
-            ctx.push(
-                Rule::PortNumber,
-                object,
-                format!("{}.port", sp.path),
-                p.position,
-                format!(
-                    "port {} is not a port number from 1 to 65535",
-                    show(&p.value)
-                ),
-                Some("write the port as an unquoted integer".into()),
-            );
-        }
+        let number = port_number(ctx, object, &sp.path, "port", &sp.port);
         match &sp.name {
             None if several => {
                 let fix = ctx.suggest_name(number, &protocol, None);

@@ -14,7 +14,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::reload::{self, MeshHintsSettings, ReloadSettings};
+use crate::reload::{self, ReloadSettings, WatchedFile};
 use crate::state::LoadedHints;
 
 /// How logs are written.
@@ -570,8 +570,8 @@ impl Config {
 
     /// How the `--mesh-hints` file is watched (none for the compiled-in
     /// hints).
-    pub fn mesh_hints_settings(&self) -> Option<MeshHintsSettings> {
-        self.args.mesh_hints.as_ref().map(|path| MeshHintsSettings {
+    pub fn mesh_hints_settings(&self) -> Option<WatchedFile> {
+        self.args.mesh_hints.as_ref().map(|path| WatchedFile {
             path: path.clone(),
             debounce: self.args.reload_debounce,
             max_delay: self.args.reload_max_delay,

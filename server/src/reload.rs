@@ -276,23 +276,11 @@ pub fn spawn(
     tokio::spawn(async move { watch_loop(&mut reloader, cancel).await })
 }
 
-/// How the `--mesh-hints` file is watched.
-#[derive(Debug, Clone)]
-pub struct MeshHintsSettings {
-    /// The hints file, as the user gave it.
-    pub path: PathBuf,
-    /// Quiet time after the last file event before reloading.
-    pub debounce: Duration,
-    /// Longest a burst of file events may defer a reload.
-    pub max_delay: Duration,
-    /// Interval of the content-hash poll.
-    pub poll_interval: Duration,
-}
-
-/// Starts the `--mesh-hints` reloader; it runs until `cancel`.
+/// Starts the `--mesh-hints` reloader for the file and timing in
+/// `settings`; it runs until `cancel`.
 pub fn spawn_mesh_hints(
     hints: Arc<MeshHintsState>,
-    settings: MeshHintsSettings,
+    settings: WatchedFile,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
@@ -752,7 +740,7 @@ impl Reload for Reloader {
 /// Keeps the `--mesh-hints` file served.
 struct HintsReloader {
     hints: Arc<MeshHintsState>,
-    settings: MeshHintsSettings,
+    settings: WatchedFile,
     metrics: Arc<Metrics>,
     /// Hash of the content that failed last (reported once, not per poll).
     last_failed_hash: Option<String>,
@@ -786,12 +774,7 @@ impl HintsReloader {
 
 impl Reload for HintsReloader {
     fn watched(&self) -> WatchedFile {
-        WatchedFile {
-            path: self.settings.path.clone(),
-            debounce: self.settings.debounce,
-            max_delay: self.settings.max_delay,
-            poll_interval: self.settings.poll_interval,
-        }
+        self.settings.clone()
     }
 
     async fn reload(&mut self, trigger: &'static str) {
